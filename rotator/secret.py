@@ -1,0 +1,201 @@
+"""The Apple client secret: load the .p8 key, mint a secret, read a live one.
+
+This is the border with PyJWT and cryptography: their exceptions are turned
+into :class:`~rotator.errors.AppleKeyError` here, with a message that names the
+setting and the fix and never carries key material.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rotator.errors import AppleKeyError
+
+APPLE_AUDIENCE = "https://appleid.apple.com"
+#: Apple refuses a secret whose exp is further than this from its clock's now.
+APPLE_MAX_LIFETIME = 15_777_000
+ALGORITHM = "ES256"
+
+_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+_FIX = "use the .p8 key exactly as downloaded from the Apple developer portal"
+
+
+@dataclass(frozen=True)
+class AppleKey:
+    """A loaded P-256 private key and where it came from (for messages)."""
+
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    source: str
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.private_key.public_key()
+
+
+def read_key_file(path: Path, setting: str) -> bytes:
+    """Read a key file, turning every way it can fail into one clear line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AppleKeyError(f"{setting}: {path} does not exist; {_FIX}") from None
+    except IsADirectoryError:
+        raise AppleKeyError(f"{setting}: {path} is a directory, not a key file; {_FIX}") from None
+    except PermissionError:
+        raise AppleKeyError(
+            f"{setting}: {path} cannot be read (permission denied); "
+            "make it readable by the user rotator runs as"
+        ) from None
+    except OSError as exc:
+        raise AppleKeyError(f"{setting}: {path} cannot be read ({exc.strerror}); {_FIX}") from None
+    return data
+
+
+def key_file_warning(path: Path) -> str | None:
+    """A warning when the key file is readable by group or others, else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"{path} is readable by group or others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
+    return None
+
+
+def load_key(pem: bytes, source: str) -> AppleKey:
+    """Parse PEM text as the P-256 EC private key Apple issues.
+
+    ``source`` names the setting or file for messages, e.g.
+    ``"apple.private_key_file (/run/secrets/AuthKey.p8)"``.
+    """
+    if not pem.strip():
+        raise AppleKeyError(f"{source} is empty; {_FIX}")
+    labels = [m.group(1).decode() for m in _PEM_LABEL.finditer(pem)]
+    if not labels:
+        raise AppleKeyError(
+            f"{source} is not a PEM key (no '-----BEGIN PRIVATE KEY-----' line); {_FIX}"
+        )
+    if "ENCRYPTED PRIVATE KEY" in labels or b"Proc-Type: 4,ENCRYPTED" in pem:
+        raise AppleKeyError(
+            f"{source} is an encrypted PEM key; Apple's .p8 keys are not encrypted: "
+            "decrypt it with 'openssl pkcs8 -topk8 -nocrypt' or use the original .p8"
+        )
+    if not any(label.endswith("PRIVATE KEY") for label in labels):
+        kind = "a certificate" if "CERTIFICATE" in labels else "a public key"
+        raise AppleKeyError(f"{source} holds {kind}, not a private key; {_FIX}")
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise AppleKeyError(f"{source} is an encrypted PEM key; {_FIX}") from None
+    except (ValueError, TypeError, Exception):  # noqa: BLE001 - cryptography raises several kinds
+        raise AppleKeyError(f"{source} is not a readable PEM private key; {_FIX}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_") or "other"
+        raise AppleKeyError(
+            f"{source} holds an {kind.upper()} key; Sign in with Apple needs the "
+            f"P-256 EC key (.p8); {_FIX}"
+        )
+    if not isinstance(key.curve, ec.SECP256R1):
+        raise AppleKeyError(
+            f"{source} holds an EC key on {key.curve.name}; Apple's keys are P-256 "
+            f"(secp256r1); {_FIX}"
+        )
+    return AppleKey(private_key=key, source=source)
+
+
+def mint(
+    key: AppleKey, *, team_id: str, key_id: str, services_id: str, lifetime: int, now: int
+) -> str:
+    """Sign a fresh client secret issued at ``now`` and valid for ``lifetime`` seconds."""
+    claims = {
+        "iss": team_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "aud": APPLE_AUDIENCE,
+        "sub": services_id,
+    }
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key_id})
+
+
+def fingerprint(secret: str) -> str:
+    """First 12 hex characters of the SHA-256 of the secret: safe to log."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class LiveSecret:
+    """What could be read from a secret found in a connection, without trusting it."""
+
+    alg: str | None
+    kid: str | None
+    iss: str | None
+    sub: str | None
+    aud: Any
+    iat: int | None
+    exp: int | None
+    signature_ok: bool
+    fingerprint: str
+
+
+class NotAJwt(Exception):
+    """The value is not a decodable JWT (internal to the due rule)."""
+
+
+def inspect(secret: str, public_key: ec.EllipticCurvePublicKey) -> LiveSecret:
+    """Decode ``secret`` without trusting it and check its signature separately."""
+    try:
+        header = jwt.get_unverified_header(secret)
+        claims = jwt.decode(secret, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise NotAJwt(type(exc).__name__) from None
+    try:
+        jwt.decode(
+            secret,
+            public_key,
+            algorithms=[ALGORITHM],
+            options={"verify_signature": True, "verify_exp": False, "verify_iat": False,
+                     "verify_nbf": False, "verify_aud": False, "verify_iss": False},
+        )
+        signature_ok = True
+    except jwt.PyJWTError:
+        signature_ok = False
+
+    def _int(value: object) -> int | None:
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def _str(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return LiveSecret(
+        alg=_str(header.get("alg")),
+        kid=_str(header.get("kid")),
+        iss=_str(claims.get("iss")),
+        sub=_str(claims.get("sub")),
+        aud=claims.get("aud"),
+        iat=_int(claims.get("iat")),
+        exp=_int(claims.get("exp")),
+        signature_ok=signature_ok,
+        fingerprint=fingerprint(secret),
+    )
+
+
+def generate_throwaway_key(path: Path) -> None:
+    """Write a fresh P-256 key in Apple's .p8 format (PKCS#8 PEM), mode 600."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
