@@ -160,18 +160,25 @@ def _service_settings(args: argparse.Namespace) -> Any:
     return settings
 
 
-def cmd_run_once(args: argparse.Namespace) -> int:
-    from rotator import rotation
+def _run(args: argparse.Namespace, *, force: bool) -> int:
+    from rotator import hooks, rotation
 
     settings = _service_settings(args)
-    return rotation.run(settings, dry_run=args.dry_run).exit_code
+    hooks.validate(settings.post_rotate)
+    hook = (
+        hooks.Hook(settings.post_rotate, settings.hook_timeout)
+        if settings.post_rotate and not args.dry_run else None
+    )
+    report = rotation.run(settings, force=force, dry_run=args.dry_run, on_rotated=hook)
+    return report.exit_code
+
+
+def cmd_run_once(args: argparse.Namespace) -> int:
+    return _run(args, force=False)
 
 
 def cmd_run_now(args: argparse.Namespace) -> int:
-    from rotator import rotation
-
-    settings = _service_settings(args)
-    return rotation.run(settings, force=True, dry_run=args.dry_run).exit_code
+    return _run(args, force=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ class Outcome:
     exp: int | None = None
     due_at: int | None = None
     fingerprint: str | None = None
+    abandoned: bool = False  # stopped before its write; the old secret stays
     step: str | None = None
     error: str | None = None
 
@@ -72,7 +73,7 @@ class Report:
         return 1 if self.failed else 0
 
 
-Rotated = Callable[[ConnectionSettings, str, int], None]
+Rotated = Callable[[ConnectionSettings, str, int], object]
 
 
 def expected(conn: ConnectionSettings) -> due.Expected:
@@ -122,8 +123,13 @@ def rotate_one(
     force: bool = False,
     dry_run: bool = False,
     on_rotated: Rotated | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Check one connection and rotate it when due (or when ``force``)."""
+    """Check one connection and rotate it when due (or when ``force``).
+
+    ``stop`` is asked just before the write: when it says so, the rotation is
+    abandoned with the old secret in place, never half-done.
+    """
     log = logs.get(connection=conn.connection, tenant=side.name)
     outcome = Outcome(connection=conn.connection, tenant=side.name)
     step = "read"
@@ -134,7 +140,7 @@ def rotate_one(
         info = verdict.live
         outcome.checked, outcome.due, outcome.reason = True, verdict.due, verdict.reason
         outcome.due_at = verdict.due_at
-        if info is not None and info.signature_ok:
+        if info is not None:
             outcome.iat, outcome.exp, outcome.fingerprint = info.iat, info.exp, info.fingerprint
         log.info(
             "rotation.checked",
@@ -175,6 +181,10 @@ def rotate_one(
             )
             return outcome
 
+        if stop is not None and stop():
+            outcome.abandoned = True
+            log.warning("rotation.abandoned", reason="shutting down before the write")
+            return outcome
         step = "write"
         stored = side.write(found.id, options, found.display_name)
         step = "verify"
@@ -200,7 +210,6 @@ def rotate_one(
             on_rotated(conn, new, exp)
         return outcome
     except RotatorError as exc:
-        step = getattr(exc, "step", step) if step == "read" else step
         outcome.step, outcome.error = step, str(exc)
         log.error("rotation.failed", step=step, error=str(exc))
         return outcome
@@ -286,6 +295,7 @@ def run(
                     force=force,
                     dry_run=dry_run,
                     on_rotated=on_rotated,
+                    stop=stop,
                 )
             except Exception as exc:  # noqa: BLE001 - one connection must not stop the rest
                 outcome = Outcome(

@@ -115,5 +115,8 @@ def to_table(rows: list[Row]) -> str:
         ))
         notes.append(f"{row.connection}: {row.why}")
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    return "\n".join(out + [""] + notes)
+    out = [
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
+    return "\n".join([*out, "", *notes])

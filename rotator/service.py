@@ -1,0 +1,147 @@
+"""``rotator start``: check on a schedule, serve health and metrics, stop cleanly.
+
+One APScheduler job checks every connection every ``check_every`` (and once at
+start-up). Runs never overlap (``max_instances=1``, ``coalesce``); a little
+jitter keeps a fleet from reaching Auth0 in the same second. On SIGTERM or
+SIGINT the job is told to stop: a rotation already past its write finishes, one
+that has not written yet is abandoned before the write, and the process exits
+0 within :data:`STOP_WITHIN` seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rotator import hooks, logs, rotation
+from rotator.config import Settings
+from rotator.endpoints import Metrics, Server
+
+STOP_WITHIN = 8.0  # seconds to wait for a check in flight at shutdown
+MAX_JITTER = 30.0
+
+
+def jitter_for(check_every: int) -> float:
+    """A tenth of the interval, at most 30 s."""
+    return min(check_every / 10, MAX_JITTER)
+
+
+class Service:
+    """The long-running rotator: scheduler, endpoints, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        factory: Callable[[Any], rotation.Auth0Side] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        hooks.validate(settings.post_rotate)
+        self.settings = settings
+        self.factory = factory
+        self.clock = clock
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.ready_state: dict[tuple[str, str], bool] = {}
+        self.hook = (
+            hooks.Hook(settings.post_rotate, settings.hook_timeout)
+            if settings.post_rotate else None
+        )
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.server = Server(settings.listen, healthy=self.healthy, ready=self.ready,
+                             metrics=self.metrics)
+        self.log = logs.get()
+
+    def healthy(self) -> bool:
+        return bool(self.scheduler.running) and not self.stopping.is_set()
+
+    def ready(self) -> bool:
+        expected = len(self.settings.connections)
+        return len(self.ready_state) == expected and all(self.ready_state.values())
+
+    def check(self) -> rotation.Report:
+        """One pass over every connection; the scheduled job."""
+        self.idle.clear()
+        try:
+            report = rotation.run(
+                self.settings,
+                now=self.clock,
+                factory=self.factory,
+                on_rotated=self.hook,
+                stop=self.stopping.is_set,
+            )
+            for outcome in report.outcomes:
+                self.metrics.record(outcome, self.clock())
+                if not outcome.abandoned:
+                    self.ready_state[(outcome.tenant, outcome.connection)] = outcome.ok
+            return report
+        finally:
+            self.idle.set()
+
+    def _job(self) -> None:
+        try:
+            self.check()
+        except Exception as exc:  # noqa: BLE001 - the scheduler must keep running
+            self.log.error("check.crashed", error=f"unexpected error: {type(exc).__name__}")
+
+    def start(self) -> None:
+        every = self.settings.schedule.check_every
+        self.scheduler.add_job(
+            self._job,
+            IntervalTrigger(seconds=every, jitter=jitter_for(every)),
+            id="check",
+            next_run_time=None,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        self.server.start()
+        self.scheduler.start()
+        # Once at start-up, then on the interval.
+        self.scheduler.modify_job("check", next_run_time=_utcnow())
+        self.log.info(
+            "scheduler.started",
+            connections=len(self.settings.connections),
+            check_every=every,
+            listen=self.server.address,
+        )
+
+    def stop(self, reason: str = "requested") -> None:
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        finished = self.idle.wait(STOP_WITHIN)
+        self.server.stop()
+        self.log.info("scheduler.stopped", reason=reason, check_in_flight_finished=finished)
+
+
+def _utcnow() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean stop."""
+    service = Service(settings)
+    wake = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _: object) -> None:
+        received.append(signal.Signals(signum).name)
+        wake.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.start()
+    while not wake.wait(3600):
+        pass
+    service.stop(received[0] if received else "requested")
+    return 0

@@ -1,0 +1,102 @@
+"""Shared fixtures: a clean environment, real keys, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rotator.secret import generate_throwaway_key
+
+TEAM_ID = "ABCDE12345"
+KEY_ID = "ABC123DEFG"
+SERVICES_ID = "com.example.webapp"
+_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stray AUTH0_/APPLE_/ROTATOR_ variable or CA override leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES) or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def reset_structlog() -> Iterator[None]:
+    """Each test starts and ends with structlog's default configuration."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def key_path(tmp_path: Path) -> Path:
+    """A real P-256 key in Apple's .p8 format, mode 600."""
+    path = tmp_path / f"AuthKey_{KEY_ID}.p8"
+    generate_throwaway_key(path)
+    return path
+
+
+@pytest.fixture
+def public_key(key_path: Path) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key.public_key()
+
+
+@pytest.fixture
+def apple_env(key_path: Path) -> dict[str, str]:
+    """Environment for one connection's Apple side (enough for `rotator mint`)."""
+    return {
+        "APPLE_TEAM_ID": TEAM_ID,
+        "APPLE_KEY_ID": KEY_ID,
+        "APPLE_PRIVATE_KEY_FILE": str(key_path),
+        "APPLE_CLIENT_ID": SERVICES_ID,
+    }
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished `rotator` process."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_rotator(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+) -> Run:
+    """Run the real CLI entry point as a process, with only ``env`` added to a clean base."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    base.pop("SSL_CERT_FILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rotator", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def rotator() -> object:
+    """The `run_rotator` helper, as a fixture."""
+    return run_rotator
