@@ -100,3 +100,20 @@ def run_rotator(
 def rotator() -> object:
     """The `run_rotator` helper, as a fixture."""
     return run_rotator
+
+
+@pytest.fixture
+def emu() -> Iterator[object]:
+    """A fresh Auth0 emulator on loopback over TLS, stopped after the test."""
+    from rotator.emulator import Emulator
+
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def tenant(emu: object, tmp_path: Path, key_path: Path) -> object:
+    """An emulated tenant with a fully-scoped M2M client, and files to reach it."""
+    from auth0_env import Tenant
+
+    return Tenant(emu, tmp_path, key_path)  # type: ignore[arg-type]

@@ -1,0 +1,39 @@
+# Each target makes its own virtualenv in .venv from python3 (3.11 or newer).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench bench-rotation bench-service clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rotator needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run
+
+## demo: install rotator and run the whole flow against the local Auth0 emulator
+demo: $(VENV)/.run
+	$(BIN)/rotator demo
+
+## test: install rotator with its test tools and run the test suite
+test: $(VENV)/.test
+	$(BIN)/python -m pytest
+
+## lint: ruff and mypy (strict)
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/mypy rotator
+
+## bench: start-up of `rotator mint` against a Node jsonwebtoken script, and `--help`
+bench: $(VENV)/.test
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,130 @@
+"""Helpers to stand up an emulated tenant and a config file pointing at it."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from rotator import secret
+from rotator.emulator import Emulator
+
+TEAM_ID = "ABCDE12345"
+KEY_ID = "ABC123DEFG"
+SERVICES_ID = "com.example.webapp"
+SCOPES = (
+    "read:connections",
+    "update:connections",
+    "read:connections_options",
+    "update:connections_options",
+)
+
+
+def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:
+    """Options of a custom social connection for Apple, with keys rotator never heard of."""
+    options: dict[str, Any] = {
+        "client_id": services_id,
+        "authorizationURL": "https://appleid.apple.com/auth/authorize",
+        "tokenURL": "https://appleid.apple.com/auth/token",
+        "scope": "name email",
+        "scripts": {"fetchUserProfile": "function(a, ctx, cb) { cb(null, {user_id: 'x'}); }"},
+        "customHeaders": {"X-Requested-By": "auth0", "X-Empty": ""},
+        "upstream_params": {"response_mode": {"value": "form_post"}},
+        "set_user_root_attributes": "on_each_login",
+        "non_persistent_attrs": ["ethnicity", "gender"],
+        "x_custom": {"nested": {"deeper": [1, 2.5, None, True, {"k": "v"}]}, "empty": {}},
+        "unicode_label": "Connexion Apple — ßø",
+        "null_option": None,
+    }
+    if client_secret is not None:
+        options["client_secret"] = client_secret
+    return options
+
+
+class Tenant:
+    """An emulator with one M2M client, and the files rotator needs to reach it."""
+
+    def __init__(self, emu: Emulator, tmp: Path, key_path: Path, *, scopes: tuple[str, ...] = SCOPES,
+                 name: str = "tenant") -> None:
+        self.emu = emu
+        self.tmp = tmp
+        self.key_path = key_path
+        self.key = secret.load_key(key_path.read_bytes(), str(key_path))
+        self.client_id = f"m2m{secrets.token_hex(8)}"
+        self.client_secret = f"m2m-secret-{secrets.token_urlsafe(24)}"
+        self.secret_file = tmp / f"{name}_client_secret"
+        self.secret_file.write_text(self.client_secret)
+        emu.add_client(self.client_id, self.client_secret, scopes=scopes)
+
+    def mint(self, *, age: int = 0, lifetime: int = 180 * 86400, **claims: str) -> str:
+        """A secret made by the configured key, issued ``age`` seconds ago."""
+        return secret.mint(
+            self.key,
+            team_id=claims.get("team_id", TEAM_ID),
+            key_id=claims.get("key_id", KEY_ID),
+            services_id=claims.get("services_id", SERVICES_ID),
+            lifetime=lifetime,
+            now=int(time.time()) - age,
+        )
+
+    def add(self, name: str = "apple", *, client_secret: str | None = "fresh",
+            services_id: str = SERVICES_ID, **extra: Any) -> dict[str, Any]:
+        """Add a realistic oauth2 connection; ``"fresh"`` puts a not-due secret in it."""
+        live = self.mint(services_id=services_id) if client_secret == "fresh" else client_secret
+        conn = {
+            "name": name,
+            "display_name": f"Sign in with Apple ({name})",
+            "strategy": "oauth2",
+            "options": realistic_options(live, services_id),
+            **extra,
+        }
+        return self.emu.add_connection(conn)
+
+    def auth0_toml(self) -> str:
+        return (
+            "[auth0]\n"
+            f'domain = "{self.emu.domain}"\n'
+            f'client_id = "{self.client_id}"\n'
+            f'client_secret_file = "{self.secret_file}"\n'
+            f'ca_bundle = "{self.emu.ca_pem_path}"\n'
+        )
+
+    def apple_toml(self) -> str:
+        return (
+            "[apple]\n"
+            f'team_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{self.key_path}"\n'
+        )
+
+    def write_config(self, connections: list[tuple[str, str]] | None = None,
+                     extra: str = "") -> Path:
+        """A config file for this tenant and ``(connection, services_id)`` pairs."""
+        conns = connections or [("apple", SERVICES_ID)]
+        body = self.auth0_toml() + "\n" + self.apple_toml() + "\n" + extra + "\n"
+        for name, services_id in conns:
+            body += f'[[connections]]\nconnection = "{name}"\nclient_id = "{services_id}"\n\n'
+        path = self.tmp / "rotator.toml"
+        path.write_text(body)
+        return path
+
+    def other_options(self, conn: dict[str, Any]) -> dict[str, Any]:
+        """The connection's options as added, without the secret."""
+        options = copy.deepcopy(conn["options"])
+        options.pop("client_secret", None)
+        return options
+
+    def stored(self, ref: str) -> dict[str, Any]:
+        return self.emu.connection(ref)
+
+    def patches(self) -> list[Any]:
+        return [r for r in self.emu.journal if r.method == "PATCH"]
+
+    def access_tokens(self) -> set[str]:
+        """Every bearer token rotator presented to the emulator."""
+        found = set()
+        for request in self.emu.journal:
+            auth = request.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                found.add(auth.split(" ", 1)[1])
+        return found
