@@ -112,6 +112,7 @@ class _Pacer:
 
     def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
         self._sleep = sleep
+        self._limit = 1
         self._remaining: int | None = None
         self._reset = 0.0
         self._lock = threading.Lock()
@@ -121,7 +122,13 @@ class _Pacer:
         if not request.url.path.startswith("/api/v2/"):
             return
         with self._lock:
-            wait = self._reset - time.time() if self._remaining == 0 else 0.0
+            wait = 0.0
+            if self._remaining == 0:
+                # The bucket refills to ``limit`` by ``reset``; one request needs
+                # at most 1/limit of that. Waiting no longer keeps the bucket from
+                # ever sitting full (which would waste its refill) and sends no
+                # request that would only earn a 429.
+                wait = (self._reset - time.time()) / max(self._limit, 1)
             self._remaining = None
         if wait > 0:
             wait = min(wait, MAX_PACE)
@@ -129,16 +136,15 @@ class _Pacer:
             self._sleep(wait)
 
     def after(self, response: httpx.Response) -> None:
-        remaining = response.headers.get("x-ratelimit-remaining")
-        reset = response.headers.get("x-ratelimit-reset")
-        if remaining is None or reset is None:
-            return
+        headers = response.headers
         try:
-            with self._lock:
-                self._remaining = int(remaining)
-                self._reset = float(reset)
-        except ValueError:
+            limit = int(headers["x-ratelimit-limit"])
+            remaining = int(headers["x-ratelimit-remaining"])
+            reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
             return
+        with self._lock:
+            self._limit, self._remaining, self._reset = limit, remaining, reset
 
 
 class Tenant:

@@ -46,8 +46,10 @@ def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID)
 class Tenant:
     """An emulator with one M2M client, and the files rotator needs to reach it."""
 
-    def __init__(self, emu: Emulator, tmp: Path, key_path: Path, *, scopes: tuple[str, ...] = SCOPES,
-                 name: str = "tenant") -> None:
+    def __init__(
+        self, emu: Emulator, tmp: Path, key_path: Path, *, scopes: tuple[str, ...] = SCOPES,
+        name: str = "tenant",
+    ) -> None:
         self.emu = emu
         self.tmp = tmp
         self.key_path = key_path
