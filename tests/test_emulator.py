@@ -1,0 +1,724 @@
+"""Tests for rotator.emulator: the Auth0 emulator, driven over real HTTPS."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from rotator.emulator import Emulator, Fault
+
+SECRET = "full-secret-value"
+NO_OPTIONS_SCOPES = ("read:connections", "update:connections")
+OPTIONS = {
+    "client_id": "com.example.webapp",
+    "client_secret": "old-secret",
+    "scope": "openid name email",
+}
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    """An emulator with clients of three scope sets and one oauth2 connection."""
+    with Emulator() as emulator:
+        emulator.add_client("full", SECRET)
+        emulator.add_client("noopts", "noopts-secret", scopes=NO_OPTIONS_SCOPES)
+        emulator.add_client("readonly", "readonly-secret", scopes=("read:connections_options",))
+        emulator.add_connection(
+            {"name": "apple", "display_name": "Apple", "options": dict(OPTIONS)}
+        )
+        yield emulator
+
+
+@pytest.fixture
+def http(emu: Emulator) -> Iterator[httpx.Client]:
+    """An httpx client that trusts only the emulator's CA."""
+    context = ssl.create_default_context(cafile=emu.ca_pem_path)
+    with httpx.Client(base_url=emu.base_url, verify=context, timeout=10) as client:
+        yield client
+
+
+def token_request(emu: Emulator, client_id: str = "full", secret: str = SECRET) -> dict[str, str]:
+    """Form fields of a client-credentials token request."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "audience": emu.audience,
+    }
+
+
+def get_token(
+    http: httpx.Client, emu: Emulator, client_id: str = "full", secret: str = SECRET
+) -> str:
+    """A fresh access token for the client."""
+    response = http.post("/oauth/token", data=token_request(emu, client_id, secret))
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header for the token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def conn_id(emu: Emulator, name: str = "apple") -> str:
+    """The stored id of a connection."""
+    return str(emu.connection(name)["id"])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll the condition until it holds, failing after the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an Auth0-shaped error with this status and errorCode."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"statusCode", "error", "message", "errorCode"}
+    assert body["statusCode"] == status
+    assert body["errorCode"] == code
+    return body
+
+
+# -- tokens -----------------------------------------------------------------------
+
+
+def test_token_success(http: httpx.Client, emu: Emulator) -> None:
+    """The right secret and audience get an opaque bearer token with the scopes."""
+    response = http.post("/oauth/token", data=token_request(emu))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "scope", "expires_in", "token_type"}
+    assert len(body["access_token"]) >= 32
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 86400
+    assert body["scope"].split() == [
+        "read:connections",
+        "update:connections",
+        "read:connections_options",
+        "update:connections_options",
+    ]
+
+
+def test_token_accepts_json_body(http: httpx.Client, emu: Emulator) -> None:
+    """The token endpoint takes a JSON body as well as a form."""
+    response = http.post("/oauth/token", json=token_request(emu))
+    assert response.status_code == 200
+    assert response.json()["scope"].split()[0] == "read:connections"
+
+
+@pytest.mark.parametrize(("client_id", "secret"), [("full", "wrong"), ("nobody", SECRET)])
+def test_token_bad_credentials(
+    http: httpx.Client, emu: Emulator, client_id: str, secret: str
+) -> None:
+    """An unknown client or a wrong secret gets 401 access_denied."""
+    response = http.post("/oauth/token", data=token_request(emu, client_id, secret))
+    assert response.status_code == 401
+    assert response.json() == {"error": "access_denied", "error_description": "Unauthorized"}
+
+
+def test_token_wrong_audience(http: httpx.Client, emu: Emulator) -> None:
+    """A token request for another audience gets 403 naming that audience."""
+    fields = token_request(emu) | {"audience": "https://other.example/api/v2/"}
+    response = http.post("/oauth/token", data=fields)
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "access_denied",
+        "error_description": "Service not enabled within domain: https://other.example/api/v2/",
+    }
+
+
+def test_token_bad_grant_type(http: httpx.Client, emu: Emulator) -> None:
+    """A grant type other than client_credentials gets 400 unsupported_grant_type."""
+    response = http.post("/oauth/token", data=token_request(emu) | {"grant_type": "password"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_missing_and_unknown_token(http: httpx.Client) -> None:
+    """The Management API answers 401 without a token and with an unknown one."""
+    missing = assert_auth0_error(http.get("/api/v2/connections"), 401, "invalid_token")
+    assert missing["message"] == "Missing authentication"
+    unknown = http.get("/api/v2/connections", headers=bearer("not-a-token"))
+    assert assert_auth0_error(unknown, 401, "invalid_token")["message"] == "Invalid token"
+
+
+def test_token_lifetime_elapsed(http: httpx.Client, emu: Emulator) -> None:
+    """A token past its lifetime answers 401 Expired token."""
+    emu.add_client("short", "short-secret", token_lifetime=0)
+    token = get_token(http, emu, "short", "short-secret")
+    response = http.get("/api/v2/connections", headers=bearer(token))
+    body = assert_auth0_error(response, 401, "invalid_token")
+    assert body["message"] == "Expired token received for JSON Web Token validation"
+
+
+def test_expire_tokens(http: httpx.Client, emu: Emulator) -> None:
+    """expire_tokens() expires every token issued so far, but not later ones."""
+    old = get_token(http, emu)
+    emu.expire_tokens()
+    response = http.get("/api/v2/connections", headers=bearer(old))
+    assert assert_auth0_error(response, 401, "invalid_token")["message"].startswith("Expired token")
+    assert http.get("/api/v2/connections", headers=bearer(get_token(http, emu))).status_code == 200
+
+
+# -- reading connections --------------------------------------------------------------
+
+
+def test_list_plain_array_with_filters(http: httpx.Client, emu: Emulator) -> None:
+    """Without pagination parameters the list is a plain array filtered by name and strategy."""
+    emu.add_connection({"name": "google", "strategy": "google-oauth2"})
+    emu.add_connection({"name": "native-apple", "strategy": "apple"})
+    headers = bearer(get_token(http, emu))
+    everything = http.get("/api/v2/connections", headers=headers).json()
+    assert [c["name"] for c in everything] == ["apple", "google", "native-apple"]
+    by_name = http.get("/api/v2/connections", headers=headers, params={"name": "apple"}).json()
+    assert [c["name"] for c in by_name] == ["apple"]
+    assert set(by_name[0]) >= {
+        "id",
+        "name",
+        "display_name",
+        "strategy",
+        "options",
+        "enabled_clients",
+        "realms",
+        "is_domain_connection",
+    }
+    repeated = http.get(
+        "/api/v2/connections",
+        headers=headers,
+        params=[("strategy", "oauth2"), ("strategy", "apple")],
+    ).json()
+    assert [c["name"] for c in repeated] == ["apple", "native-apple"]
+    comma = http.get(
+        "/api/v2/connections", headers=headers, params={"strategy": "apple,google-oauth2"}
+    )
+    assert [c["name"] for c in comma.json()] == ["google", "native-apple"]
+
+
+def test_list_include_totals(http: httpx.Client, emu: Emulator) -> None:
+    """page/per_page with include_totals=true wraps the page in total, start and limit."""
+    emu.add_connection({"name": "second"})
+    params = {"page": "1", "per_page": "1", "include_totals": "true"}
+    body = http.get(
+        "/api/v2/connections", headers=bearer(get_token(http, emu)), params=params
+    ).json()
+    assert body["total"] == 2
+    assert body["start"] == 1
+    assert body["limit"] == 1
+    assert [c["name"] for c in body["connections"]] == ["second"]
+
+
+def test_list_checkpoint_pagination(http: httpx.Client, emu: Emulator) -> None:
+    """from/take pagination returns pages with an opaque next cursor, left out on the last page."""
+    for name in ("b", "c"):
+        emu.add_connection({"name": name})
+    headers = bearer(get_token(http, emu))
+    names: list[str] = []
+    params: dict[str, str] = {"take": "2", "include_totals": "true"}
+    pages = 0
+    while True:
+        body = http.get("/api/v2/connections", headers=headers, params=params).json()
+        pages += 1
+        assert set(body) <= {"connections", "next"}
+        names += [c["name"] for c in body["connections"]]
+        if "next" not in body:
+            break
+        params = {"take": "2", "from": body["next"]}
+    assert names == ["apple", "b", "c"]
+    assert pages == 2
+    only_names = {"take": "1", "fields": "name"}
+    first = http.get("/api/v2/connections", headers=headers, params=only_names).json()
+    assert first["connections"] == [{"name": "apple"}]
+    assert "next" in first
+    too_many = http.get("/api/v2/connections", headers=headers, params={"take": "101"})
+    assert_auth0_error(too_many, 400, "invalid_query_string")
+
+
+def test_fields_include_and_exclude(http: httpx.Client, emu: Emulator) -> None:
+    """fields keeps only the listed fields, or drops them with include_fields=false."""
+    headers = bearer(get_token(http, emu))
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    kept = http.get(path, headers=headers, params={"fields": "id,name"}).json()
+    assert set(kept) == {"id", "name"}
+    dropped = http.get(
+        path, headers=headers, params={"fields": "options", "include_fields": "false"}
+    ).json()
+    assert "options" not in dropped
+    assert dropped["name"] == "apple"
+
+
+def test_get_by_id(http: httpx.Client, emu: Emulator) -> None:
+    """GET by id returns the stored connection with its options."""
+    body = http.get(
+        f"/api/v2/connections/{conn_id(emu)}", headers=bearer(get_token(http, emu))
+    ).json()
+    assert body["options"] == OPTIONS
+    assert body["display_name"] == "Apple"
+    assert body["strategy"] == "oauth2"
+
+
+def test_get_unknown_connection(http: httpx.Client, emu: Emulator) -> None:
+    """An unknown connection id answers Auth0's 404 inexistent_connection."""
+    response = http.get(
+        "/api/v2/connections/con_0000000000000000", headers=bearer(get_token(http, emu))
+    )
+    assert assert_auth0_error(response, 404, "inexistent_connection") == {
+        "statusCode": 404,
+        "error": "Not Found",
+        "message": "The connection does not exist.",
+        "errorCode": "inexistent_connection",
+    }
+
+
+def test_get_by_name_is_not_an_id(http: httpx.Client, emu: Emulator) -> None:
+    """A connection name in the id position is refused with 400 invalid_uri, as Auth0 does."""
+    response = http.get("/api/v2/connections/apple", headers=bearer(get_token(http, emu)))
+    assert_auth0_error(response, 400, "invalid_uri")
+
+
+def test_unknown_route(http: httpx.Client, emu: Emulator) -> None:
+    """Unknown routes answer an Auth0-shaped 404 as JSON."""
+    headers = bearer(get_token(http, emu))
+    assert_auth0_error(http.get("/api/v2/users", headers=headers), 404, "not_found")
+    assert_auth0_error(http.get("/nowhere"), 404, "not_found")
+    assert_auth0_error(
+        http.delete(f"/api/v2/connections/{conn_id(emu)}", headers=headers), 404, "not_found"
+    )
+
+
+def test_read_scope_required(http: httpx.Client, emu: Emulator) -> None:
+    """Reading connections without read:connections is 403 insufficient_scope."""
+    token = get_token(http, emu, "readonly", "readonly-secret")
+    response = http.get("/api/v2/connections", headers=bearer(token))
+    body = assert_auth0_error(response, 403, "insufficient_scope")
+    assert body["message"] == "Insufficient scope, expected any of: read:connections"
+
+
+def test_options_hidden_without_read_options_scope(http: httpx.Client, emu: Emulator) -> None:
+    """Without read:connections_options, list, get and PATCH answers leave options out."""
+    headers = bearer(get_token(http, emu, "noopts", "noopts-secret"))
+    listed = http.get("/api/v2/connections", headers=headers).json()
+    assert "options" not in listed[0]
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    assert "options" not in http.get(path, headers=headers).json()
+    patched = http.patch(path, headers=headers, json={"display_name": "Apple"})
+    assert patched.status_code == 200
+    assert "options" not in patched.json()
+    assert emu.connection("apple")["options"] == OPTIONS
+
+
+# -- writing connections ---------------------------------------------------------------
+
+
+def test_patch_options_needs_update_options_scope(http: httpx.Client, emu: Emulator) -> None:
+    """A PATCH carrying options without update:connections_options is 403 and changes nothing."""
+    headers = bearer(get_token(http, emu, "noopts", "noopts-secret"))
+    response = http.patch(
+        f"/api/v2/connections/{conn_id(emu)}",
+        headers=headers,
+        json={"options": {"client_secret": "new"}, "display_name": "Apple"},
+    )
+    body = assert_auth0_error(response, 403, "insufficient_scope")
+    assert "update:connections_options" in body["message"]
+    assert emu.connection("apple")["options"] == OPTIONS
+
+
+def test_patch_replaces_options_and_resets_display_name(http: httpx.Client, emu: Emulator) -> None:
+    """PATCH options replaces the whole object, and a left-out display_name becomes the name."""
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    response = http.patch(
+        path, headers=bearer(get_token(http, emu)), json={"options": {"client_secret": "new"}}
+    )
+    assert response.status_code == 200
+    assert response.json()["options"] == {"client_secret": "new"}
+    stored = emu.connection("apple")
+    assert stored["options"] == {"client_secret": "new"}
+    assert stored["display_name"] == "apple"
+
+
+def test_patch_keeps_given_display_name(http: httpx.Client, emu: Emulator) -> None:
+    """A PATCH with options and display_name stores both and answers the result."""
+    new_options = OPTIONS | {"client_secret": "new"}
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    response = http.patch(
+        path,
+        headers=bearer(get_token(http, emu)),
+        json={"options": new_options, "display_name": "Apple"},
+    )
+    assert response.status_code == 200
+    assert response.json()["options"] == new_options
+    assert response.json()["display_name"] == "Apple"
+    assert emu.connection("apple")["options"] == new_options
+
+
+@pytest.mark.parametrize("key", ["name", "id", "strategy"])
+def test_patch_unknown_key_refused(http: httpx.Client, emu: Emulator, key: str) -> None:
+    """A PATCH body with a key Auth0 does not accept is 400 invalid_body and changes nothing."""
+    response = http.patch(
+        f"/api/v2/connections/{conn_id(emu)}",
+        headers=bearer(get_token(http, emu)),
+        json={"options": {"client_secret": "new"}, key: "x"},
+    )
+    body = assert_auth0_error(response, 400, "invalid_body")
+    assert (
+        body["message"] == f"Payload validation error: 'Additional properties not allowed: {key}'."
+    )
+    assert emu.connection("apple")["options"] == OPTIONS
+
+
+def test_patch_bad_payloads(http: httpx.Client, emu: Emulator) -> None:
+    """Non-JSON bodies, non-object bodies and mistyped fields are 400 invalid_body."""
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    headers = bearer(get_token(http, emu)) | {"Content-Type": "application/json"}
+    assert_auth0_error(http.patch(path, headers=headers, content=b"{not json"), 400, "invalid_body")
+    assert_auth0_error(http.patch(path, headers=headers, json=[1]), 400, "invalid_body")
+    typed = http.patch(path, headers=headers, json={"options": "secret"})
+    assert "Expected type object" in assert_auth0_error(typed, 400, "invalid_body")["message"]
+    assert emu.connection("apple")["options"] == OPTIONS
+
+
+def test_patch_unknown_connection(http: httpx.Client, emu: Emulator) -> None:
+    """PATCH of an unknown id is 404 inexistent_connection."""
+    response = http.patch(
+        "/api/v2/connections/con_0000000000000000",
+        headers=bearer(get_token(http, emu)),
+        json={"display_name": "x"},
+    )
+    assert_auth0_error(response, 404, "inexistent_connection")
+
+
+# -- rate limit --------------------------------------------------------------------------
+
+
+def test_no_rate_limit_headers_by_default(http: httpx.Client, emu: Emulator) -> None:
+    """With the rate limit disabled, answers carry no x-ratelimit headers."""
+    response = http.get("/api/v2/connections", headers=bearer(get_token(http, emu)))
+    assert "x-ratelimit-limit" not in response.headers
+
+
+def test_rate_limit_headers_and_429(http: httpx.Client, emu: Emulator) -> None:
+    """An empty bucket answers 429; every answer carries the rate-limit headers."""
+    headers = bearer(get_token(http, emu))
+    emu.set_rate_limit(2, 0.1)  # a token every 10 s: three quick requests exhaust the bucket
+    first, second, third = (http.get("/api/v2/connections", headers=headers) for _ in range(3))
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.headers["x-ratelimit-limit"] == "2"
+    assert first.headers["x-ratelimit-remaining"] == "1"
+    assert second.headers["x-ratelimit-remaining"] == "0"
+    body = assert_auth0_error(third, 429, "too_many_requests")
+    assert body["message"] == "Global limit has been reached"
+    assert third.headers["x-ratelimit-remaining"] == "0"
+    reset = int(third.headers["x-ratelimit-reset"])
+    assert math.floor(time.time()) <= reset <= time.time() + 2 / 0.1 + 2
+
+
+def test_rate_limit_burst_from_constructor() -> None:
+    """The constructor's burst 2 at 2/s eventually answers 429, and the bucket refills."""
+    with Emulator(rate_limit_burst=2, rate_limit_per_second=2) as limited:
+        limited.add_client("full", SECRET)
+        context = ssl.create_default_context(cafile=limited.ca_pem_path)
+        with httpx.Client(base_url=limited.base_url, verify=context) as client:
+            headers = bearer(get_token(client, limited))
+            statuses = [
+                client.get("/api/v2/connections", headers=headers).status_code for _ in range(20)
+            ]
+            assert 429 in statuses
+            wait_for(lambda: client.get("/api/v2/connections", headers=headers).status_code == 200)
+
+
+def test_429_consumes_no_token(http: httpx.Client, emu: Emulator) -> None:
+    """A stream of 429 answers does not starve the bucket: it still refills."""
+    headers = bearer(get_token(http, emu))
+    emu.set_rate_limit(1, 4)
+    statuses: list[int] = []
+
+    def next_is_ok() -> bool:
+        statuses.append(http.get("/api/v2/connections", headers=headers).status_code)
+        return len(statuses) > 1 and statuses[-1] == 200 and 429 in statuses
+
+    wait_for(next_is_ok)
+
+
+def test_token_endpoint_not_rate_limited(http: httpx.Client, emu: Emulator) -> None:
+    """Token requests neither consume nor are refused by the Management API bucket."""
+    emu.set_rate_limit(1, 0.01)
+    tokens = [get_token(http, emu) for _ in range(3)]
+    assert http.get("/api/v2/connections", headers=bearer(tokens[0])).status_code == 200
+    assert http.get("/api/v2/connections", headers=bearer(tokens[1])).status_code == 429
+    emu.set_rate_limit(None, None)
+    assert http.get("/api/v2/connections", headers=bearer(tokens[2])).status_code == 200
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_fault_status_and_retry_after(http: httpx.Client, emu: Emulator) -> None:
+    """A status fault answers an Auth0-shaped error with Retry-After rounded up, once."""
+    headers = bearer(get_token(http, emu))
+    emu.inject(Fault(path="/api/v2/connections", status=503, retry_after=1.2))
+    response = http.get("/api/v2/connections", headers=headers)
+    assert_auth0_error(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "2"
+    assert http.get("/api/v2/connections", headers=headers).status_code == 200
+
+
+def test_fault_on_token_endpoint(http: httpx.Client, emu: Emulator) -> None:
+    """A status fault on /oauth/token answers an OAuth-shaped error."""
+    emu.inject(Fault(path="/oauth/token", status=429, retry_after=1))
+    response = http.post("/oauth/token", data=token_request(emu))
+    assert response.status_code == 429
+    assert response.json()["error"] == "too_many_requests"
+    assert response.headers["retry-after"] == "1"
+    assert http.post("/oauth/token", data=token_request(emu)).status_code == 200
+
+
+def test_fault_drop(http: httpx.Client, emu: Emulator) -> None:
+    """A drop fault closes the connection unanswered: the client sees a transport error."""
+    headers = bearer(get_token(http, emu))
+    emu.inject(Fault(method="GET", drop=True))
+    with pytest.raises(httpx.TransportError):
+        http.get("/api/v2/connections", headers=headers)
+    assert emu.journal[-1].status == 0
+    assert http.get("/api/v2/connections", headers=headers).status_code == 200
+
+
+def test_fault_delay(http: httpx.Client, emu: Emulator) -> None:
+    """A delay fault holds the answer back at least that long, then handles the request."""
+    headers = bearer(get_token(http, emu))
+    emu.inject(Fault(delay=0.3))
+    started = time.monotonic()
+    response = http.get("/api/v2/connections", headers=headers)
+    assert response.status_code == 200
+    assert time.monotonic() - started >= 0.25
+
+
+def test_fault_times(http: httpx.Client, emu: Emulator) -> None:
+    """times=N applies a fault to N requests; times=None until clear_faults()."""
+    headers = bearer(get_token(http, emu))
+    emu.inject(Fault(status=500, times=2))
+    statuses = [http.get("/api/v2/connections", headers=headers).status_code for _ in range(3)]
+    assert statuses == [500, 500, 200]
+    emu.inject(Fault(status=502, times=None))
+    assert [http.get("/api/v2/connections", headers=headers).status_code for _ in range(4)] == [
+        502
+    ] * 4
+    emu.clear_faults()
+    assert http.get("/api/v2/connections", headers=headers).status_code == 200
+
+
+def test_fault_after_and_method(http: httpx.Client, emu: Emulator) -> None:
+    """after=1 with method PATCH makes the second PATCH fail and leaves GETs alone."""
+    headers = bearer(get_token(http, emu))
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    emu.inject(Fault(method="PATCH", path="/api/v2/connections/", status=500, after=1))
+    body = {"display_name": "Apple"}
+    assert http.get(path, headers=headers).status_code == 200
+    assert http.patch(path, headers=headers, json=body).status_code == 200
+    assert http.get(path, headers=headers).status_code == 200
+    assert http.patch(path, headers=headers, json=body).status_code == 500
+    assert http.patch(path, headers=headers, json=body).status_code == 200
+
+
+def test_fault_expire_tokens_after(http: httpx.Client, emu: Emulator) -> None:
+    """expire_tokens_after answers normally, then the next request has an expired token."""
+    headers = bearer(get_token(http, emu))
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    emu.inject(Fault(method="GET", expire_tokens_after=True))
+    assert http.get(path, headers=headers).status_code == 200
+    response = http.patch(path, headers=headers, json={"display_name": "Apple"})
+    assert assert_auth0_error(response, 401, "invalid_token")["message"].startswith("Expired token")
+
+
+def test_fault_validation() -> None:
+    """Faults refuse statuses outside 400-599 and non-positive times."""
+    with pytest.raises(ValueError, match="status"):
+        Fault(status=200)
+    with pytest.raises(ValueError, match="times"):
+        Fault(times=0)
+
+
+# -- journal, state helpers, transport ------------------------------------------------------------
+
+
+def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
+    """The journal keeps method, path, query, headers, body and status, in order."""
+    token = get_token(http, emu)
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
+    first, second = emu.journal
+    assert (first.method, first.path, first.status) == ("POST", "/oauth/token", 200)
+    assert isinstance(first.body, dict)
+    assert first.body["grant_type"] == "client_credentials"
+    assert (second.method, second.path, second.query, second.status) == (
+        "PATCH",
+        path,
+        {"x": ["1"]},
+        200,
+    )
+    assert second.headers["authorization"] == f"Bearer {token}"
+    assert second.body == {"display_name": "Apple"}
+    assert first.time <= second.time
+    assert SECRET not in repr(first)
+    assert token not in repr(second)
+    emu.clear_journal()
+    assert emu.journal == []
+
+
+def test_state_helpers(emu: Emulator) -> None:
+    """add_connection stores a deep copy with defaults; the helpers take id or name."""
+    source: dict[str, Any] = {"name": "extra", "options": {"nested": {"a": 1}}}
+    stored = emu.add_connection(source)
+    source["options"]["nested"]["a"] = 2
+    assert stored["id"].startswith("con_")
+    assert len(stored["id"]) == 20
+    assert stored["strategy"] == "oauth2"
+    assert emu.connection(stored["id"])["options"] == {"nested": {"a": 1}}
+    emu.set_connection_options(stored["id"], {"client_secret": "s"})
+    assert emu.connection("extra")["options"] == {"client_secret": "s"}
+    with pytest.raises(ValueError, match="already exists"):
+        emu.add_connection({"name": "extra"})
+    with pytest.raises(KeyError):
+        emu.connection("missing")
+
+
+def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
+    """Many requests over pooled keep-alive connections, from several threads, all succeed."""
+    headers = bearer(get_token(http, emu))
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            status = http.get("/api/v2/connections", headers=headers).status_code
+            with lock:
+                results.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [200] * 50
+
+
+def test_tls_requires_the_ca(emu: Emulator) -> None:
+    """A client that does not load the emulator's CA fails certificate verification."""
+    with (
+        httpx.Client(verify=ssl.create_default_context()) as client,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        client.get(f"{emu.base_url}/api/v2/connections")
+
+
+def test_certificate_valid_for_ip(emu: Emulator) -> None:
+    """The certificate also covers 127.0.0.1, and client_ssl_context() trusts it."""
+    with httpx.Client(verify=emu.client_ssl_context()) as client:
+        response = client.get(f"https://127.0.0.1:{emu.port}/api/v2/connections")
+    assert response.status_code == 401
+
+
+def test_stop_is_prompt_with_idle_keep_alive() -> None:
+    """stop() takes under a second with an idle keep-alive connection open; CA file gone."""
+    emulator = Emulator().start()
+    ca_path = Path(emulator.ca_pem_path)
+    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_path)))
+    try:
+        assert client.get(f"{emulator.base_url}/nowhere").status_code == 404
+        started = time.monotonic()
+        emulator.stop()
+        assert time.monotonic() - started < 1.0
+        assert not ca_path.exists()
+        with pytest.raises(httpx.TransportError):
+            client.get(f"{emulator.base_url}/nowhere")
+    finally:
+        client.close()
+        emulator.stop()
+
+
+def test_auth0_python_compatibility(http: httpx.Client, emu: Emulator) -> None:
+    """auth0-python's ManagementClient lists, gets and updates connections against the emulator."""
+    from auth0.management import ManagementClient
+
+    token = get_token(http, emu)
+    context = ssl.create_default_context(cafile=emu.ca_pem_path)
+    with httpx.Client(verify=context) as client:
+        api = ManagementClient(domain=emu.domain, token=token, httpx_client=client)
+        listed = list(api.connections.list(name="apple", strategy=["oauth2"]))
+        assert [c.name for c in listed] == ["apple"]
+        ident = listed[0].id
+        assert ident is not None
+        got = api.connections.get(ident)
+        assert got.options is not None
+        options = dict(got.options) | {"client_secret": "rotated"}
+        updated = api.connections.update(ident, options=cast(Any, options), display_name="Apple")
+        assert updated.display_name == "Apple"
+    stored = emu.connection("apple")
+    assert stored["options"] == OPTIONS | {"client_secret": "rotated"}
+    assert stored["display_name"] == "Apple"
+    listing = [r for r in emu.journal if r.method == "GET" and r.path == "/api/v2/connections"]
+    assert listing[0].query["take"] == ["50"]
+
+
+def test_import_is_light() -> None:
+    """Importing rotator.emulator loads no auth0, APScheduler, prometheus_client or trustme."""
+    code = (
+        "import sys, rotator.emulator; "
+        "heavy = ('auth0', 'apscheduler', 'prometheus_client', 'trustme'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_module_main_serves_until_interrupted() -> None:
+    """`python -m rotator.emulator` prints how to reach it and exits 0 on Ctrl-C."""
+    root = Path(__file__).resolve().parents[1]
+    with subprocess.Popen(
+        [sys.executable, "-m", "rotator.emulator"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + 30
+            while not lines or not lines[-1].startswith("Ctrl-C"):
+                assert time.monotonic() < deadline, lines
+                line = proc.stdout.readline()
+                assert line, proc.stderr.read() if proc.stderr else ""
+                lines.append(line)
+            assert lines[0].startswith("domain:        localhost:")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
