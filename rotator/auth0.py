@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import httpx
 from auth0.management import ManagementClient
 from auth0.management.core.api_error import ApiError
+from auth0.management.core.request_options import RequestOptions
 from auth0.management.token_provider import TokenProvider
 
 from rotator.config import Auth0Settings
@@ -166,7 +167,7 @@ class Tenant:
             httpx_client=self.http,
             timeout=timeout,
         )
-        self._options = {"max_retries": MAX_RETRIES}
+        self._options: RequestOptions = {"max_retries": MAX_RETRIES}
 
     def close(self) -> None:
         self.http.close()

@@ -111,7 +111,9 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
               f"{after.get('display_name')!r}")
         patches = [r for r in emu.journal if r.method == "PATCH"]
         if patches:
-            print(f"  the PATCH carried only: {', '.join(sorted(patches[-1].body or {}))}")
+            body = patches[-1].body
+            keys = sorted(body) if isinstance(body, dict) else []
+            print(f"  the PATCH carried only: {', '.join(keys)}")
 
         _say("rotator status: the fresh secret")
         cli.main(["status", *flags])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -33,7 +34,7 @@ def _scrub(text: str) -> str:
     return text
 
 
-def _redactor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redactor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if not _SECRETS:
         return event
     with _LOCK:
