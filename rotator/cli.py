@@ -193,6 +193,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_mint(args: argparse.Namespace) -> int:
     import time
 
+    from rotator.startup import defer_unused_imports
+
+    defer_unused_imports()
     from rotator import secret
     from rotator.errors import ConfigError
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,9 @@ APPLE_MAX_LIFETIME = 15_777_000  # seconds; Apple's own limit on exp - now
 DRIFT_WARNING = 86400  # check-config warns when lifetime leaves less than this
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+# ASCII only: \d and \s would otherwise take any Unicode digit or space ("٣s").
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.ASCII)
+_MAX_DIGITS = 15  # far beyond any sane duration; int() refuses over 4300 digits
 _APPLE_ID = re.compile(r"^[A-Z0-9]{10}$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 
@@ -46,8 +47,12 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 # In [[connections]], ``client_id`` is the Apple Services ID; the M2M client id
 # of a per-connection tenant goes in a nested ``auth0 = { client_id = ... }``.
-CONNECTION_KEYS = ("connection", "client_id", "auth0", "apple") + tuple(
-    k for k in AUTH0_KEYS + APPLE_KEYS if k != "client_id"
+CONNECTION_KEYS = (
+    "connection",
+    "client_id",
+    "auth0",
+    "apple",
+    *(k for k in AUTH0_KEYS + APPLE_KEYS if k != "client_id"),
 )
 _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
@@ -72,10 +77,17 @@ ENV_MAP: dict[str, tuple[str, str]] = {
 def parse_duration(value: object, setting: str = "duration") -> int:
     """Seconds from ``"90s"``, ``"12h"``, ``"180d"``, ``"15m"`` or a plain integer."""
     if isinstance(value, bool):
-        raise ConfigError(f"{setting} = {value!r} is not a duration; use e.g. \"30d\", \"12h\" or 3600")
+        raise ConfigError(
+            f"{setting} = {value!r} is not a duration; use e.g. \"30d\", \"12h\" or 3600"
+        )
     if isinstance(value, int):
         seconds = value
     elif isinstance(value, str) and (match := _DURATION.match(value)):
+        if len(match.group(1)) > _MAX_DIGITS:
+            raise ConfigError(
+                f"{setting} has {len(match.group(1))} digits, far beyond any duration; "
+                "use a whole number with s, m, h or d (\"90s\", \"12h\", \"180d\")"
+            )
         seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         shown = value if isinstance(value, (str, int, float)) else type(value).__name__
@@ -227,9 +239,9 @@ def load(
                     f"{var} is set but {origin_file} defines [[connections]]; "
                     f"unset {var} or move that connection into the file"
                 )
+        wheres = [f"{origin_file} [[connections]] #{n}" for n in range(1, len(conn_raw) + 1)]
         entries = [
-            _connection_values(entry, f"{origin_file} [[connections]] #{n}")
-            for n, entry in enumerate(conn_raw, 1)
+            _connection_values(entry, where) for entry, where in zip(conn_raw, wheres, strict=True)
         ]
     else:
         entry: dict[str, Value] = {}
@@ -243,10 +255,11 @@ def load(
                 "(--config or ROTATOR_CONFIG), or set AUTH0_CONNECTION and APPLE_CLIENT_ID"
             )
         entries = [{"": entry}]
+        wheres = [""]  # the environment
 
     connections = []
-    for values in entries:
-        conn = _connection(values, sections, secrets, need_auth0, need_connection_name)
+    for values, where in zip(entries, wheres, strict=True):
+        conn = _connection(values, where, sections, secrets, need_auth0, need_connection_name)
         connections.append(conn)
     if need_connection_name:
         seen: set[tuple[str, str]] = set()
@@ -306,10 +319,14 @@ def load(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # here: `rotator mint` from the environment never needs it
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; check --config or ROTATOR_CONFIG") from None
+        raise ConfigError(
+            f"config file {path} does not exist; check --config or ROTATOR_CONFIG"
+        ) from None
     except (PermissionError, IsADirectoryError, UnicodeDecodeError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ConfigError(f"config file {path} cannot be read ({reason})") from None
@@ -325,7 +342,7 @@ def _unknown(key: str, where: str, allowed: tuple[str, ...]) -> ConfigError:
 
 
 def _check_keys(raw: dict[str, Any], origin: str) -> None:
-    top = tuple(SECTIONS) + ("connections",)
+    top = (*tuple(SECTIONS), "connections")
     for key, value in raw.items():
         if key not in top:
             raise _unknown(key, origin, top)
@@ -439,7 +456,9 @@ class _SecretSources:
 
         env_pem = self.env.get("APPLE_PRIVATE_KEY")
         if env_pem and self.env.get("APPLE_PRIVATE_KEY_FILE"):
-            raise ConfigError("APPLE_PRIVATE_KEY and APPLE_PRIVATE_KEY_FILE are both set; unset one")
+            raise ConfigError(
+                "APPLE_PRIVATE_KEY and APPLE_PRIVATE_KEY_FILE are both set; unset one"
+            )
         own_file = file is not None and "[[connections]]" in file.origin
         if env_pem and not own_file:
             if "env" not in self._keys:
@@ -472,17 +491,21 @@ def _str_value(v: Value, what: str) -> str:
 
 def _connection(
     values: dict[str, dict[str, Value]],
+    where: str,
     sections: dict[str, dict[str, Value]],
     secrets: _SecretSources,
     need_auth0: bool,
     need_name: bool,
 ) -> ConnectionSettings:
+    """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
     own = values[""]
-    where = next(iter(own.values())).origin.rsplit(" ", 1)[0] if own else "[[connections]]"
     if "client_id" not in own:
         raise ConfigError(
             f"{where}: client_id (the Apple Services ID, e.g. com.example.webapp) is missing; "
-            "add client_id to the connection or set APPLE_CLIENT_ID"
+            "add client_id to that entry"
+            if where else
+            "APPLE_CLIENT_ID (the Apple Services ID, e.g. com.example.webapp) is not set; "
+            "set it along with AUTH0_CONNECTION"
         )
     services_id = _str_value(own["client_id"], "the Apple Services ID")
     name = ""
@@ -491,7 +514,10 @@ def _connection(
     elif need_name:
         raise ConfigError(
             f"{where}: connection (the Auth0 connection name or con_ id) is missing; "
-            "add connection to the connection or set AUTH0_CONNECTION"
+            "add connection to that entry"
+            if where else
+            "AUTH0_CONNECTION (the Auth0 connection name or con_ id) is not set; "
+            "set it along with APPLE_CLIENT_ID"
         )
 
     apple = {**sections["apple"], **values.get("apple", {})}

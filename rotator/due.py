@@ -15,13 +15,15 @@ from rotator import secret
 from rotator.config import Schedule
 
 # Why a connection is (or is not) due; logged as ``reason``.
-NO_SECRET = "no_secret"
+NO_SECRET = "no_secret"  # noqa: S105 - a reason code, not a password
 NOT_ES256_JWT = "not_es256_jwt"
 KID_CHANGED = "kid_mismatch"
 ISS_CHANGED = "iss_mismatch"
 SUB_CHANGED = "sub_mismatch"
 AUD_CHANGED = "aud_mismatch"
 BAD_SIGNATURE = "signature_mismatch"
+BAD_CLAIMS = "bad_claims"
+FROM_THE_FUTURE = "issued_in_future"
 AGE = "age"
 EXPIRING = "expiring"
 NOT_DUE = "not_due"
@@ -34,10 +36,17 @@ EXPLAIN = {
     SUB_CHANGED: "the secret's sub differs from the connection's client_id",
     AUD_CHANGED: "the secret's aud is not https://appleid.apple.com",
     BAD_SIGNATURE: "the secret's signature does not verify with the configured key",
+    BAD_CLAIMS: "the secret lacks a numeric iat or exp",
+    FROM_THE_FUTURE: "the secret's iat is in the future, which Apple refuses",
     AGE: "the secret is older than rotate_every",
     EXPIRING: "the secret expires sooner than secret_lifetime - rotate_every from now",
     NOT_DUE: "not due yet",
 }
+
+
+#: A secret issued further ahead than this (clock drift where it was minted)
+#: would be refused by Apple, so it is replaced.
+FUTURE_SLACK = 300
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,9 @@ def assess(live: object, expected: Expected, schedule: Schedule, *, now: int) ->
         if failed:
             return Verdict(True, reason, info, now)
     if info.iat is None or info.exp is None:
-        return Verdict(True, NOT_ES256_JWT, info, now)
+        return Verdict(True, BAD_CLAIMS, info, now)
+    if info.iat > now + FUTURE_SLACK:
+        return Verdict(True, FROM_THE_FUTURE, info, now)
     by_age = info.iat + schedule.rotate_every
     by_expiry = info.exp - (schedule.secret_lifetime - schedule.rotate_every)
     if now >= by_age:

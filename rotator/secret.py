@@ -7,7 +7,6 @@ setting and the fix and never carries key material.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -96,12 +95,13 @@ def load_key(pem: bytes, source: str) -> AppleKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         raise AppleKeyError(f"{source} is an encrypted PEM key; {_FIX}") from None
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - cryptography raises several kinds
+    except Exception:  # noqa: BLE001 - cryptography raises several kinds for bad input
         raise AppleKeyError(f"{source} is not a readable PEM private key; {_FIX}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_") or "other"
+        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_").upper() or "OTHER"
+        article = "an" if kind[0] in "AEFHILMNORSX" else "a"
         raise AppleKeyError(
-            f"{source} holds an {kind.upper()} key; Sign in with Apple needs the "
+            f"{source} holds {article} {kind} key; Sign in with Apple needs the "
             f"P-256 EC key (.p8); {_FIX}"
         )
     if not isinstance(key.curve, ec.SECP256R1):
@@ -128,6 +128,8 @@ def mint(
 
 def fingerprint(secret: str) -> str:
     """First 12 hex characters of the SHA-256 of the secret: safe to log."""
+    import hashlib  # here: `rotator mint` never needs it
+
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
@@ -170,7 +172,9 @@ def inspect(secret: str, public_key: ec.EllipticCurvePublicKey) -> LiveSecret:
         signature_ok = False
 
     def _int(value: object) -> int | None:
-        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return int(value)
 
     def _str(value: object) -> str | None:
         return value if isinstance(value, str) else None

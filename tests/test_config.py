@@ -1,0 +1,756 @@
+"""Tests for rotator.config: sources, precedence, validation, durations, the example file."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, run_rotator
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from rotator import config
+from rotator.config import Overrides
+from rotator.errors import ConfigError
+from rotator.secret import generate_throwaway_key
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "rotator.example.toml"
+M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
+# The duration grammar, written independently of rotator.config: ASCII digits,
+# an optional unit, optional ASCII blanks around either.
+GRAMMAR = re.compile(r"[ \t\n\r\f\v]*([0-9]+)[ \t\n\r\f\v]*([smhd]?)[ \t\n\r\f\v]*")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def render_toml(doc: dict[str, Any]) -> str:
+    """A small TOML writer for the shapes used here (JSON strings are TOML strings)."""
+    lines: list[str] = []
+    for name, table in doc.items():
+        if name == "connections":
+            continue
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    for entry in doc.get("connections", []):
+        lines.append("[[connections]]")
+        nested = {k: v for k, v in entry.items() if isinstance(v, dict)}
+        lines += [f"{k} = {json.dumps(v)}" for k, v in entry.items() if k not in nested]
+        for sub, table in nested.items():
+            lines.append(f"[connections.{sub}]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def key_lines(path: Path) -> list[str]:
+    """Every line of a file that could betray its content (PEM body lines and the like)."""
+    return [
+        line.strip()
+        for line in path.read_text(errors="replace").splitlines()
+        if line.strip() and not line.startswith("-----")
+    ]
+
+
+def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] = ()) -> None:
+    """Exit 2, one plain line on stderr naming every needle, nothing secret, no traceback."""
+    assert run.code == 2, run.output
+    assert "Traceback" not in run.output
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("rotator: error: ")
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    for secret in secrets:
+        assert secret not in run.output
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    """A file holding the M2M client secret."""
+    path = tmp_path / "auth0_client_secret"
+    path.write_text(M2M_SECRET + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def doc(key_path: Path, secret_file: Path) -> dict[str, Any]:
+    """A valid configuration, as data to mutate before writing."""
+    return {
+        "auth0": {
+            "domain": "example.eu.auth0.com",
+            "client_id": "m2m-client-id",
+            "client_secret_file": str(secret_file),
+        },
+        "apple": {"team_id": TEAM_ID, "key_id": KEY_ID, "private_key_file": str(key_path)},
+        "connections": [{"connection": "apple", "client_id": SERVICES_ID}],
+    }
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Any:
+    """Write a configuration (data or TOML text) to rotator.toml and return its path."""
+
+    def _write(content: dict[str, Any] | str) -> Path:
+        path = tmp_path / "rotator.toml"
+        path.write_text(content if isinstance(content, str) else render_toml(content))
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def secrets(key_path: Path) -> tuple[str, ...]:
+    """What must never be printed: the M2M secret and each line of the key."""
+    return (M2M_SECRET, *key_lines(key_path))
+
+
+def load_file(path: Path, environ: dict[str, str] | None = None, **kw: Any) -> config.Settings:
+    """``config.load`` with only ``path`` and ``environ`` as sources."""
+    return config.load(Overrides(config=str(path), **kw), environ or {})
+
+
+# --- durations -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("12h", 43200), ("180d", 15552000), ("3600", 3600),
+     (" 7d ", 604800), (3600, 3600)],
+)
+def test_parse_duration_examples(text: str | int, seconds: int) -> None:
+    """Suffixed strings, plain integer strings and TOML integers all parse to seconds."""
+    assert config.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(15552000, "180d"), (90, "90s"), (7200, "2h"), (120, "2m"), (86401, "86401s")],
+)
+def test_format_duration_picks_the_largest_exact_unit(seconds: int, text: str) -> None:
+    """format_duration spells a duration in the largest unit that divides it."""
+    assert config.format_duration(seconds) == text
+
+
+@given(st.integers(min_value=1, max_value=10**12))
+def test_format_then_parse_round_trips(seconds: int) -> None:
+    """Parsing what format_duration wrote gives back the same seconds."""
+    assert config.parse_duration(config.format_duration(seconds)) == seconds
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.sampled_from(sorted(UNITS)))
+def test_number_and_unit_parse_to_their_product(n: int, unit: str) -> None:
+    """f"{n}{unit}" parses to n times the unit's seconds (no unit: seconds)."""
+    assert config.parse_duration(f"{n}{unit}") == n * UNITS[unit]
+
+
+NEAR_MISSES = st.text(alphabet="0123456789smhdSMHDy .,+-_eE\u0663\u00a0\u2003\uff11", max_size=12)
+
+
+@given(st.one_of(st.text(), NEAR_MISSES))
+def test_text_outside_the_grammar_raises_config_error(text: str) -> None:
+    """Anything that is not digits plus an optional s/m/h/d raises ConfigError, nothing else."""
+    assume(GRAMMAR.fullmatch(text) is None)
+    with pytest.raises(ConfigError, match="secret_lifetime"):
+        config.parse_duration(text, "secret_lifetime")
+
+
+@given(st.one_of(st.text(), NEAR_MISSES))
+def test_parse_duration_accepts_only_positive_grammar_matches(text: str) -> None:
+    """parse_duration either returns the grammar's positive value or raises ConfigError."""
+    try:
+        seconds = config.parse_duration(text)
+    except ConfigError:
+        return
+    match = GRAMMAR.fullmatch(text)
+    assert match is not None
+    assert seconds == int(match.group(1)) * UNITS[match.group(2)] > 0
+
+
+@given(st.one_of(st.floats(), st.booleans(), st.none(), st.lists(st.integers()),
+                 st.integers(max_value=0)))
+def test_non_duration_values_raise_config_error(value: object) -> None:
+    """Floats, booleans, lists, nothing and non-positive integers are refused as durations."""
+    with pytest.raises(ConfigError, match="rotate_every"):
+        config.parse_duration(value, "rotate_every")
+
+
+@given(
+    st.text(st.characters(categories=["Nd", "Zs"]), min_size=1, max_size=6),
+    st.sampled_from(sorted(UNITS)),
+)
+def test_only_ascii_digits_and_blanks_count(number: str, unit: str) -> None:
+    """Non-ASCII digits ("٣") and spaces (no-break space) are garbage, not a duration."""
+    assume(not number.isascii())
+    with pytest.raises(ConfigError, match="not a duration"):
+        config.parse_duration(f"{number}{unit}", "check_every")
+
+
+def test_overlong_digit_strings_raise_config_error() -> None:
+    """A digit string too long for int() is a ConfigError, not a ValueError."""
+    with pytest.raises(ConfigError, match="check_every"):
+        config.parse_duration("1" * 5000, "check_every")
+
+
+# --- schedule limits -------------------------------------------------------------
+
+
+def schedule_env(**values: str) -> dict[str, str]:
+    """Environment for config.load: a minimal valid connection plus schedule values."""
+    return {f"ROTATOR_{k.upper()}": v for k, v in values.items()}
+
+
+@pytest.fixture
+def env(apple_env: dict[str, str], secret_file: Path) -> dict[str, str]:
+    """A complete one-connection configuration in the environment alone."""
+    return {
+        **apple_env,
+        "AUTH0_DOMAIN": "example.eu.auth0.com",
+        "AUTH0_CLIENT_ID": "m2m-client-id",
+        "AUTH0_CLIENT_SECRET_FILE": str(secret_file),
+        "AUTH0_CONNECTION": "apple",
+    }
+
+
+def test_defaults_fill_what_nobody_set(env: dict[str, str]) -> None:
+    """With the environment only, the schedule and listen address are the documented defaults."""
+    settings = config.load(Overrides(), env)
+    assert settings.schedule == config.Schedule(
+        secret_lifetime=180 * 86400, rotate_every=30 * 86400, check_every=3600
+    )
+    assert settings.listen == "0.0.0.0:8080"
+    assert settings.warnings == ()
+    (conn,) = settings.connections
+    assert (conn.connection, conn.client_id, conn.tenant) == ("apple", SERVICES_ID,
+                                                              "example.eu.auth0.com")
+    assert conn.auth0 is not None
+    assert conn.auth0.client_secret == M2M_SECRET
+
+
+def test_lifetime_at_apple_limit_is_accepted_with_a_drift_warning(env: dict[str, str]) -> None:
+    """secret_lifetime = 15,777,000 s loads, with a warning that it leaves no room for drift."""
+    settings = config.load(Overrides(), {**env, **schedule_env(secret_lifetime="15777000")})
+    assert settings.schedule.secret_lifetime == 15_777_000
+    assert any("clock drift" in w for w in settings.warnings)
+
+
+def test_lifetime_over_apple_limit_is_refused(env: dict[str, str]) -> None:
+    """secret_lifetime = 15,777,001 s is refused, naming the variable and the limit."""
+    with pytest.raises(ConfigError, match=r"ROTATOR_SECRET_LIFETIME.*15777000"):
+        config.load(Overrides(), {**env, **schedule_env(secret_lifetime="15777001")})
+
+
+def test_rotate_every_equal_to_lifetime_is_refused(env: dict[str, str]) -> None:
+    """rotate_every must be shorter than secret_lifetime."""
+    with pytest.raises(ConfigError, match=r"ROTATOR_ROTATE_EVERY = 100d must be shorter than"):
+        config.load(Overrides(), {**env, **schedule_env(secret_lifetime="100d",
+                                                        rotate_every="100d")})
+
+
+def test_rotate_every_longer_than_lifetime_is_refused(env: dict[str, str]) -> None:
+    """rotate_every over secret_lifetime is refused, naming the variable that set it."""
+    with pytest.raises(ConfigError, match=r"ROTATOR_ROTATE_EVERY = 30d must be shorter"):
+        config.load(Overrides(), {**env, **schedule_env(secret_lifetime="10d",
+                                                        rotate_every="30d")})
+
+
+def test_rotate_every_just_under_lifetime_is_accepted(env: dict[str, str]) -> None:
+    """rotate_every = secret_lifetime - 2 s loads (with check_every 1 s, the only room left)."""
+    lifetime = 100 * 86400
+    settings = config.load(Overrides(), {**env, **schedule_env(
+        secret_lifetime=str(lifetime), rotate_every=str(lifetime - 2), check_every="1")})
+    assert settings.schedule.rotate_every == lifetime - 2
+
+
+def test_check_every_at_the_margin_is_refused(env: dict[str, str]) -> None:
+    """check_every = secret_lifetime - rotate_every is refused, naming check_every."""
+    with pytest.raises(ConfigError, match=r"ROTATOR_CHECK_EVERY = 150d must be shorter"):
+        config.load(Overrides(), {**env, **schedule_env(
+            secret_lifetime="180d", rotate_every="30d", check_every="150d")})
+
+
+def test_check_every_just_under_the_margin_is_accepted(env: dict[str, str]) -> None:
+    """check_every one second under secret_lifetime - rotate_every loads."""
+    settings = config.load(Overrides(), {**env, **schedule_env(
+        secret_lifetime="180d", rotate_every="30d", check_every=str(150 * 86400 - 1))})
+    assert settings.schedule.check_every == 150 * 86400 - 1
+
+
+# --- precedence --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("layers", "check_every", "listen"),
+    [
+        ("file", 2 * 3600, "127.0.0.1:1001"),
+        ("file+env", 3 * 3600, "127.0.0.1:1002"),
+        ("file+env+flag", 4 * 3600, "127.0.0.1:1003"),
+    ],
+)
+def test_flag_beats_environment_beats_file(
+    doc: dict[str, Any], write: Any, layers: str, check_every: int, listen: str
+) -> None:
+    """check_every and listen come from the latest source that sets them."""
+    doc["schedule"] = {"check_every": "2h"}
+    doc["server"] = {"listen": "127.0.0.1:1001"}
+    path = write(doc)
+    environ = {}
+    if "env" in layers:
+        environ = {"ROTATOR_CHECK_EVERY": "3h", "ROTATOR_LISTEN": "127.0.0.1:1002"}
+    flags: dict[str, Any] = {}
+    if "flag" in layers:
+        flags = {"check_every": "4h", "listen": "127.0.0.1:1003"}
+    settings = load_file(path, environ, **flags)
+    assert settings.schedule.check_every == check_every
+    assert settings.listen == listen
+
+
+def test_environment_overrides_apple_section_of_file(doc: dict[str, Any], write: Any) -> None:
+    """APPLE_TEAM_ID in the environment overrides [apple] team_id in the file."""
+    settings = load_file(write(doc), {"APPLE_TEAM_ID": "ZZZZZ99999"})
+    assert settings.connections[0].apple.team_id == "ZZZZZ99999"
+
+
+def test_connection_entry_overrides_sections_and_environment(
+    doc: dict[str, Any], write: Any, tmp_path: Path
+) -> None:
+    """Keys set in one [[connections]] entry apply to it alone and beat [auth0]/[apple] and env."""
+    other_key = tmp_path / "other.p8"
+    generate_throwaway_key(other_key)
+    other_secret = tmp_path / "other_secret"
+    other_secret.write_text("other-tenant-secret")
+    doc["connections"].append({
+        "connection": "con_abc123", "client_id": "com.example.partner",
+        "team_id": "FGHIJ67890", "private_key_file": str(other_key),
+        "auth0": {"domain": "partner.us.auth0.com", "client_id": "partner-m2m",
+                  "client_secret_file": str(other_secret)},
+    })
+    settings = load_file(write(doc), {"APPLE_TEAM_ID": "ZZZZZ99999",
+                                      "AUTH0_CLIENT_SECRET": "env-secret-value"})
+    first, second = settings.connections
+    assert (first.apple.team_id, second.apple.team_id) == ("ZZZZZ99999", "FGHIJ67890")
+    assert first.auth0 is not None
+    assert second.auth0 is not None
+    assert (first.auth0.client_id, second.auth0.client_id) == ("m2m-client-id", "partner-m2m")
+    assert (first.tenant, second.tenant) == ("example.eu.auth0.com", "partner.us.auth0.com")
+    assert (first.auth0.client_secret, second.auth0.client_secret) == (
+        "env-secret-value", "other-tenant-secret")
+    assert first.apple.key is not second.apple.key
+    assert second.apple.key_id == KEY_ID
+
+
+def test_config_path_comes_from_flag_before_rotator_config(
+    doc: dict[str, Any], write: Any, tmp_path: Path
+) -> None:
+    """--config wins over $ROTATOR_CONFIG, which is used when there is no flag."""
+    path = write(doc)
+    other = tmp_path / "missing.toml"
+    settings = config.load(Overrides(config=str(path)), {"ROTATOR_CONFIG": str(other)})
+    assert settings.connections[0].connection == "apple"
+    settings = config.load(Overrides(), {"ROTATOR_CONFIG": str(path)})
+    assert settings.connections[0].connection == "apple"
+    with pytest.raises(ConfigError, match=r"missing\.toml does not exist"):
+        config.load(Overrides(), {"ROTATOR_CONFIG": str(other)})
+
+
+# --- other validation (config.load directly) ------------------------------------------
+
+
+def test_secrets_stay_out_of_repr(doc: dict[str, Any], write: Any, key_path: Path) -> None:
+    """repr(Settings) shows neither the M2M secret nor any part of the key."""
+    text = repr(load_file(write(doc)))
+    assert "m2m-client-id" in text
+    for secret in (M2M_SECRET, *key_lines(key_path)):
+        assert secret not in text
+
+
+def test_group_readable_key_file_loads_with_a_warning(
+    doc: dict[str, Any], write: Any, key_path: Path
+) -> None:
+    """A key file with mode 0644 still loads, and the settings carry a chmod 600 warning."""
+    key_path.chmod(0o644)
+    settings = load_file(write(doc))
+    assert any("chmod 600" in w and str(key_path) in w for w in settings.warnings)
+
+
+def test_connections_in_file_conflict_with_connection_environment(
+    doc: dict[str, Any], write: Any
+) -> None:
+    """AUTH0_CONNECTION alongside a file with [[connections]] is refused, not silently dropped."""
+    with pytest.raises(ConfigError, match="AUTH0_CONNECTION is set"):
+        load_file(write(doc), {"AUTH0_CONNECTION": "other"})
+
+
+def test_same_connection_twice_is_refused(doc: dict[str, Any], write: Any) -> None:
+    """Listing one connection twice on one tenant is refused."""
+    doc["connections"].append(dict(doc["connections"][0]))
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_file(write(doc))
+
+
+def test_both_secret_sources_in_environment_are_refused(env: dict[str, str]) -> None:
+    """AUTH0_CLIENT_SECRET and AUTH0_CLIENT_SECRET_FILE together are refused."""
+    with pytest.raises(ConfigError, match="both set"):
+        config.load(Overrides(), {**env, "AUTH0_CLIENT_SECRET": "x" * 20})
+
+
+def test_empty_client_secret_file_is_refused(env: dict[str, str], secret_file: Path) -> None:
+    """An empty M2M secret file is refused, naming the variable."""
+    secret_file.write_text("\n")
+    with pytest.raises(ConfigError, match=r"AUTH0_CLIENT_SECRET_FILE: .* is empty"):
+        config.load(Overrides(), env)
+
+
+@pytest.mark.parametrize("hook", [[], "reload-app", ["ok", 3], [""]])
+def test_post_rotate_must_be_an_argv(doc: dict[str, Any], write: Any, hook: object) -> None:
+    """hooks.post_rotate must be a non-empty list of non-empty strings."""
+    doc["hooks"] = {"post_rotate": hook}
+    with pytest.raises(ConfigError, match="post_rotate"):
+        load_file(write(doc))
+
+
+def test_log_format_must_be_json_or_console(env: dict[str, str]) -> None:
+    """ROTATOR_LOG_FORMAT other than json or console is refused, naming it."""
+    with pytest.raises(ConfigError, match="ROTATOR_LOG_FORMAT"):
+        config.load(Overrides(), {**env, "ROTATOR_LOG_FORMAT": "xml"})
+
+
+# --- bad configuration through the real CLI ------------------------------------------
+
+
+def check_config(path: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """`rotator check-config --config path ...`, as a process."""
+    return run_rotator("check-config", "--config", str(path), *args, env=env)
+
+
+def test_valid_file_passes_check_config(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """A valid file makes check-config exit 0 and summarise it, printing no secret."""
+    run = check_config(write(doc))
+    assert run.code == 0, run.output
+    assert "configuration OK: 1 connection(s)" in run.stdout
+    for secret in secrets:
+        assert secret not in run.output
+
+
+@pytest.mark.parametrize("bad", ["10x", "-5", "", "1.5d", "abc"])
+@pytest.mark.parametrize("setting", ["secret_lifetime", "rotate_every", "check_every"])
+def test_bad_duration_in_file_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], setting: str, bad: str
+) -> None:
+    """A malformed duration in [schedule] exits 2 naming the file, the key and the format."""
+    doc["schedule"] = {setting: bad}
+    path = write(doc)
+    assert_refused(check_config(path), str(path), f"[schedule] {setting}",
+                   '"90s", "12h", "180d"', secrets=secrets)
+
+
+@pytest.mark.parametrize("bad", ["10x", "-5", "1.5d", "abc"])
+def test_bad_duration_in_environment_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], bad: str
+) -> None:
+    """A malformed ROTATOR_ROTATE_EVERY exits 2 naming the variable."""
+    run = check_config(write(doc), env={"ROTATOR_ROTATE_EVERY": bad})
+    assert_refused(run, "ROTATOR_ROTATE_EVERY", "not a duration", secrets=secrets)
+
+
+def test_bad_duration_flag_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """A malformed --check-every exits 2 naming the flag."""
+    run = check_config(write(doc), "--check-every", "1.5h")
+    assert_refused(run, "--check-every", "not a duration", secrets=secrets)
+
+
+@pytest.mark.parametrize("section", sorted(config.SECTIONS))
+def test_unknown_key_in_section_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], section: str
+) -> None:
+    """An unknown key in any section exits 2 naming the key, the section and the known keys."""
+    doc.setdefault(section, {})["bogus_key"] = "x"
+    path = write(doc)
+    assert_refused(check_config(path), str(path), f"[{section}]", "unknown key 'bogus_key'",
+                   f"known keys: {', '.join(config.SECTIONS[section])}", secrets=secrets)
+
+
+def test_unknown_top_level_key_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """An unknown top-level table exits 2 naming it."""
+    doc["scheduler"] = {"check_every": "1h"}
+    path = write(doc)
+    assert_refused(check_config(path), str(path), "unknown key 'scheduler'", "known keys",
+                   secrets=secrets)
+
+
+def test_unknown_key_in_connection_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """An unknown key in a [[connections]] entry exits 2 naming the entry and the key."""
+    doc["connections"][0]["services_id"] = "com.example.webapp"
+    path = write(doc)
+    assert_refused(check_config(path), str(path), "[[connections]] #1",
+                   "unknown key 'services_id'", "known keys", secrets=secrets)
+
+
+def test_unknown_key_in_nested_connection_table_is_refused(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """An unknown key in a connection's [connections.auth0] table exits 2 naming it."""
+    doc["connections"][0]["auth0"] = {"tenant": "x"}
+    path = write(doc)
+    assert_refused(check_config(path), "[[connections]] #1 auth0", "unknown key 'tenant'",
+                   secrets=secrets)
+
+
+@pytest.mark.parametrize("where", ["auth0", "connection"])
+def test_client_secret_in_file_points_to_client_secret_file(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], where: str
+) -> None:
+    """client_secret in the file is refused with a hint to use client_secret_file."""
+    table = doc["auth0"] if where == "auth0" else doc["connections"][0]
+    table["client_secret"] = M2M_SECRET
+    path = write(doc)
+    assert_refused(check_config(path), str(path), "unknown key 'client_secret'",
+                   "client_secret_file", "AUTH0_CLIENT_SECRET", secrets=secrets)
+
+
+@pytest.mark.parametrize("value", ["ABCDE1234", "ABCDE123456", "abcde12345", ""])
+@pytest.mark.parametrize("setting", ["team_id", "key_id"])
+def test_apple_ids_must_be_ten_characters(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], setting: str, value: str
+) -> None:
+    """team_id and key_id other than 10 of A-Z/0-9 exit 2 naming the key."""
+    doc["apple"][setting] = value
+    path = write(doc)
+    assert_refused(check_config(path), f"{path} [apple] {setting}", "10 characters",
+                   "Apple developer portal", secrets=secrets)
+
+
+@pytest.mark.parametrize("missing", ["connection", "client_id"])
+def test_connection_entry_needs_connection_and_client_id(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], missing: str
+) -> None:
+    """A [[connections]] entry without connection or client_id exits 2 naming what is missing."""
+    del doc["connections"][0][missing]
+    path = write(doc)
+    assert_refused(check_config(path), f"{path} [[connections]] #1", f"{missing} (",
+                   "is missing", secrets=secrets)
+
+
+def test_entry_with_only_a_nested_table_names_its_file_and_number(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """A [[connections]] entry holding only [connections.auth0] is refused naming file and entry."""
+    doc["connections"].append({"auth0": {"client_id": "partner-m2m"}})
+    path = write(doc)
+    assert_refused(check_config(path), f"{path} [[connections]] #2: client_id (",
+                   "add client_id to that entry", secrets=secrets)
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("AUTH0_CONNECTION", "APPLE_CLIENT_ID"), ("APPLE_CLIENT_ID", "AUTH0_CONNECTION")],
+)
+def test_environment_connection_needs_both_variables(
+    env: dict[str, str], secrets: tuple[str, ...], given: str, missing: str
+) -> None:
+    """With no file, one of AUTH0_CONNECTION/APPLE_CLIENT_ID alone exits 2 naming the other."""
+    del env[missing]
+    assert given in env
+    assert_refused(run_rotator("check-config", env=env), f"{missing} (", "is not set",
+                   f"set it along with {given}", secrets=secrets)
+
+
+def test_missing_config_file_is_refused(tmp_path: Path) -> None:
+    """A --config path that does not exist exits 2 naming it."""
+    path = tmp_path / "nope.toml"
+    assert_refused(check_config(path), f"config file {path} does not exist", "--config")
+
+
+def test_missing_rotator_config_file_is_refused(tmp_path: Path) -> None:
+    """A $ROTATOR_CONFIG path that does not exist exits 2 naming it."""
+    path = tmp_path / "nope.toml"
+    run = run_rotator("check-config", env={"ROTATOR_CONFIG": str(path)})
+    assert_refused(run, str(path), "does not exist", "ROTATOR_CONFIG")
+
+
+def test_config_directory_is_refused(tmp_path: Path) -> None:
+    """A --config path that is a directory exits 2 saying it cannot be read."""
+    assert_refused(check_config(tmp_path), str(tmp_path), "cannot be read")
+
+
+def test_invalid_toml_is_refused(write: Any, secrets: tuple[str, ...]) -> None:
+    """A file that is not TOML exits 2 naming it and the line at fault."""
+    path = write('[auth0]\ndomain = "example.eu.auth0.com\n')
+    assert_refused(check_config(path), str(path), "is not valid TOML", "line 2",
+                   secrets=secrets)
+
+
+def test_key_file_given_as_config_is_refused_without_showing_it(key_path: Path) -> None:
+    """Pointing --config at the .p8 key exits 2 without echoing any of it."""
+    assert_refused(check_config(key_path), "is not valid TOML",
+                   secrets=tuple(key_lines(key_path)))
+
+
+@pytest.mark.parametrize("domain", ["https://example.eu.auth0.com", "http://example.eu.auth0.com",
+                                    "example.eu.auth0.com/api/v2", ""])
+def test_domain_must_be_bare(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...], domain: str
+) -> None:
+    """An auth0 domain with a scheme or path (or none) exits 2 naming auth0.domain."""
+    doc["auth0"]["domain"] = domain
+    path = write(doc)
+    assert_refused(check_config(path), f"{path} [auth0] domain", secrets=secrets)
+
+
+def test_domain_with_scheme_says_how_to_write_it(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """The https:// refusal shows the bare form to use."""
+    doc["auth0"]["domain"] = "https://example.eu.auth0.com"
+    assert_refused(check_config(write(doc)), "not a bare domain", "no https://",
+                   secrets=secrets)
+
+
+def test_domain_may_carry_a_port(doc: dict[str, Any], write: Any) -> None:
+    """domain = "localhost:8443" is accepted."""
+    doc["auth0"]["domain"] = "localhost:8443"
+    run = check_config(write(doc))
+    assert run.code == 0, run.output
+    assert "on localhost:8443" in run.stdout
+
+
+def test_check_config_needs_an_auth0_domain(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """check-config without auth0.domain exits 2 saying where to set it."""
+    del doc["auth0"]["domain"]
+    assert_refused(check_config(write(doc)), "auth0.domain is not set", "AUTH0_DOMAIN",
+                   secrets=secrets)
+
+
+def test_connection_flag_must_name_a_configured_connection(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """--connection naming an unconfigured connection exits 2 listing the configured ones."""
+    run = check_config(write(doc), "--connection", "google")
+    assert_refused(run, "--connection 'google' is not configured", "configured: apple",
+                   secrets=secrets)
+
+
+def test_no_connection_at_all_is_refused(apple_env: dict[str, str]) -> None:
+    """With no file and no AUTH0_CONNECTION/APPLE_CLIENT_ID, exit 2 says how to add one."""
+    env = {k: v for k, v in apple_env.items() if k != "APPLE_CLIENT_ID"}
+    assert_refused(run_rotator("mint", env=env), "no connection configured", "[[connections]]",
+                   "AUTH0_CONNECTION")
+
+
+@pytest.mark.parametrize(
+    ("how", "needle"),
+    [("env", "ROTATOR_SECRET_LIFETIME"), ("flag", "--secret-lifetime")],
+)
+def test_lifetime_over_apple_limit_is_refused_by_the_cli(
+    apple_env: dict[str, str], key_path: Path, how: str, needle: str
+) -> None:
+    """A lifetime of 15,777,001 s from the environment or a flag exits 2 naming its source."""
+    if how == "env":
+        run = run_rotator("mint", env={**apple_env, "ROTATOR_SECRET_LIFETIME": "15777001"})
+    else:
+        run = run_rotator("mint", "--secret-lifetime", "15777001", env=apple_env)
+    assert_refused(run, needle, "over Apple's limit of 15777000 s", "use 180d or less",
+                   secrets=tuple(key_lines(key_path)))
+
+
+# --- the example file -------------------------------------------------------------
+
+
+def test_example_documents_every_key() -> None:
+    """config/rotator.example.toml mentions every section key, connection key and variable."""
+    text = EXAMPLE.read_text()
+    assigned = set(re.findall(r"^[#\s]*([a-z0-9_]+)\s*=", text, flags=re.MULTILINE))
+    tables = set(re.findall(r"^[#\s]*\[\[?([a-z0-9_.]+)\]\]?", text, flags=re.MULTILINE))
+    for section, keys in config.SECTIONS.items():
+        assert section in tables
+        assert set(keys) <= assigned, set(keys) - assigned
+    for key in config.CONNECTION_KEYS:
+        assert key in assigned or f"connections.{key}" in tables, key
+    extra = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY", "AUTH0_CONNECTION", "APPLE_CLIENT_ID",
+             "ROTATOR_LOG_FORMAT", "ROTATOR_CONFIG")
+    for var in (*config.ENV_MAP, *extra):
+        assert re.search(rf"\b{var}\b", text), var
+
+
+def test_example_comments_every_key() -> None:
+    """Every key line in the example (set or commented out) has a comment beside or above it."""
+    lines = EXAMPLE.read_text().splitlines()
+    for n, line in enumerate(lines):
+        body = line.lstrip("# ")
+        if not re.match(r"[a-z0-9_]+\s*=", body):
+            continue
+        commented = line.startswith("#")
+        beside = "#" in (body if commented else line)
+        above = n > 0 and lines[n - 1].lstrip().startswith("#")
+        assert beside or above, f"line {n + 1} has no comment: {line}"
+
+
+def test_example_parses_once_its_paths_are_real(tmp_path: Path) -> None:
+    """With its file paths pointed at real files, the example loads into two connections."""
+    text = EXAMPLE.read_text()
+    made: dict[str, Path] = {}
+
+    def real(match: re.Match[str]) -> str:
+        name = Path(match.group(1)).name
+        if name not in made:
+            path = made[name] = tmp_path / name
+            if name.endswith(".p8"):
+                generate_throwaway_key(path)
+            else:
+                path.write_text(f"secret-for-{name}\n")
+        return json.dumps(str(made[name]))
+
+    active = "\n".join(
+        re.sub(r'"(/(?:run|etc)/[^"]+)"', real, line) if not line.lstrip().startswith("#")
+        else line
+        for line in text.splitlines()
+    )
+    path = tmp_path / "rotator.toml"
+    path.write_text(active)
+    settings = config.load(Overrides(config=str(path)), {})
+    assert len(settings.connections) == 2
+    first, second = settings.connections
+    assert first.auth0 is not None
+    assert second.auth0 is not None
+    assert first.tenant != second.tenant
+    assert first.auth0.client_id != second.auth0.client_id
+    assert second.auth0.client_secret.startswith("secret-for-")
+    assert first.client_id != second.client_id
+    assert made, "the example names no files under /run or /etc"
+    assert settings.warnings == ()
+    for conn in settings.connections:
+        assert re.fullmatch(r"[A-Z0-9]{10}", conn.apple.team_id)
+
+
+def test_example_is_valid_toml_with_only_known_keys() -> None:
+    """The example as shipped fails only on its placeholder paths, not on its keys or syntax."""
+    with pytest.raises(ConfigError) as info:
+        config.load(Overrides(config=str(EXAMPLE)), {})
+    assert "does not exist" in str(info.value)
+    assert "unknown key" not in str(info.value)
+
+
+def test_render_toml_round_trips(doc: dict[str, Any]) -> None:
+    """The small TOML writer these tests use writes what tomllib reads back."""
+    data = copy.deepcopy(doc)
+    data["hooks"] = {"post_rotate": ["/bin/true", "--quiet"], "timeout": "10s"}
+    data["connections"][0]["auth0"] = {"client_id": "x"}
+    assert tomllib.loads(render_toml(data)) == data
