@@ -131,6 +131,9 @@ def _overrides(args: argparse.Namespace) -> Any:
 
 def _settings(args: argparse.Namespace, **kw: Any) -> Any:
     """Load settings, set up logging, and log any configuration warnings."""
+    from rotator.startup import defer_unused_imports
+
+    defer_unused_imports()
     from rotator import config
 
     settings = config.load(_overrides(args), **kw)
