@@ -6,6 +6,7 @@ so a test can build as many services as it likes in one process.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rotator.config import ConfigError
+from rotator.errors import ConfigError
 from rotator.rotation import Outcome
 
 LABELS = ("tenant", "connection")
@@ -63,13 +64,19 @@ class Metrics:
 def parse_listen(listen: str) -> tuple[str, int]:
     """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port)."""
     host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    bracketed = host.startswith("[") and host.endswith("]")
+    if (
+        not sep
+        or not (port_text.isascii() and port_text.isdigit())  # not "٨٠٨٠"
+        or not 0 < int(port_text) < 65536
+        or (":" in host and not bracketed)  # "::1" is no HOST:PORT; "[::1]:8080" is
+    ):
         raise ConfigError(
             f"server.listen = {listen!r} is not HOST:PORT with a port from 1 to 65535; "
-            'use e.g. "0.0.0.0:8080"'
+            'use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
         )
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - all interfaces is the documented default
-    return host, int(port_text)
+    host = host[1:-1] if bracketed else host
+    return host or "0.0.0.0", int(port_text)  # noqa: S104 - all interfaces is the default
 
 
 class Server:
@@ -105,15 +112,18 @@ class Server:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        ThreadingHTTPServer.daemon_threads = True
         try:
-            self.httpd = ThreadingHTTPServer((host, port), Handler)
+            server_class = _HTTPServer6 if ":" in host else _HTTPServer
+            self.httpd = server_class((host, port), Handler)
         except OSError as exc:
             raise ConfigError(
-                f"server.listen = {listen!r}: cannot listen there ({exc.strerror or exc}); "
+                f"server.listen = {listen!r}: cannot listen there "
+                f"({exc.strerror or type(exc).__name__}); "
                 "choose a free port or another address (ROTATOR_LISTEN, --listen)"
             ) from None
-        self.address = f"{self.httpd.server_address[0]}:{self.httpd.server_address[1]}"
+        bound_host, bound_port = str(self.httpd.server_address[0]), self.httpd.server_port
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.address = f"{shown}:{bound_port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="endpoints",
                                         daemon=True)
 
@@ -121,5 +131,16 @@ class Server:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits forever for a loop never started
+            self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _HTTPServer6(_HTTPServer):
+    """For an IPv6 host ("[::]:8080"); the stdlib server is IPv4 only."""
+
+    address_family = socket.AF_INET6

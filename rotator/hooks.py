@@ -67,8 +67,10 @@ class Hook:
                 env=env,
                 start_new_session=True,
             )
-        except OSError as exc:
-            log.error("hook.failed", command=self.argv[0], error=exc.strerror or type(exc).__name__)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            log.error("hook.failed", command=self.argv[0],
+                      error=f"cannot start: {reason or type(exc).__name__}")
             return False
         try:
             _, err = proc.communicate(secret.encode() + b"\n", timeout=self.timeout)

@@ -207,7 +207,10 @@ def rotate_one(
             reason=verdict.reason if verdict.due else "forced",
         )
         if on_rotated is not None:
-            on_rotated(conn, new, exp)
+            try:
+                on_rotated(conn, new, exp)
+            except Exception as exc:  # noqa: BLE001 - the rotation stands whatever the hook does
+                log.error("hook.failed", error=f"unexpected error: {type(exc).__name__}")
         return outcome
     except RotatorError as exc:
         outcome.step, outcome.error = step, str(exc)
@@ -247,10 +250,16 @@ TenantFactory = Callable[[ConnectionSettings], Auth0Side]
 
 
 def tenants_for(
-    connections: Iterable[ConnectionSettings], factory: Callable[[Any], Auth0Side]
+    connections: Iterable[ConnectionSettings],
+    factory: Callable[[Any], Auth0Side],
+    sides: dict[tuple[str, str], Auth0Side] | None = None,
 ) -> dict[tuple[str, str], Auth0Side]:
-    """One Auth0 side per tenant (domain and M2M client), shared by its connections."""
-    sides: dict[tuple[str, str], Auth0Side] = {}
+    """One Auth0 side per tenant (domain and M2M client), shared by its connections.
+
+    ``sides`` carries them over from an earlier run (``rotator start`` keeps its
+    tenants, and so their cached tokens, from one check to the next).
+    """
+    sides = {} if sides is None else sides
     for conn in connections:
         assert conn.auth0 is not None
         key = (conn.auth0.domain, conn.auth0.client_id)
@@ -273,14 +282,19 @@ def run(
     factory: Callable[[Any], Auth0Side] | None = None,
     on_rotated: Rotated | None = None,
     stop: Callable[[], bool] | None = None,
+    keep: dict[tuple[str, str], Auth0Side] | None = None,
 ) -> Report:
-    """Check (and rotate what is due, or everything when ``force``) every connection."""
+    """Check (and rotate what is due, or everything when ``force``) every connection.
+
+    Tenants are closed at the end, unless ``keep`` is given: then they are
+    taken from and left in it, for the caller to reuse and close.
+    """
     if factory is None:
         from rotator.auth0 import Tenant
 
         factory = Tenant
     report = Report()
-    sides = tenants_for(settings.connections, factory)
+    sides = tenants_for(settings.connections, factory, keep)
     try:
         for conn in settings.connections:
             if stop is not None and stop():
@@ -309,6 +323,7 @@ def run(
                 )
             report.outcomes.append(outcome)
     finally:
-        for side in sides.values():
-            side.close()
+        if keep is None:
+            for side in sides.values():
+                side.close()
     return report

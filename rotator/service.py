@@ -5,12 +5,17 @@ start-up). Runs never overlap (``max_instances=1``, ``coalesce``); a little
 jitter keeps a fleet from reaching Auth0 in the same second. On SIGTERM or
 SIGINT the job is told to stop: a rotation already past its write finishes, one
 that has not written yet is abandoned before the write, and the process exits
-0 within :data:`STOP_WITHIN` seconds.
+0 within :data:`STOP_WITHIN` seconds (a check still waiting on Auth0 then is
+left behind: its write either landed or did not, and the live connection is the
+only state).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +56,8 @@ class Service:
         self.idle = threading.Event()
         self.idle.set()
         self.ready_state: dict[tuple[str, str], bool] = {}
+        # Kept across checks: each tenant's HTTP client and cached access token.
+        self.tenants: dict[tuple[str, str], rotation.Auth0Side] = {}
         self.hook = (
             hooks.Hook(settings.post_rotate, settings.hook_timeout)
             if settings.post_rotate else None
@@ -77,6 +84,7 @@ class Service:
                 factory=self.factory,
                 on_rotated=self.hook,
                 stop=self.stopping.is_set,
+                keep=self.tenants,
             )
             for outcome in report.outcomes:
                 self.metrics.record(outcome, self.clock())
@@ -90,7 +98,14 @@ class Service:
         try:
             self.check()
         except Exception as exc:  # noqa: BLE001 - the scheduler must keep running
-            self.log.error("check.crashed", error=f"unexpected error: {type(exc).__name__}")
+            error = f"unexpected error: {type(exc).__name__}"
+            self.log.error("check.crashed", error=error)
+            # No connection was checked: /readyz and the failure counter must say so.
+            for conn in self.settings.connections:
+                failed = rotation.Outcome(connection=conn.connection, tenant=conn.tenant,
+                                          step="unknown", error=error)
+                self.metrics.record(failed, self.clock())
+                self.ready_state[(failed.tenant, failed.connection)] = False
 
     def start(self) -> None:
         every = self.settings.schedule.check_every
@@ -103,6 +118,10 @@ class Service:
             max_instances=1,
             misfire_grace_time=None,
         )
+        # A tick skipped while a check still runs (max_instances=1, by design) is an
+        # APScheduler warning through stdlib logging, which would print a plain,
+        # non-JSON line among the structlog events.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         self.server.start()
         self.scheduler.start()
         # Once at start-up, then on the interval.
@@ -114,12 +133,18 @@ class Service:
             listen=self.server.address,
         )
 
-    def stop(self, reason: str = "requested") -> None:
+    def stop(self, reason: str = "requested") -> bool:
+        """Stop within STOP_WITHIN seconds; True when no check is left running."""
         self.stopping.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         finished = self.idle.wait(STOP_WITHIN)
         self.server.stop()
+        if finished:
+            for tenant in self.tenants.values():
+                tenant.close()
         self.log.info("scheduler.stopped", reason=reason, check_in_flight_finished=finished)
+        return finished
 
 
 def _utcnow() -> Any:
@@ -143,5 +168,11 @@ def serve(settings: Settings) -> int:
     service.start()
     while not wake.wait(3600):
         pass
-    service.stop(received[0] if received else "requested")
+    if not service.stop(received[0] if received else "requested"):
+        # The check still in flight runs in an executor thread that the interpreter
+        # would join at exit, holding the process for as long as Auth0 keeps it
+        # waiting (minutes, with timeouts and retries). Leave now, as promised.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -1,0 +1,308 @@
+"""Tests for rotator.hooks: the post-rotation hook, directly and through `rotator run-now`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from structlog.testing import capture_logs
+
+from rotator import config, hooks
+from rotator.emulator import Emulator
+from rotator.errors import ConfigError
+
+TEAM_ID = "ABCDE12345"
+KEY_ID = "ABC123DEFG"
+SERVICES_ID = "com.example.webapp"
+M2M_ID = "rotator-m2m"
+M2M_SECRET = "m2m-secret-for-the-hook-tests"
+OPTIONS: dict[str, Any] = {
+    "client_id": SERVICES_ID,
+    "client_secret": "",
+    "scope": "openid name email",
+}
+EXP = 1_800_000_000
+EXP_ISO = datetime.fromtimestamp(EXP, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+SECRET = "eyJhbGciOiJFUzI1NiJ9.a-stand-in-for-the-new-secret.c2lnbmF0dXJl"
+_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
+
+# Appends what the hook received (stdin, argv, environment) as one JSON line.
+_DUMP = """\
+import json, os, sys
+record = {"stdin": sys.stdin.read(), "argv": sys.argv, "env": dict(os.environ)}
+with open(os.path.join(os.path.dirname(sys.argv[0]), "calls.jsonl"), "a") as out:
+    out.write(json.dumps(record) + "\\n")
+"""
+
+
+def script(path: Path, body: str, interpreter: str = "/bin/sh") -> Path:
+    """An executable script."""
+    path.write_text(f"#!{interpreter}\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+def dump_hook(tmp_path: Path) -> Path:
+    """A hook that records its stdin, argv and environment in calls.jsonl beside it."""
+    return script(tmp_path / "dump-hook", _DUMP, interpreter=sys.executable)
+
+
+def calls(hook: Path) -> list[dict[str, Any]]:
+    """What each run of a dump hook received."""
+    path = hook.parent / "calls.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_config(
+    tmp_path: Path,
+    key_path: Path,
+    *,
+    domain: str,
+    ca_bundle: str | None = None,
+    hook: list[str] | None = None,
+    hook_timeout: str = "5s",
+    secrets_in_files: bool = True,
+) -> Path:
+    """A config TOML for one connection; secrets from files, or left to the environment."""
+    lines = ["[auth0]", f'domain = "{domain}"', f'client_id = "{M2M_ID}"']
+    if secrets_in_files:
+        secret_file = tmp_path / "auth0_client_secret"
+        secret_file.write_text(M2M_SECRET)
+        lines.append(f"client_secret_file = {json.dumps(str(secret_file))}")
+    if ca_bundle:
+        lines.append(f"ca_bundle = {json.dumps(ca_bundle)}")
+    lines += ["[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"']
+    if secrets_in_files:
+        lines.append(f"private_key_file = {json.dumps(str(key_path))}")
+    if hook is not None:
+        lines += ["[hooks]", f"post_rotate = {json.dumps(hook)}", f'timeout = "{hook_timeout}"']
+    lines += ["[[connections]]", 'connection = "apple"', f'client_id = "{SERVICES_ID}"']
+    path = tmp_path / "rotator.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def conn(tmp_path: Path, key_path: Path) -> config.ConnectionSettings:
+    """A connection's settings, loaded the way every command loads them."""
+    cfg = write_config(tmp_path, key_path, domain="example.eu.auth0.com")
+    return config.load(config.Overrides(config=str(cfg)), environ={}).connections[0]
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    """An emulator with the M2M client and one oauth2 connection with no secret yet."""
+    with Emulator() as emulator:
+        emulator.add_client(M2M_ID, M2M_SECRET)
+        emulator.add_connection({"name": "apple", "display_name": "Apple", "options": OPTIONS})
+        yield emulator
+
+
+def live_secret(emu: Emulator) -> str:
+    """The client secret stored in the emulator's connection."""
+    return str(emu.connection("apple")["options"]["client_secret"])
+
+
+# -- validate ----------------------------------------------------------------------
+
+
+def test_validate_accepts_no_hook_and_a_command_on_path() -> None:
+    """No hook, an absolute executable and a bare name found on PATH all pass."""
+    hooks.validate(None)
+    hooks.validate(())
+    sh = shutil.which("sh")
+    assert sh is not None
+    hooks.validate([sh, "-c", "true"])
+    hooks.validate(["sh", "-c", "true"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["/nonexistent/hook"], "does not exist"),
+        (["no-such-rotator-hook", "--quiet"], "not on PATH"),
+    ],
+)
+def test_validate_refuses_a_missing_command(argv: list[str], says: str) -> None:
+    """A command that is not there is a ConfigError naming hooks.post_rotate."""
+    with pytest.raises(ConfigError, match=r"^hooks\.post_rotate: ") as caught:
+        hooks.validate(argv)
+    assert says in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_validate_refuses_a_file_that_is_not_executable(tmp_path: Path) -> None:
+    """A hook file without the execute bit is refused with the fix (chmod +x)."""
+    plain = tmp_path / "hook.sh"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"hooks.post_rotate: .* chmod \+x"):
+        hooks.validate([str(plain)])
+
+
+# -- Hook, called directly -------------------------------------------------------------
+
+
+def test_hook_gets_the_secret_on_stdin_and_context_in_its_environment(
+    tmp_path: Path, conn: config.ConnectionSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stdin carries the secret; ROTATOR_* carry the context; argv and env never the secret."""
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", M2M_SECRET)
+    monkeypatch.setenv("APPLE_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\nnot-really\n")
+    hook = dump_hook(tmp_path)
+    with capture_logs() as events:
+        ok = hooks.Hook([str(hook), "--from-rotator"], timeout=10)(conn, SECRET, EXP)
+
+    assert ok is True
+    [call] = calls(hook)
+    assert call["stdin"] == SECRET + "\n"
+    assert call["argv"] == [str(hook), "--from-rotator"]
+    env = call["env"]
+    assert env["ROTATOR_CONNECTION"] == "apple"
+    assert env["ROTATOR_TENANT"] == "example.eu.auth0.com"
+    assert env["ROTATOR_EXPIRES_AT"] == EXP_ISO
+    assert "AUTH0_CLIENT_SECRET" not in env
+    assert "APPLE_PRIVATE_KEY" not in env
+    assert not [k for k, v in env.items() if SECRET in v or M2M_SECRET in v]
+    assert [e["event"] for e in events] == ["hook.succeeded"]
+    assert SECRET not in json.dumps(events)
+
+
+def test_hook_that_exits_non_zero_is_logged_as_failed(
+    tmp_path: Path, conn: config.ConnectionSettings
+) -> None:
+    """Exit 3 returns False and logs hook.failed with the exit code and the last stderr line."""
+    body = 'cat >/dev/null\necho "starting" >&2\necho "no" >&2\nexit 3\n'
+    hook = script(tmp_path / "fail.sh", body)
+    with capture_logs() as events:
+        ok = hooks.Hook([str(hook)], timeout=10)(conn, SECRET, EXP)
+
+    assert ok is False
+    [event] = events
+    assert event["event"] == "hook.failed"
+    assert event["exit_code"] == 3
+    assert event["stderr"] == "no"
+    assert (event["connection"], event["tenant"]) == ("apple", "example.eu.auth0.com")
+
+
+def test_hook_that_outlives_its_timeout_is_killed(
+    tmp_path: Path, conn: config.ConnectionSettings
+) -> None:
+    """A hanging hook is killed at its timeout, returns False and logs hook.failed."""
+    pid_file = tmp_path / "pid"
+    hook = script(tmp_path / "hang.sh", f'echo $$ > "{pid_file}"\nexec sleep 60\n')
+    with capture_logs() as events:
+        began = time.monotonic()
+        ok = hooks.Hook([str(hook)], timeout=1)(conn, SECRET, EXP)
+        took = time.monotonic() - began
+
+    assert ok is False
+    assert took < 10
+    [event] = events
+    assert event["event"] == "hook.failed"
+    assert "timed out after 1s" in event["error"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_hook_that_cannot_start_is_logged_not_raised(
+    tmp_path: Path, conn: config.ConnectionSettings
+) -> None:
+    """A command gone since start-up, or an argument with a NUL byte, is hook.failed."""
+    gone = script(tmp_path / "gone.sh", "exit 0\n")
+    hooks.validate([str(gone)])
+    gone.unlink()
+    true = shutil.which("true")
+    assert true is not None
+    with capture_logs() as events:
+        assert hooks.Hook([str(gone)], timeout=5)(conn, SECRET, EXP) is False
+        assert hooks.Hook([true, "bad\x00argument"], timeout=5)(conn, SECRET, EXP) is False
+
+    assert [e["event"] for e in events] == ["hook.failed", "hook.failed"]
+    assert all(e["error"].startswith("cannot start") for e in events)
+
+
+# -- through `rotator run-now` ---------------------------------------------------------
+
+
+def test_run_now_hands_the_new_secret_to_the_hook(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """run-now pipes the secret it wrote to the hook, and no rotator secret leaks to it."""
+    hook = dump_hook(tmp_path)
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        hook=[str(hook), "--quiet"], secrets_in_files=False,
+    )
+    pem = key_path.read_text()
+    run = rotator(
+        "run-now", "--config", str(cfg), "--log-format", "json",
+        env={"AUTH0_CLIENT_SECRET": M2M_SECRET, "APPLE_PRIVATE_KEY": pem},
+    )
+
+    assert run.code == 0, run.output
+    written = live_secret(emu)
+    [call] = calls(hook)
+    assert call["stdin"].strip() == written
+    assert call["argv"] == [str(hook), "--quiet"]
+    env = call["env"]
+    assert env["ROTATOR_CONNECTION"] == "apple"
+    assert env["ROTATOR_TENANT"] == emu.domain
+    exp = jwt.decode(written, options={"verify_signature": False})["exp"]
+    assert env["ROTATOR_EXPIRES_AT"] == datetime.fromtimestamp(exp, UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert "AUTH0_CLIENT_SECRET" not in env
+    assert "APPLE_PRIVATE_KEY" not in env
+    for value in (written, M2M_SECRET, pem.strip()):
+        assert not [k for k, v in env.items() if value in v]
+        assert not [a for a in call["argv"] if value in a]
+    assert "hook.succeeded" in run.stderr
+    assert written not in run.output
+
+
+def test_run_now_keeps_the_rotation_when_the_hook_fails(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """A hook exiting 3 after run-now is logged as hook.failed; the new secret stays."""
+    hook = script(tmp_path / "fail.sh", "exit 3\n")
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path, hook=[str(hook)]
+    )
+    run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
+
+    assert run.code == 0, run.output
+    events = [json.loads(line) for line in run.stderr.splitlines()]
+    names = [e["event"] for e in events]
+    assert names.count("secret.rotated") == 1
+    assert names.count("hook.failed") == 1
+    assert "rotation.failed" not in names
+    rotated = next(e for e in events if e["event"] == "secret.rotated")
+    live = jwt.decode(live_secret(emu), options={"verify_signature": False})
+    assert live["iat"] == rotated["iat"]
+
+
+def test_run_now_dry_run_does_not_call_the_hook(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """--dry-run writes nothing, so there is nothing to hand to the hook."""
+    hook = dump_hook(tmp_path)
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path, hook=[str(hook)]
+    )
+    run = rotator("run-now", "--dry-run", "--config", str(cfg), "--log-format", "json")
+
+    assert run.code == 0, run.output
+    assert calls(hook) == []
+    assert live_secret(emu) == ""
