@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-rotation bench-service clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "rotator needs Python 3.11 or newer")'
@@ -31,9 +31,11 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy rotator
 
-## bench: start-up of `rotator mint` against a Node jsonwebtoken script, and `--help`
+## bench: start-up (mint vs Node, --help), rotation requests and rate-limited wall time, service memory/CPU
 bench: $(VENV)/.test
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/rotation.py
+	$(BIN)/python bench/service.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis
