@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -94,6 +97,39 @@ def run_rotator(
         check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` every 0.1 s; its first truthy answer, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = predicate()
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] | list[str] = ()) -> None:
+    """Exit 2, one plain line on stderr naming every needle, no secret, no traceback."""
+    assert run.code == 2, run.output
+    assert "Traceback" not in run.output
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("rotator: error: ")
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    for secret in secrets:
+        assert secret not in run.output
 
 
 @pytest.fixture

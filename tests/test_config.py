@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, run_rotator
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_rotator
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -56,20 +56,6 @@ def key_lines(path: Path) -> list[str]:
         for line in path.read_text(errors="replace").splitlines()
         if line.strip() and not line.startswith("-----")
     ]
-
-
-def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] = ()) -> None:
-    """Exit 2, one plain line on stderr naming every needle, nothing secret, no traceback."""
-    assert run.code == 2, run.output
-    assert "Traceback" not in run.output
-    assert run.stdout == ""
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("rotator: error: ")
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    for secret in secrets:
-        assert secret not in run.output
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from rotator import secret
@@ -32,25 +33,6 @@ LABELS = {"tenant": TENANT, "connection": "apple"}
 SERVICES_ID = "com.example.webapp"
 NOW = 1_790_000_000.0
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what parse_listen must return, nothing binds it
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 0.1 s; its first truthy answer, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = predicate()
-        if answer:
-            return answer
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sample(metrics: Metrics, name: str, **extra: str) -> float | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, run_rotator
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_rotator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -99,20 +99,6 @@ def pem_lines(pem: bytes) -> list[str]:
         for line in pem.decode(errors="replace").splitlines()
         if line.strip() and not line.startswith("-----")
     ]
-
-
-def assert_refused(run: Run, *needles: str, secrets: list[str] | tuple[()] = ()) -> None:
-    """Exit 2, one plain line on stderr naming every needle, no key line, no traceback."""
-    assert run.code == 2, run.output
-    assert "Traceback" not in run.output
-    assert run.stdout == ""
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("rotator: error: ")
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    for line in secrets:
-        assert line not in run.output
 
 
 @pytest.fixture

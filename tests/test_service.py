@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from conftest import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
@@ -46,25 +47,6 @@ _PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 0.1 s; its first truthy answer, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = predicate()
-        if answer:
-            return answer
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(
