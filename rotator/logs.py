@@ -61,6 +61,9 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # Tracebacks become plain text (no local variables) before the
+            # redactor sees them; they are only ever logged at debug level.
+            structlog.processors.format_exc_info,
             _redactor,
             renderer,
         ],

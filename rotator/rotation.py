@@ -311,16 +311,16 @@ def run(
                     on_rotated=on_rotated,
                     stop=stop,
                 )
-            except Exception as exc:  # noqa: BLE001 - one connection must not stop the rest
+            except Exception as exc:
                 outcome = Outcome(
                     connection=conn.connection,
                     tenant=side.name,
                     step="unknown",
                     error=f"unexpected error: {type(exc).__name__}",
                 )
-                logs.get(connection=conn.connection, tenant=side.name).error(
-                    "rotation.failed", step="unknown", error=outcome.error, exc_info=False
-                )
+                log = logs.get(connection=conn.connection, tenant=side.name)
+                log.error("rotation.failed", step="unknown", error=outcome.error)
+                log.debug("rotation.traceback", exc_info=True)
             report.outcomes.append(outcome)
     finally:
         if keep is None:

@@ -443,3 +443,38 @@ def test_demo_runs_the_whole_flow(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "new secret stored: yes" in out
     assert "writes during run-once: 0" in out
+
+
+class _CrashingSide:
+    """An Auth0 side whose read fails with an error rotator does not know."""
+
+    name = "crash.example"
+
+    def read(self, ref: str) -> Any:
+        raise RuntimeError("unexpected internal failure")
+
+    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any:
+        raise AssertionError("never reached")
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("level", "traceback_logged"), [("info", False), ("debug", True)])
+def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
+    tenant: Tenant, level: str, traceback_logged: bool
+) -> None:
+    """An unknown exception fails its connection (exit 1); its traceback is logged at debug only."""
+    import io
+
+    from rotator import config, logs, rotation
+
+    stream = io.StringIO()
+    logs.configure("json", level, stream)
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    report = rotation.run(settings, factory=lambda _: _CrashingSide())
+    assert report.exit_code == 1
+    assert report.outcomes[0].error == "unexpected error: RuntimeError"
+    logged = named(stream.getvalue(), "rotation.failed")
+    assert [e["step"] for e in logged] == ["unknown"]
+    assert ("Traceback" in stream.getvalue()) is traceback_logged
