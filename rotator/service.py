@@ -28,7 +28,7 @@ from rotator import hooks, logs, rotation
 from rotator.config import Settings
 from rotator.endpoints import Metrics, Server
 
-STOP_WITHIN = 8.0  # seconds to wait for a check in flight at shutdown
+STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
 
 
