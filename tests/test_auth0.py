@@ -1,0 +1,87 @@
+"""The Auth0 border: pacing by rate-limit headers, TLS trust, error wording."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+
+from rotator.auth0 import _describe, _Pacer, ssl_context
+
+
+def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
+    return httpx.Response(200, headers={
+        "x-ratelimit-limit": str(limit),
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(int(reset)),
+    })
+
+
+API = httpx.Request("GET", "https://t.example/api/v2/connections")
+
+
+def test_pacer_does_not_wait_while_the_bucket_has_tokens() -> None:
+    """With requests left in the bucket, the next one goes at once."""
+    waits: list[float] = []
+    pacer = _Pacer(sleep=waits.append)
+    pacer.after(_response(remaining=1, reset=time.time() + 1))
+    pacer.before(API)
+    assert waits == []
+
+
+def test_pacer_waits_a_share_of_the_refill_when_the_bucket_is_empty() -> None:
+    """An empty bucket: wait (reset - now) / limit, enough for one request, not the whole refill."""
+    waits: list[float] = []
+    pacer = _Pacer(sleep=waits.append)
+    pacer.after(_response(remaining=0, reset=time.time() + 2, limit=4))
+    pacer.before(API)
+    [wait] = waits
+    assert 0.2 < wait <= 0.5
+
+
+def test_pacer_ignores_answers_without_rate_limit_headers_and_other_paths() -> None:
+    """No headers, no pacing; the token endpoint is never paced."""
+    waits: list[float] = []
+    pacer = _Pacer(sleep=waits.append)
+    pacer.after(httpx.Response(200))
+    pacer.before(API)
+    pacer.after(_response(remaining=0, reset=time.time() + 5))
+    pacer.before(httpx.Request("POST", "https://t.example/oauth/token"))
+    assert waits == []
+
+
+def test_pacer_waits_once_per_empty_answer() -> None:
+    """After waiting, the next request does not wait again on the same stale answer."""
+    waits: list[float] = []
+    pacer = _Pacer(sleep=waits.append)
+    pacer.after(_response(remaining=0, reset=time.time() + 1))
+    pacer.before(API)
+    pacer.before(API)
+    assert len(waits) == 1
+
+
+def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
+    """ssl_context adds ca_bundle's certificates to what the system store trusts."""
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_bytes(ca.cert_pem.bytes())
+    plain = ssl_context(None)
+    extended = ssl_context(bundle)
+    assert extended.verify_mode == ssl.CERT_REQUIRED
+    assert extended.check_hostname
+    assert len(extended.get_ca_certs()) == len(plain.get_ca_certs()) + 1
+
+
+def test_transport_errors_are_described_without_details() -> None:
+    """Transport failures become short, secret-free phrases an operator can act on."""
+    request = httpx.Request("GET", "https://t.example/")
+    verify = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] ...", request=request)
+    assert "ca_bundle" in _describe(verify)
+    assert _describe(httpx.ReadTimeout("slow", request=request)) == "timed out (ReadTimeout)"
+    assert "closed the connection" in _describe(
+        httpx.RemoteProtocolError("Server disconnected", request=request)
+    )
