@@ -147,6 +147,37 @@ def test_mint_prints_one_verifiable_secret(apple_env: dict[str, str], key_path: 
     assert claims["exp"] - claims["iat"] == 180 * 86400
 
 
+def _console_script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed `rotator` console script (what users run), output piped."""
+    script = Path(sys.executable).with_name("rotator")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    return subprocess.run([str(script), *args], env={**base, **env}, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_console_script_mint_output_is_complete_through_a_pipe(
+    apple_env: dict[str, str], key_path: Path
+) -> None:
+    """The console script's fast exit after mint loses nothing: the piped secret verifies."""
+    run = _console_script("mint", env=apple_env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.endswith("\n")
+    (token,) = run.stdout.splitlines()
+    _, claims = decode(token, key_path)
+    assert claims["sub"] == SERVICES_ID
+
+
+def test_console_script_mint_error_still_exits_2_with_its_message(
+    apple_env: dict[str, str],
+) -> None:
+    """A refused mint through the console script keeps exit 2 and its one-line message."""
+    run = _console_script("mint", env={**apple_env, "APPLE_TEAM_ID": "short"})
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.startswith("rotator: error: ")
+    assert "APPLE_TEAM_ID" in run.stderr
+
+
 @pytest.mark.parametrize("source", ["file", "env"])
 def test_mint_output_holds_no_key_material(
     apple_env: dict[str, str], key_path: Path, source: str
