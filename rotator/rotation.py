@@ -190,7 +190,7 @@ def rotate_one(
         step = "verify"
         if stored.options is None:  # the answer left options out: read again
             stored = side.read(found.id)
-        _verify(found, stored, options)
+        _verify(found, stored, options, log)
 
         outcome.rotated = True
         outcome.iat, outcome.exp = iat, exp
@@ -218,17 +218,22 @@ def rotate_one(
         return outcome
 
 
-def _verify(before: Any, stored: Any, sent: dict[str, Any]) -> None:
-    """Step 4: the new secret is stored, every other option and display_name unchanged."""
-    if stored.options != sent:
-        keys = sorted(
-            k for k in set(sent) | set(stored.options or {})
-            if (stored.options or {}).get(k, _MISSING) != sent.get(k, _MISSING)
-        )
+def _verify(before: Any, stored: Any, sent: dict[str, Any], log: Any) -> None:
+    """Step 4: the new secret is stored, every other option and display_name unchanged.
+
+    Every option sent must come back exactly. An option Auth0 adds on its own
+    (a server-side default) is not a loss: it is logged, not failed.
+    """
+    held = stored.options or {}
+    differing = sorted(k for k in sent if held.get(k, _MISSING) != sent[k])
+    if differing:
         raise VerificationError(
             f"connection {before.name!r} does not hold what was written; options differing: "
-            f"{', '.join(keys)}; the new secret may or may not be live, run status"
+            f"{', '.join(differing)}; the new secret may or may not be live, run status"
         )
+    if added := sorted(set(held) - set(sent)):
+        log.warning("verify.options_added", options=added,
+                    note="Auth0 stored options rotator did not send")
     wanted = before.display_name
     if wanted is not None and stored.display_name != wanted:
         raise VerificationError(

@@ -478,3 +478,59 @@ def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
     logged = named(stream.getvalue(), "rotation.failed")
     assert [e["step"] for e in logged] == ["unknown"]
     assert ("Traceback" in stream.getvalue()) is traceback_logged
+
+
+class _EchoSide:
+    """An Auth0 side that stores what it is sent, changed by ``alter`` on the way back."""
+
+    name = "echo.example"
+
+    def __init__(self, options: dict[str, Any], alter: Any) -> None:
+        from rotator.auth0 import Connection
+
+        self.connection = Connection(id="con_echo000000000001", name="apple", strategy="oauth2",
+                                     display_name="Apple", options=options)
+        self.alter = alter
+
+    def read(self, ref: str) -> Any:
+        return self.connection
+
+    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any:
+        from dataclasses import replace
+
+        return replace(self.connection, options=self.alter(dict(options)),
+                       display_name=display_name)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("alter", "rotated", "event"),
+    [
+        (lambda o: o, True, "secret.rotated"),
+        (lambda o: {**o, "server_default": True}, True, "verify.options_added"),
+        (lambda o: {k: v for k, v in o.items() if k != "scope"}, False, "rotation.failed"),
+        (lambda o: {**o, "scope": "email"}, False, "rotation.failed"),
+    ],
+    ids=["exact", "option-added-by-auth0", "option-lost", "option-changed"],
+)
+def test_verification_fails_on_any_lost_or_changed_option(
+    tenant: Tenant, alter: Any, rotated: bool, event: str
+) -> None:
+    """A stored option lost or changed fails verification; one Auth0 adds is only logged."""
+    import io
+
+    from rotator import config, logs, rotation
+
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    side = _EchoSide({"client_id": SERVICES_ID, "scope": "name email"}, alter)
+    report = rotation.run(settings, force=True, factory=lambda _: side)
+    assert report.outcomes[0].rotated is rotated
+    assert named(stream.getvalue(), event)
+    if not rotated:
+        [failed] = named(stream.getvalue(), "rotation.failed")
+        assert failed["step"] == "verify"
+        assert "scope" in failed["error"]
