@@ -26,6 +26,8 @@ APPLE_MAX_LIFETIME = 15_777_000
 ALGORITHM = "ES256"
 
 _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+#: The first line of a PKCS#8 key, the format of Apple's .p8 files.
+PKCS8_BEGIN = "-----BEGIN {}-----".format("PRIVATE KEY")
 _FIX = "use the .p8 key exactly as downloaded from the Apple developer portal"
 
 
@@ -81,7 +83,7 @@ def load_key(pem: bytes, source: str) -> AppleKey:
     labels = [m.group(1).decode() for m in _PEM_LABEL.finditer(pem)]
     if not labels:
         raise AppleKeyError(
-            f"{source} is not a PEM key (no '-----BEGIN PRIVATE KEY-----' line); {_FIX}"
+            f"{source} is not a PEM key (no '{PKCS8_BEGIN}' line); {_FIX}"
         )
     if "ENCRYPTED PRIVATE KEY" in labels or b"Proc-Type: 4,ENCRYPTED" in pem:
         raise AppleKeyError(

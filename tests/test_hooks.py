@@ -155,11 +155,12 @@ def test_validate_refuses_a_file_that_is_not_executable(tmp_path: Path) -> None:
 
 
 def test_hook_gets_the_secret_on_stdin_and_context_in_its_environment(
-    tmp_path: Path, conn: config.ConnectionSettings, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, conn: config.ConnectionSettings, monkeypatch: pytest.MonkeyPatch,
+    key_path: Path,
 ) -> None:
     """stdin carries the secret; ROTATOR_* carry the context; argv and env never the secret."""
     monkeypatch.setenv("AUTH0_CLIENT_SECRET", M2M_SECRET)
-    monkeypatch.setenv("APPLE_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\nnot-really\n")
+    monkeypatch.setenv("APPLE_PRIVATE_KEY", key_path.read_text())  # a throwaway key, made now
     hook = dump_hook(tmp_path)
     with capture_logs() as events:
         ok = hooks.Hook([str(hook), "--from-rotator"], timeout=10)(conn, SECRET, EXP)

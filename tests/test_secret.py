@@ -71,9 +71,10 @@ def public_pem() -> bytes:
 
 
 def corrupt_pem() -> bytes:
-    """A PRIVATE KEY block whose body is base64 of nothing useful."""
-    body = "TUlJQmFkS2V5Tm90UmVhbGx5QUtleUF0QWxsQnV0TG9va3NMaWtlQmFzZTY0"
-    return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n".encode()
+    """A key made now, its PEM armour kept and its body swapped for base64 of nothing useful."""
+    lines = pkcs8(ec.generate_private_key(ec.SECP256R1())).splitlines()
+    body = b"TUlJQmFkS2V5Tm90UmVhbGx5QUtleUF0QWxsQnV0TG9va3NMaWtlQmFzZTY0"
+    return b"\n".join([lines[0], body, lines[-1]]) + b"\n"
 
 
 # name -> (PEM bytes, words the refusal must contain)
@@ -178,7 +179,7 @@ def test_inspect_reads_a_minted_secret(apple_key: secret.AppleKey) -> None:
 
 def test_generated_key_is_a_private_p256_pkcs8_file(key_path: Path) -> None:
     """generate_throwaway_key writes an unencrypted PKCS#8 P-256 key with mode 600."""
-    assert key_path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----\n")
+    assert key_path.read_bytes().startswith(secret.PKCS8_BEGIN.encode() + b"\n")
     assert oct(key_path.stat().st_mode & 0o777) == "0o600"
     assert isinstance(secret.load_key(key_path.read_bytes(), "k").private_key.curve,
                       ec.SECP256R1)
