@@ -72,7 +72,6 @@ class _Tokens(TokenProvider):
             client_secret=settings.client_secret,
         )
         self._http = http
-        self.fetched = 0
 
     def _fetch_token(self) -> None:
         url = f"https://{self._domain}/oauth/token"
@@ -100,7 +99,6 @@ class _Tokens(TokenProvider):
             self._expires_at = time.time() + float(data["expires_in"])
         except (ValueError, KeyError, TypeError) as exc:
             raise Auth0ReadError(f"token answer from {self._domain} is not a token") from exc
-        self.fetched += 1
 
     def invalidate(self) -> None:
         with self._lock:
@@ -117,7 +115,6 @@ class _Pacer:
         self._remaining: int | None = None
         self._reset = 0.0
         self._lock = threading.Lock()
-        self.waited = 0.0
 
     def before(self, request: httpx.Request) -> None:
         if not request.url.path.startswith("/api/v2/"):
@@ -132,9 +129,7 @@ class _Pacer:
                 wait = (self._reset - time.time()) / max(self._limit, 1)
             self._remaining = None
         if wait > 0:
-            wait = min(wait, MAX_PACE)
-            self.waited += wait
-            self._sleep(wait)
+            self._sleep(min(wait, MAX_PACE))
 
     def after(self, response: httpx.Response) -> None:
         headers = response.headers
@@ -177,10 +172,6 @@ class Tenant:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def token(self) -> None:
-        """Fetch (or reuse) the access token; raises Auth0ReadError when refused."""
-        self.tokens.get_token()
 
     def read(self, ref: str) -> Connection:
         """The connection with id ``ref`` (``con_...``), or named ``ref`` among oauth2."""

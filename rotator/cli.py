@@ -196,13 +196,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_mint(args: argparse.Namespace) -> int:
     import time
 
-    from rotator.startup import defer_unused_imports
-
-    defer_unused_imports()
+    settings = _settings(args, need_auth0=False, need_connection_name=False)
     from rotator import secret
     from rotator.errors import ConfigError
 
-    settings = _settings(args, need_auth0=False, need_connection_name=False)
     if len(settings.connections) != 1:
         names = ", ".join(c.connection or c.client_id for c in settings.connections)
         raise ConfigError(

@@ -117,10 +117,6 @@ class Auth0Settings:
     client_secret: str = field(repr=False)
     ca_bundle: Path | None = None
 
-    @property
-    def tenant(self) -> str:
-        return self.domain
-
 
 @dataclass(frozen=True, kw_only=True)
 class AppleSettings:

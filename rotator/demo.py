@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets as random_secrets
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
         emu.add_client("demoRotatorM2MClient0000000000001", m2m_secret)
         # A secret someone made by hand two months ago, valid for 180 days.
         old = secret.mint(key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
-                          lifetime=180 * 86400, now=_now() - 60 * 86400)
+                          lifetime=180 * 86400, now=int(time.time()) - 60 * 86400)
         conn = emu.add_connection(realistic_connection(old))
         config = work / "rotator.toml"
         config.write_text(
@@ -85,7 +86,8 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
             'connection = "apple"\n'
             f'client_id = "{SERVICES_ID}"\n'
         )
-        flags = ["--config", str(config), "--log-format", log_format, "--log-level", log_level]
+        flags = ["--config", str(config), "--log-format", log_format]  # for run-now/run-once
+        quiet = [*flags, "--log-level", log_level]  # for status: the table, not the log
 
         print("rotator demo: everything below runs on this machine; nothing leaves it.")
         print(f"  Auth0 emulator:  https://{emu.domain} (a throwaway CA, trusted by rotator only)")
@@ -95,10 +97,10 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
               f"{len(conn['options'])} options, its secret made by hand 60 days ago")
 
         _say("rotator status: what is live now")
-        code = cli.main(["status", *flags])
+        code = cli.main(["status", *quiet])
 
         _say("rotator run-now: mint a new secret and write it, keeping every other option")
-        code = cli.main(["run-now", "--log-level", "info", *flags[:4]])
+        code = cli.main(["run-now", "--log-level", "info", *flags])
         if code != 0:
             print("run-now failed; see the log above", file=sys.stderr)
             return code
@@ -116,11 +118,11 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
             print(f"  the PATCH carried only: {', '.join(keys)}")
 
         _say("rotator status: the fresh secret")
-        cli.main(["status", *flags])
+        cli.main(["status", *quiet])
 
         _say("rotator run-once: what cron runs; nothing is due, so nothing is written")
         before = len([r for r in emu.journal if r.method == "PATCH"])
-        code = cli.main(["run-once", "--log-level", "info", *flags[:4]])
+        code = cli.main(["run-once", "--log-level", "info", *flags])
         after_count = len([r for r in emu.journal if r.method == "PATCH"])
         print(f"  writes during run-once: {after_count - before}")
 
@@ -128,9 +130,3 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
         print("Next: point --config at your tenant (see config/rotator.example.toml) and run "
               "'rotator check-config --online'.")
         return code
-
-
-def _now() -> int:
-    import time
-
-    return int(time.time())

@@ -5,12 +5,14 @@ The tree::
     RotatorError                 anything rotator reports as one line
     ├── ConfigError              a setting is wrong (exit 2, nothing contacted)
     │   └── AppleKeyError        the .p8 key cannot be used
-    ├── Auth0Error               talking to Auth0 failed
-    │   ├── Auth0ReadError       fetching a token or reading a connection
-    │   ├── RefusedError         the connection read fine but is unsafe to write
-    │   ├── Auth0WriteError      the PATCH failed; the old secret stays
-    │   └── VerificationError    the PATCH answered, but what is stored is wrong
-    └── HookError                the post-rotation hook failed
+    └── Auth0Error               talking to Auth0 failed
+        ├── Auth0ReadError       fetching a token or reading a connection
+        ├── RefusedError         the connection read fine but is unsafe to write
+        ├── Auth0WriteError      the PATCH failed; the old secret stays
+        └── VerificationError    the PATCH answered, but what is stored is wrong
+
+A failing post-rotation hook is logged (``hook.failed``), never raised: the
+rotation it follows stands.
 
 Every message is written for an operator: what failed and what would fix it.
 No message ever carries a secret, a key or a token. Code above the border
@@ -40,32 +42,18 @@ class AppleKeyError(ConfigError):
 class Auth0Error(RotatorError):
     """Talking to the Auth0 Management API failed."""
 
-    step = "read"
-
 
 class Auth0ReadError(Auth0Error):
     """A token could not be fetched or a connection could not be read."""
-
-    step = "read"
 
 
 class RefusedError(Auth0Error):
     """The connection is not one rotator may safely write."""
 
-    step = "read"
-
 
 class Auth0WriteError(Auth0Error):
     """The write of the new secret failed; the old secret is still in place."""
 
-    step = "write"
-
 
 class VerificationError(Auth0Error):
     """The write answered, but the stored connection is not what was sent."""
-
-    step = "verify"
-
-
-class HookError(RotatorError):
-    """The post-rotation hook failed or timed out."""

@@ -17,7 +17,6 @@ import structlog
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
-LEVELS = ("debug", "info", "warning", "error")
 
 
 def redact(value: str | None) -> None:

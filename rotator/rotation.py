@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -251,26 +252,34 @@ def _iso(epoch: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-TenantFactory = Callable[[ConnectionSettings], Auth0Side]
-
-
-def tenants_for(
+@contextmanager
+def tenants(
     connections: Iterable[ConnectionSettings],
-    factory: Callable[[Any], Auth0Side],
-    sides: dict[tuple[str, str], Auth0Side] | None = None,
-) -> dict[tuple[str, str], Auth0Side]:
+    factory: Callable[[Any], Auth0Side] | None = None,
+    keep: dict[tuple[str, str], Auth0Side] | None = None,
+) -> Iterator[dict[tuple[str, str], Auth0Side]]:
     """One Auth0 side per tenant (domain and M2M client), shared by its connections.
 
-    ``sides`` carries them over from an earlier run (``rotator start`` keeps its
-    tenants, and so their cached tokens, from one check to the next).
+    They are closed on leaving, unless ``keep`` is given: then they are taken
+    from and left in it (``rotator start`` keeps its tenants, and so their
+    cached tokens, from one check to the next).
     """
-    sides = {} if sides is None else sides
+    if factory is None:
+        from rotator.auth0 import Tenant
+
+        factory = Tenant
+    sides = {} if keep is None else keep
     for conn in connections:
         assert conn.auth0 is not None
         key = (conn.auth0.domain, conn.auth0.client_id)
         if key not in sides:
             sides[key] = factory(conn.auth0)
-    return sides
+    try:
+        yield sides
+    finally:
+        if keep is None:
+            for side in sides.values():
+                side.close()
 
 
 def side_of(conn: ConnectionSettings, sides: dict[tuple[str, str], Auth0Side]) -> Auth0Side:
@@ -291,16 +300,10 @@ def run(
 ) -> Report:
     """Check (and rotate what is due, or everything when ``force``) every connection.
 
-    Tenants are closed at the end, unless ``keep`` is given: then they are
-    taken from and left in it, for the caller to reuse and close.
+    Tenants are closed at the end, unless ``keep`` is given (see :func:`tenants`).
     """
-    if factory is None:
-        from rotator.auth0 import Tenant
-
-        factory = Tenant
     report = Report()
-    sides = tenants_for(settings.connections, factory, keep)
-    try:
+    with tenants(settings.connections, factory, keep) as sides:
         for conn in settings.connections:
             if stop is not None and stop():
                 break
@@ -327,8 +330,4 @@ def run(
                 log.error("rotation.failed", step="unknown", error=outcome.error)
                 log.debug("rotation.traceback", exc_info=True)
             report.outcomes.append(outcome)
-    finally:
-        if keep is None:
-            for side in sides.values():
-                side.close()
     return report

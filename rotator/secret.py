@@ -21,8 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rotator.errors import AppleKeyError
 
 APPLE_AUDIENCE = "https://appleid.apple.com"
-#: Apple refuses a secret whose exp is further than this from its clock's now.
-APPLE_MAX_LIFETIME = 15_777_000
 ALGORITHM = "ES256"
 
 _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")

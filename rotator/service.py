@@ -87,9 +87,7 @@ class Service:
                 keep=self.tenants,
             )
             for outcome in report.outcomes:
-                self.metrics.record(outcome, self.clock())
-                if not outcome.abandoned:
-                    self.ready_state[(outcome.tenant, outcome.connection)] = outcome.ok
+                self._record(outcome)
             return report
         finally:
             self.idle.set()
@@ -102,10 +100,14 @@ class Service:
             self.log.error("check.crashed", error=error)
             # No connection was checked: /readyz and the failure counter must say so.
             for conn in self.settings.connections:
-                failed = rotation.Outcome(connection=conn.connection, tenant=conn.tenant,
-                                          step="unknown", error=error)
-                self.metrics.record(failed, self.clock())
-                self.ready_state[(failed.tenant, failed.connection)] = False
+                self._record(rotation.Outcome(connection=conn.connection, tenant=conn.tenant,
+                                              step="unknown", error=error))
+
+    def _record(self, outcome: rotation.Outcome) -> None:
+        """Metrics and readiness from one connection's outcome."""
+        self.metrics.record(outcome, self.clock())
+        if not outcome.abandoned:
+            self.ready_state[(outcome.tenant, outcome.connection)] = outcome.ok
 
     def start(self) -> None:
         every = self.settings.schedule.check_every

@@ -11,7 +11,7 @@ from typing import Any
 from rotator import due
 from rotator.config import Settings
 from rotator.errors import RotatorError
-from rotator.rotation import Auth0Side, expected, read_checked, side_of, tenants_for
+from rotator.rotation import Auth0Side, expected, read_checked, side_of, tenants
 
 
 @dataclass
@@ -44,13 +44,8 @@ def collect(
     factory: Callable[[Any], Auth0Side] | None = None,
 ) -> list[Row]:
     """Read every connection and apply the due rule; write nothing."""
-    if factory is None:
-        from rotator.auth0 import Tenant
-
-        factory = Tenant
     rows = []
-    sides = tenants_for(settings.connections, factory)
-    try:
+    with tenants(settings.connections, factory) as sides:
         for conn in settings.connections:
             side = side_of(conn, sides)
             row = Row(connection=conn.connection, tenant=side.name)
@@ -73,9 +68,6 @@ def collect(
             except RotatorError as exc:
                 row.error = str(exc)
             rows.append(row)
-    finally:
-        for side in sides.values():
-            side.close()
     return rows
 
 

@@ -14,15 +14,13 @@ from typing import Any
 
 import jwt
 import pytest
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID
 from structlog.testing import capture_logs
 
 from rotator import config, hooks
 from rotator.emulator import Emulator
 from rotator.errors import ConfigError
 
-TEAM_ID = "ABCDE12345"
-KEY_ID = "ABC123DEFG"
-SERVICES_ID = "com.example.webapp"
 M2M_ID = "rotator-m2m"
 M2M_SECRET = "m2m-secret-for-the-hook-tests"
 OPTIONS: dict[str, Any] = {

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import free_port, wait_for
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
@@ -28,9 +28,6 @@ from rotator.auth0 import Connection
 from rotator.emulator import Emulator, Fault
 from rotator.service import Service
 
-TEAM_ID = "ABCDE12345"
-KEY_ID = "ABC123DEFG"
-SERVICES_ID = "com.example.webapp"
 M2M_ID = "rotator-m2m"
 M2M_SECRET = "m2m-secret-for-the-service-tests"
 DISPLAY_NAME = "Sign in with Apple"
