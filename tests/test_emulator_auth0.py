@@ -1,101 +1,32 @@
-"""Tests for rotator.emulator: the Auth0 emulator, driven over real HTTPS."""
+"""Tests for rotator.emulator.auth0: Auth0's behaviour, driven over real HTTPS."""
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import ssl
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, cast
 
 import httpx
 import pytest
+from emulator_helpers import (
+    OPTIONS,
+    SECRET,
+    assert_auth0_error,
+    bearer,
+    client_for,
+    conn_id,
+    get_token,
+    sample_emu,
+    sample_emulator,
+    sample_http,
+    token_request,
+    wait_for,
+)
 
-from rotator.emulator import Emulator, Fault
+from rotator.emulator import Emulator
+from rotator.emulator.auth0 import Auth0
 
-SECRET = "full-secret-value"
-NO_OPTIONS_SCOPES = ("read:connections", "update:connections")
-OPTIONS = {
-    "client_id": "com.example.webapp",
-    "client_secret": "old-secret",
-    "scope": "openid name email",
-}
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """An emulator with clients of three scope sets and one oauth2 connection."""
-    with Emulator() as emulator:
-        emulator.add_client("full", SECRET)
-        emulator.add_client("noopts", "noopts-secret", scopes=NO_OPTIONS_SCOPES)
-        emulator.add_client("readonly", "readonly-secret", scopes=("read:connections_options",))
-        emulator.add_connection(
-            {"name": "apple", "display_name": "Apple", "options": dict(OPTIONS)}
-        )
-        yield emulator
-
-
-@pytest.fixture
-def http(emu: Emulator) -> Iterator[httpx.Client]:
-    """An httpx client that trusts only the emulator's CA."""
-    context = ssl.create_default_context(cafile=emu.ca_pem_path)
-    with httpx.Client(base_url=emu.base_url, verify=context, timeout=10) as client:
-        yield client
-
-
-def token_request(emu: Emulator, client_id: str = "full", secret: str = SECRET) -> dict[str, str]:
-    """Form fields of a client-credentials token request."""
-    return {
-        "grant_type": "client_credentials",
-        "client_id": client_id,
-        "client_secret": secret,
-        "audience": emu.audience,
-    }
-
-
-def get_token(
-    http: httpx.Client, emu: Emulator, client_id: str = "full", secret: str = SECRET
-) -> str:
-    """A fresh access token for the client."""
-    response = http.post("/oauth/token", data=token_request(emu, client_id, secret))
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
-def bearer(token: str) -> dict[str, str]:
-    """An Authorization header for the token."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-def conn_id(emu: Emulator, name: str = "apple") -> str:
-    """The stored id of a connection."""
-    return str(emu.connection(name)["id"])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll the condition until it holds, failing after the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met before the deadline")
-        time.sleep(0.02)
-
-
-def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an Auth0-shaped error with this status and errorCode."""
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/json; charset=utf-8"
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"statusCode", "error", "message", "errorCode"}
-    assert body["statusCode"] == status
-    assert body["errorCode"] == code
-    return body
+FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here by those names
 
 
 # -- tokens -----------------------------------------------------------------------
@@ -467,258 +398,43 @@ def test_token_endpoint_not_rate_limited(http: httpx.Client, emu: Emulator) -> N
     assert http.get("/api/v2/connections", headers=bearer(tokens[2])).status_code == 200
 
 
-# -- faults ---------------------------------------------------------------------------------
+# -- custom domain audience, and the behaviour in-process ---------------------------------
 
 
-def test_fault_status_and_retry_after(http: httpx.Client, emu: Emulator) -> None:
-    """A status fault answers an Auth0-shaped error with Retry-After rounded up, once."""
-    headers = bearer(get_token(http, emu))
-    emu.inject(Fault(path="/api/v2/connections", status=503, retry_after=1.2))
-    response = http.get("/api/v2/connections", headers=headers)
-    assert_auth0_error(response, 503, "service_unavailable")
-    assert response.headers["retry-after"] == "2"
-    assert http.get("/api/v2/connections", headers=headers).status_code == 200
+def test_custom_audience_refuses_the_default_one() -> None:
+    """With audience set, a token request naming https://localhost:PORT/api/v2/ gets Auth0's 403."""
+    custom = "https://tenant.emulated.auth0.com/api/v2/"
+    with sample_emulator(audience=custom) as emu, client_for(emu) as http:
+        assert emu.audience == custom
+        default = f"https://localhost:{emu.port}/api/v2/"
+        refused = http.post("/oauth/token", data=token_request(emu) | {"audience": default})
+        assert refused.status_code == 403
+        assert refused.json() == {
+            "error": "access_denied",
+            "error_description": f"Service not enabled within domain: {default}",
+        }
+        assert http.post("/oauth/token", data=token_request(emu)).status_code == 200
 
 
-def test_fault_on_token_endpoint(http: httpx.Client, emu: Emulator) -> None:
-    """A status fault on /oauth/token answers an OAuth-shaped error."""
-    emu.inject(Fault(path="/oauth/token", status=429, retry_after=1))
-    response = http.post("/oauth/token", data=token_request(emu))
-    assert response.status_code == 429
-    assert response.json()["error"] == "too_many_requests"
-    assert response.headers["retry-after"] == "1"
-    assert http.post("/oauth/token", data=token_request(emu)).status_code == 200
+def test_default_audience_is_the_emulator_address(emu: Emulator) -> None:
+    """Without audience, the Management API identifier is https://localhost:PORT/api/v2/."""
+    assert emu.audience == f"https://localhost:{emu.port}/api/v2/"
 
 
-def test_fault_drop(http: httpx.Client, emu: Emulator) -> None:
-    """A drop fault closes the connection unanswered: the client sees a transport error."""
-    headers = bearer(get_token(http, emu))
-    emu.inject(Fault(method="GET", drop=True))
-    with pytest.raises(httpx.TransportError):
-        http.get("/api/v2/connections", headers=headers)
-    assert emu.journal[-1].status == 0
-    assert http.get("/api/v2/connections", headers=headers).status_code == 200
-
-
-def test_fault_delay(http: httpx.Client, emu: Emulator) -> None:
-    """A delay fault holds the answer back at least that long, then handles the request."""
-    headers = bearer(get_token(http, emu))
-    emu.inject(Fault(delay=0.3))
-    started = time.monotonic()
-    response = http.get("/api/v2/connections", headers=headers)
-    assert response.status_code == 200
-    assert time.monotonic() - started >= 0.25
-
-
-def test_fault_times(http: httpx.Client, emu: Emulator) -> None:
-    """times=N applies a fault to N requests; times=None until clear_faults()."""
-    headers = bearer(get_token(http, emu))
-    emu.inject(Fault(status=500, times=2))
-    statuses = [http.get("/api/v2/connections", headers=headers).status_code for _ in range(3)]
-    assert statuses == [500, 500, 200]
-    emu.inject(Fault(status=502, times=None))
-    assert [http.get("/api/v2/connections", headers=headers).status_code for _ in range(4)] == [
-        502
-    ] * 4
-    emu.clear_faults()
-    assert http.get("/api/v2/connections", headers=headers).status_code == 200
-
-
-def test_fault_after_and_method(http: httpx.Client, emu: Emulator) -> None:
-    """after=1 with method PATCH makes the second PATCH fail and leaves GETs alone."""
-    headers = bearer(get_token(http, emu))
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    emu.inject(Fault(method="PATCH", path="/api/v2/connections/", status=500, after=1))
-    body = {"display_name": "Apple"}
-    assert http.get(path, headers=headers).status_code == 200
-    assert http.patch(path, headers=headers, json=body).status_code == 200
-    assert http.get(path, headers=headers).status_code == 200
-    assert http.patch(path, headers=headers, json=body).status_code == 500
-    assert http.patch(path, headers=headers, json=body).status_code == 200
-
-
-def test_fault_expire_tokens_after(http: httpx.Client, emu: Emulator) -> None:
-    """expire_tokens_after answers normally, then the next request has an expired token."""
-    headers = bearer(get_token(http, emu))
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    emu.inject(Fault(method="GET", expire_tokens_after=True))
-    assert http.get(path, headers=headers).status_code == 200
-    response = http.patch(path, headers=headers, json={"display_name": "Apple"})
-    assert assert_auth0_error(response, 401, "invalid_token")["message"].startswith("Expired token")
-
-
-def test_fault_validation() -> None:
-    """Faults refuse statuses outside 400-599 and non-positive times."""
-    with pytest.raises(ValueError, match="status"):
-        Fault(status=200)
-    with pytest.raises(ValueError, match="times"):
-        Fault(times=0)
-
-
-# -- journal, state helpers, transport ------------------------------------------------------------
-
-
-def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
-    """The journal keeps method, path, query, headers, body and status, in order."""
-    token = get_token(http, emu)
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
-    first, second = emu.journal
-    assert (first.method, first.path, first.status) == ("POST", "/oauth/token", 200)
-    assert isinstance(first.body, dict)
-    assert first.body["grant_type"] == "client_credentials"
-    assert (second.method, second.path, second.query, second.status) == (
-        "PATCH",
-        path,
-        {"x": ["1"]},
-        200,
-    )
-    assert second.headers["authorization"] == f"Bearer {token}"
-    assert second.body == {"display_name": "Apple"}
-    assert first.time <= second.time
-    assert SECRET not in repr(first)
-    assert token not in repr(second)
-    emu.clear_journal()
-    assert emu.journal == []
-
-
-def test_state_helpers(emu: Emulator) -> None:
-    """add_connection stores a deep copy with defaults; the helpers take id or name."""
-    source: dict[str, Any] = {"name": "extra", "options": {"nested": {"a": 1}}}
-    stored = emu.add_connection(source)
-    source["options"]["nested"]["a"] = 2
-    assert stored["id"].startswith("con_")
-    assert len(stored["id"]) == 20
-    assert stored["strategy"] == "oauth2"
-    assert emu.connection(stored["id"])["options"] == {"nested": {"a": 1}}
-    emu.set_connection_options(stored["id"], {"client_secret": "s"})
-    assert emu.connection("extra")["options"] == {"client_secret": "s"}
-    with pytest.raises(ValueError, match="already exists"):
-        emu.add_connection({"name": "extra"})
-    with pytest.raises(KeyError):
-        emu.connection("missing")
-
-
-def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
-    """Many requests over pooled keep-alive connections, from several threads, all succeed."""
-    headers = bearer(get_token(http, emu))
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(10):
-            status = http.get("/api/v2/connections", headers=headers).status_code
-            with lock:
-                results.append(status)
-
-    threads = [threading.Thread(target=worker) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert results == [200] * 50
-
-
-def test_tls_requires_the_ca(emu: Emulator) -> None:
-    """A client that does not load the emulator's CA fails certificate verification."""
-    with (
-        httpx.Client(verify=ssl.create_default_context()) as client,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-    ):
-        client.get(f"{emu.base_url}/api/v2/connections")
-
-
-def test_certificate_valid_for_ip(emu: Emulator) -> None:
-    """The certificate also covers 127.0.0.1, and client_ssl_context() trusts it."""
-    with httpx.Client(verify=emu.client_ssl_context()) as client:
-        response = client.get(f"https://127.0.0.1:{emu.port}/api/v2/connections")
-    assert response.status_code == 401
-
-
-def test_stop_is_prompt_with_idle_keep_alive() -> None:
-    """stop() takes under a second with an idle keep-alive connection open; CA file gone."""
-    emulator = Emulator().start()
-    ca_path = Path(emulator.ca_pem_path)
-    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_path)))
-    try:
-        assert client.get(f"{emulator.base_url}/nowhere").status_code == 404
-        started = time.monotonic()
-        emulator.stop()
-        assert time.monotonic() - started < 1.0
-        assert not ca_path.exists()
-        with pytest.raises(httpx.TransportError):
-            client.get(f"{emulator.base_url}/nowhere")
-    finally:
-        client.close()
-        emulator.stop()
-
-
-def test_auth0_python_compatibility(http: httpx.Client, emu: Emulator) -> None:
-    """auth0-python's ManagementClient lists, gets and updates connections against the emulator."""
-    from auth0.management import ManagementClient
-
-    token = get_token(http, emu)
-    context = ssl.create_default_context(cafile=emu.ca_pem_path)
-    with httpx.Client(verify=context) as client:
-        api = ManagementClient(domain=emu.domain, token=token, httpx_client=client)
-        listed = list(api.connections.list(name="apple", strategy=["oauth2"]))
-        assert [c.name for c in listed] == ["apple"]
-        ident = listed[0].id
-        assert ident is not None
-        got = api.connections.get(ident)
-        assert got.options is not None
-        options = dict(got.options) | {"client_secret": "rotated"}
-        updated = api.connections.update(ident, options=cast(Any, options), display_name="Apple")
-        assert updated.display_name == "Apple"
-    stored = emu.connection("apple")
-    assert stored["options"] == OPTIONS | {"client_secret": "rotated"}
-    assert stored["display_name"] == "Apple"
-    listing = [r for r in emu.journal if r.method == "GET" and r.path == "/api/v2/connections"]
-    assert listing[0].query["take"] == ["50"]
-
-
-def test_import_is_light() -> None:
-    """Importing rotator.emulator loads no auth0, APScheduler, prometheus_client or trustme."""
-    code = (
-        "import sys, rotator.emulator; "
-        "heavy = ('auth0', 'apscheduler', 'prometheus_client', 'trustme'); "
-        "print(','.join(m for m in heavy if m in sys.modules))"
-    )
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.strip() == ""
-
-
-@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
-def test_module_main_serves_until_interrupted() -> None:
-    """`python -m rotator.emulator` prints how to reach it and exits 0 on Ctrl-C."""
-    root = Path(__file__).resolve().parents[1]
-    with subprocess.Popen(
-        [sys.executable, "-m", "rotator.emulator"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            lines: list[str] = []
-            deadline = time.monotonic() + 30
-            while not lines or not lines[-1].startswith("Ctrl-C"):
-                assert time.monotonic() < deadline, lines
-                line = proc.stdout.readline()
-                assert line, proc.stderr.read() if proc.stderr else ""
-                lines.append(line)
-            assert lines[0].startswith("domain:        localhost:")
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+def test_auth0_in_process_without_a_socket() -> None:
+    """Auth0.handle answers tokens, reads and PATCHes as plain Python, no server involved."""
+    tenant = Auth0(audience="https://t.example/api/v2/")
+    tenant.add_client("m2m", "s3cret")
+    conn = tenant.add_connection({"name": "apple", "display_name": "Apple", "options": {"a": 1}})
+    form = {"grant_type": "client_credentials", "client_id": "m2m", "client_secret": "s3cret",
+            "audience": "https://t.example/api/v2/"}
+    token = tenant.handle("POST", "/oauth/token", {}, {}, form)
+    assert token.status == 200
+    assert isinstance(token.body, dict)
+    auth = {"authorization": f"Bearer {token.body['access_token']}"}
+    path = f"/api/v2/connections/{conn['id']}"
+    patched = tenant.handle("PATCH", path, {}, auth, {"options": {"b": 2}})
+    assert patched.status == 200
+    assert tenant.connection("apple")["options"] == {"b": 2}
+    assert tenant.connection("apple")["display_name"] == "apple"
+    assert tenant.handle("GET", path, {}, {}, None).status == 401

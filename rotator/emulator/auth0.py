@@ -1,0 +1,242 @@
+"""Auth0's behaviour, in-process: a tenant that answers requests as plain Python.
+
+What rotator uses of Auth0, the way Auth0 does it:
+
+* ``POST /oauth/token``: client-credentials tokens with scopes and a lifetime,
+  for the one audience (Management API identifier) the tenant serves;
+* ``GET /api/v2/connections`` (filters, checkpoint and page pagination),
+  ``GET /api/v2/connections/{id}`` and ``PATCH /api/v2/connections/{id}``
+  (``options`` replaced whole, a left-out ``display_name`` reset to ``name``,
+  unknown keys refused, options hidden without ``read:connections_options``,
+  a PATCH with ``options`` refused without ``update:connections_options``);
+* Auth0-shaped error bodies, and an optional token bucket on ``/api/v2``
+  with the ``x-ratelimit-*`` headers.
+
+No socket is involved: :meth:`Auth0.handle` takes a parsed request and returns
+a :class:`~rotator.emulator.exchange.Response`. This module holds the state,
+the tokens and the rate limit; :mod:`~rotator.emulator.management` answers the
+connections endpoints for a valid token.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rotator.emulator.exchange import REASONS, Response
+from rotator.emulator.faults import Bucket
+from rotator.emulator.management import Query, api_error, route
+
+DEFAULT_SCOPES: Final = (
+    "read:connections",
+    "update:connections",
+    "read:connections_options",
+    "update:connections_options",
+)
+_FAULT_ERRORS: Final = {
+    429: ("Global limit has been reached", "too_many_requests"),
+    500: ("Internal Server Error", "internal_error"),
+    503: ("Service Unavailable", "service_unavailable"),
+}
+_ID_CHARS: Final = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class _Client:
+    client_id: str
+    secret: str = field(repr=False)
+    scopes: tuple[str, ...]
+    token_lifetime: int
+
+
+@dataclass
+class _Token:
+    client_id: str
+    scopes: frozenset[str]
+    expires_at: float  # monotonic
+    expired: bool = False
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return Response(status, {"error": error, "error_description": description})
+
+
+class Auth0:
+    """One Auth0 tenant's state and behaviour; thread-safe.
+
+    ``audience`` is the Management API identifier a token request must name
+    (``https://DOMAIN/api/v2/``); a request naming another is refused with 403
+    ``Service not enabled within domain``, as Auth0 does for a custom domain.
+    """
+
+    def __init__(self, audience: str | None = None) -> None:
+        self.audience = audience
+        self._lock = threading.Lock()
+        self._clients: dict[str, _Client] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._connections: dict[str, dict[str, Any]] = {}
+        self._bucket: Bucket | None = None
+
+    # -- state -------------------------------------------------------------------
+
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
+        token_lifetime: int = 86400,
+    ) -> None:
+        """Register an M2M application allowed to use the client-credentials grant."""
+        with self._lock:
+            self._clients[client_id] = _Client(
+                client_id, client_secret, tuple(scopes), token_lifetime
+            )
+
+    def add_connection(self, conn: dict[str, Any]) -> dict[str, Any]:
+        """Store a deep copy of ``conn`` (which needs a ``name``); return what is stored."""
+        stored = copy.deepcopy(conn)
+        if not isinstance(stored.get("name"), str) or not stored["name"]:
+            raise ValueError("a connection needs a non-empty 'name'")
+        stored.setdefault("id", "con_" + "".join(secrets.choice(_ID_CHARS) for _ in range(16)))
+        stored.setdefault("strategy", "oauth2")
+        stored.setdefault("options", {})
+        stored.setdefault("enabled_clients", [])
+        stored.setdefault("realms", [stored["name"]])
+        stored.setdefault("is_domain_connection", False)
+        with self._lock:
+            for other in self._connections.values():
+                if stored["id"] == other["id"] or stored["name"] == other["name"]:
+                    raise ValueError(f"connection {stored['name']!r} already exists")
+            self._connections[stored["id"]] = stored
+            return copy.deepcopy(stored)
+
+    def connection(self, id_or_name: str) -> dict[str, Any]:
+        """A deep copy of the stored connection with this id or name (KeyError if none)."""
+        with self._lock:
+            return copy.deepcopy(self._find(id_or_name))
+
+    def set_connection_options(self, id_or_name: str, options: dict[str, Any]) -> None:
+        """Replace a connection's stored options directly (not through a request)."""
+        with self._lock:
+            self._find(id_or_name)["options"] = copy.deepcopy(options)
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far answer 401 "Expired token..."."""
+        with self._lock:
+            for token in self._tokens.values():
+                token.expired = True
+
+    def set_rate_limit(self, burst: int | None, per_second: float | None) -> None:
+        """Limit ``/api/v2`` to a bucket of ``burst`` refilled at ``per_second``; None: off."""
+        if (burst is None) != (per_second is None):
+            raise ValueError("give both burst and per_second, or neither")
+        bucket = None if burst is None or per_second is None else Bucket(burst, per_second)
+        with self._lock:
+            self._bucket = bucket
+
+    def _find(self, id_or_name: str) -> dict[str, Any]:
+        if id_or_name in self._connections:
+            return self._connections[id_or_name]
+        for conn in self._connections.values():
+            if conn["name"] == id_or_name:
+                return conn
+        raise KeyError(id_or_name)
+
+    # -- requests ----------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, query: Query, headers: dict[str, str], body: object
+    ) -> Response:
+        """Answer one request; ``headers`` lower-cased, ``body`` parsed (or INVALID)."""
+        with self._lock:
+            if path == "/oauth/token" and method == "POST":
+                return self._token(headers, body)
+            if not (path == "/api/v2" or path.startswith("/api/v2/")):
+                return api_error(404, "Not Found", "not_found")
+            if self._bucket is None:
+                return self._management(method, path, query, headers, body)
+            if self._bucket.take():
+                response = self._management(method, path, query, headers, body)
+            else:
+                response = api_error(429, "Global limit has been reached", "too_many_requests")
+            response.headers.update(self._bucket.headers())
+            return response
+
+    def fault_response(self, status: int, path: str) -> Response:
+        """The error an injected fault answers: OAuth-shaped on /oauth/, else Auth0-shaped."""
+        reason = REASONS.get(status, "Error")
+        message, code = _FAULT_ERRORS.get(status, (reason, reason.lower().replace(" ", "_")))
+        if path.startswith("/oauth/"):
+            return _oauth_error(status, code, message)
+        response = api_error(status, message, code)
+        with self._lock:
+            if path.startswith("/api/v2/") and self._bucket is not None:
+                response.headers.update(self._bucket.headers())
+        return response
+
+    def _token(self, headers: dict[str, str], body: object) -> Response:
+        params = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+        grant = params.get("grant_type")
+        if not grant:
+            return _oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
+        if grant != "client_credentials":
+            return _oauth_error(
+                400, "unsupported_grant_type", f"Grant type '{grant}' not allowed for the client."
+            )
+        client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
+        basic = headers.get("authorization", "")
+        if basic.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(basic[6:].strip()).decode("utf-8")
+            except ValueError:
+                decoded = ""
+            client_id, _, secret = decoded.partition(":")
+        client = self._clients.get(client_id)
+        if client is None or not secrets.compare_digest(client.secret, secret):
+            return _oauth_error(401, "access_denied", "Unauthorized")
+        audience = params.get("audience", "")
+        if audience != self.audience:
+            return _oauth_error(
+                403, "access_denied", f"Service not enabled within domain: {audience}"
+            )
+        access_token = secrets.token_urlsafe(32)
+        self._tokens[access_token] = _Token(
+            client_id, frozenset(client.scopes), time.monotonic() + client.token_lifetime
+        )
+        body_out = {
+            "access_token": access_token,
+            "scope": " ".join(client.scopes),
+            "expires_in": client.token_lifetime,
+            "token_type": "Bearer",
+        }
+        return Response(200, body_out, {"cache-control": "no-store", "pragma": "no-cache"})
+
+    def _bearer(self, headers: dict[str, str]) -> _Token | Response:
+        """The valid token the request carries, or the 401 it earns."""
+        auth = headers.get("authorization", "")
+        if not auth:
+            return api_error(401, "Missing authentication", "invalid_token")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return api_error(401, "Bad HTTP authentication header format", "invalid_token")
+        token = self._tokens.get(value.strip())
+        if token is None:
+            return api_error(401, "Invalid token", "invalid_token")
+        if token.expired or time.monotonic() >= token.expires_at:
+            message = "Expired token received for JSON Web Token validation"
+            return api_error(401, message, "invalid_token")
+        return token
+
+    def _management(
+        self, method: str, path: str, query: Query, headers: dict[str, str], body: object
+    ) -> Response:
+        token = self._bearer(headers)
+        if isinstance(token, Response):
+            return token
+        return route(self._connections, token.scopes, method, path, query, body)

@@ -1,0 +1,112 @@
+"""Helpers shared by the emulator's tests (tests/test_emulator_*.py).
+
+A test module uses the ``emu`` and ``http`` fixtures by importing
+:func:`sample_emu` and :func:`sample_http` (pytest registers them under those
+names) and naming them once, so that linters see them used.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from rotator.emulator import Emulator
+
+SECRET = "full-secret-value"
+NO_OPTIONS_SCOPES = ("read:connections", "update:connections")
+OPTIONS = {
+    "client_id": "com.example.webapp",
+    "client_secret": "old-secret",
+    "scope": "openid name email",
+}
+
+
+@contextmanager
+def sample_emulator(**kwargs: Any) -> Iterator[Emulator]:
+    """An emulator with clients of three scope sets and one oauth2 connection."""
+    with Emulator(**kwargs) as emulator:
+        emulator.add_client("full", SECRET)
+        emulator.add_client("noopts", "noopts-secret", scopes=NO_OPTIONS_SCOPES)
+        emulator.add_client("readonly", "readonly-secret", scopes=("read:connections_options",))
+        emulator.add_connection(
+            {"name": "apple", "display_name": "Apple", "options": dict(OPTIONS)}
+        )
+        yield emulator
+
+
+@pytest.fixture(name="emu")
+def sample_emu() -> Iterator[Emulator]:
+    """Fixture `emu`: a started sample emulator (see sample_emulator)."""
+    with sample_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(name="http")
+def sample_http(emu: Emulator) -> Iterator[httpx.Client]:
+    """Fixture `http`: an httpx client for `emu` that trusts only its CA."""
+    with client_for(emu) as client:
+        yield client
+
+
+@contextmanager
+def client_for(emu: Emulator, **kwargs: Any) -> Iterator[httpx.Client]:
+    """An httpx client for the emulator that trusts only its CA."""
+    context = ssl.create_default_context(cafile=emu.ca_pem_path)
+    options: dict[str, Any] = {"timeout": 10} | kwargs
+    with httpx.Client(base_url=emu.base_url, verify=context, **options) as client:
+        yield client
+
+
+def token_request(emu: Emulator, client_id: str = "full", secret: str = SECRET) -> dict[str, str]:
+    """Form fields of a client-credentials token request."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "audience": emu.audience,
+    }
+
+
+def get_token(
+    http: httpx.Client, emu: Emulator, client_id: str = "full", secret: str = SECRET
+) -> str:
+    """A fresh access token for the client."""
+    response = http.post("/oauth/token", data=token_request(emu, client_id, secret))
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header for the token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def conn_id(emu: Emulator, name: str = "apple") -> str:
+    """The stored id of a connection."""
+    return str(emu.connection(name)["id"])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll the condition until it holds, failing after the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an Auth0-shaped error with this status and errorCode."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"statusCode", "error", "message", "errorCode"}
+    assert body["statusCode"] == status
+    assert body["errorCode"] == code
+    return body

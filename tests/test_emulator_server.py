@@ -1,0 +1,168 @@
+"""Tests for the emulator's server: journal, state helpers, TLS, keep-alive, stop."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from emulator_helpers import (
+    OPTIONS,
+    SECRET,
+    bearer,
+    conn_id,
+    get_token,
+    sample_emu,
+    sample_http,
+)
+
+from rotator.emulator import Emulator
+
+FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here by those names
+
+
+# -- journal, state helpers, transport ------------------------------------------------------------
+
+
+def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
+    """The journal keeps method, path, query, headers, body and status, in order."""
+    token = get_token(http, emu)
+    path = f"/api/v2/connections/{conn_id(emu)}"
+    http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
+    first, second = emu.journal
+    assert (first.method, first.path, first.status) == ("POST", "/oauth/token", 200)
+    assert isinstance(first.body, dict)
+    assert first.body["grant_type"] == "client_credentials"
+    assert (second.method, second.path, second.query, second.status) == (
+        "PATCH",
+        path,
+        {"x": ["1"]},
+        200,
+    )
+    assert second.headers["authorization"] == f"Bearer {token}"
+    assert second.body == {"display_name": "Apple"}
+    assert first.time <= second.time
+    assert SECRET not in repr(first)
+    assert token not in repr(second)
+    emu.clear_journal()
+    assert emu.journal == []
+
+
+def test_state_helpers(emu: Emulator) -> None:
+    """add_connection stores a deep copy with defaults; the helpers take id or name."""
+    source: dict[str, Any] = {"name": "extra", "options": {"nested": {"a": 1}}}
+    stored = emu.add_connection(source)
+    source["options"]["nested"]["a"] = 2
+    assert stored["id"].startswith("con_")
+    assert len(stored["id"]) == 20
+    assert stored["strategy"] == "oauth2"
+    assert emu.connection(stored["id"])["options"] == {"nested": {"a": 1}}
+    emu.set_connection_options(stored["id"], {"client_secret": "s"})
+    assert emu.connection("extra")["options"] == {"client_secret": "s"}
+    with pytest.raises(ValueError, match="already exists"):
+        emu.add_connection({"name": "extra"})
+    with pytest.raises(KeyError):
+        emu.connection("missing")
+
+
+def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
+    """Many requests over pooled keep-alive connections, from several threads, all succeed."""
+    headers = bearer(get_token(http, emu))
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            status = http.get("/api/v2/connections", headers=headers).status_code
+            with lock:
+                results.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [200] * 50
+
+
+def test_tls_requires_the_ca(emu: Emulator) -> None:
+    """A client that does not load the emulator's CA fails certificate verification."""
+    with (
+        httpx.Client(verify=ssl.create_default_context()) as client,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        client.get(f"{emu.base_url}/api/v2/connections")
+
+
+def test_certificate_valid_for_ip(emu: Emulator) -> None:
+    """The certificate also covers 127.0.0.1, and client_ssl_context() trusts it."""
+    with httpx.Client(verify=emu.client_ssl_context()) as client:
+        response = client.get(f"https://127.0.0.1:{emu.port}/api/v2/connections")
+    assert response.status_code == 401
+
+
+def test_stop_is_prompt_with_idle_keep_alive() -> None:
+    """stop() takes under a second with an idle keep-alive connection open; CA file gone."""
+    emulator = Emulator().start()
+    ca_path = Path(emulator.ca_pem_path)
+    client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_path)))
+    try:
+        assert client.get(f"{emulator.base_url}/nowhere").status_code == 404
+        started = time.monotonic()
+        emulator.stop()
+        assert time.monotonic() - started < 1.0
+        assert not ca_path.exists()
+        with pytest.raises(httpx.TransportError):
+            client.get(f"{emulator.base_url}/nowhere")
+    finally:
+        client.close()
+        emulator.stop()
+
+
+def test_auth0_python_compatibility(http: httpx.Client, emu: Emulator) -> None:
+    """auth0-python's ManagementClient lists, gets and updates connections against the emulator."""
+    from auth0.management import ManagementClient
+
+    token = get_token(http, emu)
+    context = ssl.create_default_context(cafile=emu.ca_pem_path)
+    with httpx.Client(verify=context) as client:
+        api = ManagementClient(domain=emu.domain, token=token, httpx_client=client)
+        listed = list(api.connections.list(name="apple", strategy=["oauth2"]))
+        assert [c.name for c in listed] == ["apple"]
+        ident = listed[0].id
+        assert ident is not None
+        got = api.connections.get(ident)
+        assert got.options is not None
+        options = dict(got.options) | {"client_secret": "rotated"}
+        updated = api.connections.update(ident, options=cast(Any, options), display_name="Apple")
+        assert updated.display_name == "Apple"
+    stored = emu.connection("apple")
+    assert stored["options"] == OPTIONS | {"client_secret": "rotated"}
+    assert stored["display_name"] == "Apple"
+    listing = [r for r in emu.journal if r.method == "GET" and r.path == "/api/v2/connections"]
+    assert listing[0].query["take"] == ["50"]
+
+
+def test_import_is_light() -> None:
+    """Importing rotator.emulator loads no auth0, APScheduler, prometheus_client or trustme."""
+    code = (
+        "import sys, rotator.emulator; "
+        "heavy = ('auth0', 'apscheduler', 'prometheus_client', 'trustme'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == ""
