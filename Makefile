@@ -18,18 +18,23 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.run
 
+# promtool for the alert rule tests, out of Debian's prometheus package (not installed).
+$(BIN)/promtool: | $(BIN)/python
+	bash scripts/install-promtool $@
+
 ## demo: install rotator and run the whole flow against the local Auth0 emulator
 demo: $(VENV)/.run
 	$(BIN)/rotator demo
 
 ## test: install rotator with its test tools and run the test suite
-test: $(VENV)/.test
+test: $(VENV)/.test $(BIN)/promtool
 	$(BIN)/python -m pytest
 
-## lint: ruff and mypy (strict)
-lint: $(VENV)/.test
+## lint: ruff and mypy (strict), promtool on the alert rules
+lint: $(VENV)/.test $(BIN)/promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy rotator
+	$(BIN)/promtool check rules deploy/prometheus/rotator-rules.yaml
 
 ## bench: start-up (mint vs Node, --help), rotation requests and rate-limited wall time, service memory/CPU
 bench: $(VENV)/.test
