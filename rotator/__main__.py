@@ -1,7 +1,5 @@
-"""``python -m rotator``."""
+"""``python -m rotator``: the same entry as the console script."""
 
-import sys
+from rotator.cli import entry
 
-from rotator.cli import main
-
-sys.exit(main())
+entry()

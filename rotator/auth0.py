@@ -1,115 +1,63 @@
-"""The Auth0 side: one tenant's Management API, through auth0-python.
+"""One tenant's Management API, through auth0-python's public surface.
 
-This is the border with auth0-python and httpx. Above it, code sees
-:class:`Connection` values and rotator's own errors only.
+The border with auth0-python. Above it, code sees :class:`Connection` values
+and rotator's own errors only (the :class:`~rotator.connection.Auth0Side`
+seam). auth0-python's ``ManagementClient`` makes the calls and retries 429,
+5xx and dropped connections with backoff that honours ``Retry-After`` and
+``x-ratelimit-reset``; it gets its token from rotator's :class:`Tokens`
+through its documented ``token=`` callable. What this module adds, all through
+httpx's public event hooks:
 
-What auth0-python does for us: the client-credentials token and its cache
-(``TokenProvider``), and retries of 429, 5xx and dropped connections with
-backoff that honours ``Retry-After`` and ``x-ratelimit-reset`` (its HTTP
-client). What this module adds: TLS that trusts the system store,
-``SSL_CERT_FILE`` and ``ca_bundle`` for every call, the token request
-included; one renewal of a token that expired between two calls; and pacing
-by the ``x-ratelimit-*`` headers, so a long run waits for the bucket to refill
-instead of spending requests on 429 answers.
+* no request after the run's deadline, and no pacing wait past it;
+* pacing by the ``x-ratelimit-*`` headers, so a long run waits for the bucket
+  to refill instead of spending requests on 429 answers;
+* a guard on every PATCH: the body on the wire must be exactly the intended
+  one (the SDK renames option keys that match its own field names; rotator
+  hands it the body as ``additional_body_parameters`` so nothing is renamed,
+  and refuses to send anything else);
+* any ``client_secret`` seen in an answer is redacted from logs, even when the
+  answer cannot be parsed.
 """
 
 from __future__ import annotations
 
-import ssl
+import contextlib
+import json
+import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 from auth0.management import ManagementClient
 from auth0.management.core.api_error import ApiError
+from auth0.management.core.parse_error import ParsingError
 from auth0.management.core.request_options import RequestOptions
-from auth0.management.token_provider import TokenProvider
 
-from rotator.config import Auth0Settings
-from rotator.errors import Auth0ReadError, Auth0WriteError, RotatorError
+from rotator import logs, net
+from rotator.connection import JSON, Connection
+from rotator.deadline import Deadline
+from rotator.errors import Auth0ReadError, Auth0WriteError, DeadlineError, RotatorError
+from rotator.jsonvalue import same
+from rotator.settings import Auth0Settings
+from rotator.tokens import Tokens
 
 T = TypeVar("T")
 
-#: Each call is retried this many times on 429, 5xx and dropped connections
-#: (auth0-python's backoff: about 1 s, 2 s, 4 s, or what the server asks for,
-#: capped at 60 s each), so one call gives up after a bounded time.
+#: auth0-python retries each call this many times (about 1 s, 2 s, 4 s apart).
 MAX_RETRIES = 3
-TIMEOUT = 30.0
 #: Longest pause the pacer takes on the server's word before a request.
 MAX_PACE = 60.0
+_SECRET_IN_ANSWER = re.compile(rb'"client_secret"\s*:\s*"([^"\\]{8,})')
 
 
-@dataclass(frozen=True)
-class Connection:
-    """A connection as the Management API returned it."""
-
-    id: str
-    name: str
-    strategy: str
-    display_name: str | None
-    options: dict[str, Any] | None  # None: left out (token lacks read:connections_options)
-
-
-def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """Verify against the system store (or ``SSL_CERT_FILE``), plus ``ca_bundle``."""
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
-
-
-class _Tokens(TokenProvider):
-    """auth0-python's token cache, fetching through our verified HTTP client."""
-
-    def __init__(self, http: httpx.Client, settings: Auth0Settings) -> None:
-        super().__init__(
-            domain=settings.domain,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-        )
-        self._http = http
-
-    def _fetch_token(self) -> None:
-        url = f"https://{self._domain}/oauth/token"
-        payload = {
-            "grant_type": "client_credentials",
-            "client_id": self._client_id,
-            "client_secret": self._client_secret,
-            "audience": self._audience,
-        }
-        try:
-            response = self._http.post(url, data=payload)
-        except httpx.HTTPError as exc:
-            raise Auth0ReadError(
-                f"token request to https://{self._domain}/oauth/token failed: {_describe(exc)}"
-            ) from exc
-        if response.status_code != 200:
-            raise Auth0ReadError(
-                f"token request to {self._domain} answered {response.status_code} "
-                f"{_token_error(response)}; check auth0.client_id, the client secret and that "
-                "the M2M application is authorized for the Management API"
-            )
-        try:
-            data = response.json()
-            self._access_token = str(data["access_token"])
-            self._expires_at = time.time() + float(data["expires_in"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Auth0ReadError(f"token answer from {self._domain} is not a token") from exc
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._access_token = None
-            self._expires_at = 0
-
-
-class _Pacer:
+class Pacer:
     """Waits for the rate-limit bucket when the last answer said it is empty."""
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, holder: net.DeadlineHolder,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._holder = holder
         self._sleep = sleep
         self._limit = 1
         self._remaining: int | None = None
@@ -126,10 +74,16 @@ class _Pacer:
                 # at most 1/limit of that. Waiting no longer keeps the bucket from
                 # ever sitting full (which would waste its refill) and sends no
                 # request that would only earn a 429.
-                wait = (self._reset - time.time()) / max(self._limit, 1)
+                wait = min((self._reset - time.time()) / max(self._limit, 1), MAX_PACE)
             self._remaining = None
         if wait > 0:
-            self._sleep(min(wait, MAX_PACE))
+            deadline = self._holder.deadline
+            if deadline is not None and not deadline.allows(wait):
+                raise DeadlineError(
+                    f"the tenant's rate limit asks for a {wait:.1f} s pause, and the run's "
+                    f"deadline of {deadline.seconds:g} s comes first"
+                )
+            self._sleep(wait)
 
     def after(self, response: httpx.Response) -> None:
         headers = response.headers
@@ -144,82 +98,118 @@ class _Pacer:
 
 
 class Tenant:
-    """One Auth0 tenant: a verified HTTP client, a shared token, the connections API."""
+    """One Auth0 tenant: a verified HTTP client, a cached token, the connections API."""
 
-    def __init__(self, settings: Auth0Settings, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, settings: Auth0Settings) -> None:
         self.settings = settings
-        self.name = settings.domain
-        self.pacer = _Pacer()
-        self.http = httpx.Client(
-            verify=ssl_context(settings.ca_bundle),
-            timeout=timeout,
-            event_hooks={"request": [self.pacer.before], "response": [self.pacer.after]},
+        self.holder = net.DeadlineHolder()
+        self.pacer = Pacer(self.holder)
+        self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
+        self._seen: set[str] = set()
+        self.http = net.client(
+            settings.ca_bundle,
+            self.holder,
+            request_hooks=[self.pacer.before, self._guard_body],
+            response_hooks=[self.pacer.after, self._watch_secrets],
         )
-        self.tokens = _Tokens(self.http, settings)
+        self.tokens = Tokens(self.http, settings, self.holder)
         self.api = ManagementClient(
-            domain=settings.domain,
-            token=self.tokens.get_token,
-            httpx_client=self.http,
-            timeout=timeout,
+            domain=settings.domain, token=self.tokens, httpx_client=self.http,
+            timeout=net.TIMEOUT,
         )
-        self._options: RequestOptions = {"max_retries": MAX_RETRIES}
+        logs.SECRETS.add(settings.client_secret)
+
+    @property
+    def name(self) -> str:
+        return self.settings.domain
+
+    def serve(self, deadline: Deadline) -> None:
+        """Serve the run whose deadline this is."""
+        self.holder.deadline = deadline
 
     def close(self) -> None:
         self.http.close()
+        self.tokens.invalidate()
+        logs.SECRETS.discard(self.settings.client_secret, *self._seen)
+        self._seen.clear()
 
-    def __enter__(self) -> Tenant:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def granted_scopes(self) -> frozenset[str]:
+        self._call(lambda: self.tokens(), Auth0ReadError, "fetching a token")
+        return self.tokens.scopes
 
     def read(self, ref: str) -> Connection:
         """The connection with id ``ref`` (``con_...``), or named ``ref`` among oauth2."""
         if ref.startswith("con_"):
             found = self._call(
-                lambda: self.api.connections.get(ref, request_options=self._options),
-                Auth0ReadError,
-                f"reading connection {ref}",
+                lambda: self.api.connections.get(ref, request_options=self._options()),
+                Auth0ReadError, f"reading connection {ref}",
             )
             return _connection(found)
-        page = self._call(
-            lambda: self.api.connections.list(
-                name=ref, strategy=["oauth2"], request_options=self._options
-            ),
-            Auth0ReadError,
-            f"looking up connection {ref!r}",
-        )
-        for item in page.items or []:
-            if item.name == ref:
-                return _connection(item)
-        # Not among oauth2: say what it is, if anything, so the operator can act.
-        page = self._call(
-            lambda: self.api.connections.list(name=ref, request_options=self._options),
-            Auth0ReadError,
-            f"looking up connection {ref!r}",
-        )
-        for item in page.items or []:
-            if item.name == ref:
-                return _connection(item)
+        for strategy in (["oauth2"], None):  # then any strategy, to say what it is
+            page = self._call(
+                lambda s=strategy: self.api.connections.list(  # type: ignore[misc]
+                    name=ref, strategy=s, request_options=self._options()),
+                Auth0ReadError, f"looking up connection {ref!r}",
+            )
+            for item in page.items or []:
+                if item.name == ref:
+                    return _connection(item)
         raise Auth0ReadError(
             f"no connection named {ref!r} on {self.name}; check the connection setting "
             "(the connection's name or its con_ id)"
         )
 
-    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Connection:
-        """PATCH ``options`` (and ``display_name`` when there is one); the stored result."""
-        kwargs: dict[str, Any] = {"options": options}
-        if display_name is not None:
-            kwargs["display_name"] = display_name
-        updated = self._call(
-            lambda: self.api.connections.update(conn_id, request_options=self._options, **kwargs),
-            Auth0WriteError,
-            f"writing connection {conn_id}",
-        )
+    def write(self, conn_id: str, body: Mapping[str, JSON]) -> Connection:
+        """PATCH exactly ``body``; the stored connection from the answer."""
+        wire = json.dumps(body).encode()
+        self._intended[threading.get_ident()] = wire
+        options = self._options()
+        # Handed over as extra body parameters, not as typed arguments: auth0-python
+        # would rename option keys that match its own field names (to camelCase).
+        options["additional_body_parameters"] = dict(body)
+        try:
+            updated = self._call(
+                lambda: self.api.connections.update(conn_id, request_options=options),
+                Auth0WriteError, f"writing connection {conn_id}",
+            )
+        finally:
+            self._intended.pop(threading.get_ident(), None)
         return _connection(updated)
 
+    def _options(self) -> RequestOptions:
+        timeout = self.holder.deadline.timeout(net.TIMEOUT) if self.holder.deadline else None
+        options: RequestOptions = {"max_retries": MAX_RETRIES}
+        if timeout is not None:
+            options["timeout_in_seconds"] = int(max(1, timeout))
+        return options
+
+    def _guard_body(self, request: httpx.Request) -> None:
+        """Refuse to send a PATCH whose body differs from the one intended."""
+        if request.method != "PATCH":
+            return
+        intended = self._intended.get(threading.get_ident())
+        sent: Any = None
+        with contextlib.suppress(ValueError):
+            sent = json.loads(request.content)
+        if intended is None or not same(sent, json.loads(intended)):
+            raise Auth0WriteError(
+                f"refused to send a PATCH to {request.url.path} whose body is not exactly the "
+                "options read with client_secret replaced; nothing was written"
+            )
+
+    def _watch_secrets(self, response: httpx.Response) -> None:
+        """Redact every client_secret an answer carries, parseable or not."""
+        if not response.url.path.startswith("/api/v2/"):
+            return
+        response.read()
+        for match in _SECRET_IN_ANSWER.finditer(response.content):
+            value = match.group(1).decode("utf-8", "replace")
+            if value not in self._seen:
+                self._seen.add(value)
+                logs.SECRETS.add(value)
+
     def _call(self, fn: Callable[[], T], error: type[RotatorError], doing: str) -> T:
-        """Run one API call, renewing an expired token once, translating errors."""
+        """Run one API call, renewing a rejected token once, translating errors."""
         for attempt in (1, 2):
             try:
                 return fn()
@@ -227,13 +217,22 @@ class Tenant:
                 if exc.status_code == 401 and attempt == 1:
                     self.tokens.invalidate()
                     continue
-                raise error(f"{doing} on {self.name}: {_api_message(exc)}") from exc
+                # ``from None``: the SDK's exception text carries the answer's body.
+                raise error(f"{doing} on {self.name}: {_api_message(exc)}") from None
+            except ParsingError:
+                raise error(
+                    f"{doing} on {self.name}: the answer does not have the shape of a "
+                    "connection; nothing was changed by rotator"
+                ) from None
             except RotatorError:
                 raise
             except httpx.HTTPError as exc:
-                raise error(f"{doing} on {self.name} failed: {_describe(exc)}") from exc
-            except ValueError as exc:  # an answer auth0-python could not parse
-                raise error(f"{doing} on {self.name}: unexpected answer") from exc
+                url = f"https://{self.settings.domain}/api/v2/"
+                said = net.describe(exc, url, "auth0.domain", self.holder.deadline)
+                raise error(f"{doing} on {self.name} failed: {said}") from exc
+            except (ValueError, TypeError, KeyError) as exc:
+                raise error(f"{doing} on {self.name}: unexpected answer "
+                            f"({type(exc).__name__})") from None
         raise AssertionError("unreachable")
 
 
@@ -249,48 +248,16 @@ def _connection(item: Any) -> Connection:
 
 
 def _api_message(exc: ApiError) -> str:
+    status = exc.status_code or 0
+    if 200 <= status < 300:
+        return f"answered {status} with a body that is not JSON"
     body = exc.body if isinstance(exc.body, dict) else {}
-    status = exc.status_code
-    parts = [str(status)]
-    for key in ("error", "message"):
-        if isinstance(body.get(key), str):
-            parts.append(body[key])
-    text = " ".join(parts[:2]) + (f": {parts[2]}" if len(parts) > 2 else "")
-    if status == 403:
-        text += (
-            "; grant the M2M application read:connections, update:connections, "
-            "read:connections_options and update:connections_options"
-        )
-    elif status == 429:
-        text += "; rate limited after retries, try again later"
-    elif status == 404:
-        text += "; check the connection setting"
-    return text
-
-
-def _token_error(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return "(no JSON body)"
-    if not isinstance(body, dict):
-        return ""
-    error = body.get("error", "")
-    detail = body.get("error_description") or body.get("message") or ""
-    return f"{error}: {detail}" if detail else str(error)
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    """A one-line, secret-free description of a transport failure."""
-    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return (
-            "TLS certificate not trusted; add the issuing CA with auth0.ca_bundle or "
-            "SSL_CERT_FILE (verification cannot be turned off)"
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, httpx.ConnectError):
-        return "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server closed the connection without answering"
-    return type(exc).__name__
+    said = " ".join(str(body[k]) for k in ("error", "message") if isinstance(body.get(k), str))
+    text = f"{status}" + (f" {logs.scrub(said, 300)}" if said else "")
+    hints = {
+        403: "; grant the M2M application read:connections, update:connections, "
+             "read:connections_options and update:connections_options",
+        429: "; rate limited after retries, try again later",
+        404: "; check the connection setting",
+    }
+    return text + hints.get(status, "")

@@ -1,10 +1,12 @@
-"""The ``rotator`` command: parse flags, load settings, call one function, exit.
+"""The ``rotator`` command: parse flags, load settings, call one command, exit.
 
-Exit codes are decided here and only here: 0 done, 1 a connection (or check)
-failed, 2 bad configuration, key or usage (nothing contacted). Known errors
-become one line on stderr; an unexpected one says so, with the traceback only
-at ``--log-level debug``. Heavy libraries are imported inside the command that
-needs them, so ``--help`` and ``mint`` stay fast.
+Exit codes are decided here and only here, from one map (:data:`EXIT`): 0 done,
+1 a connection (or hook, or check) failed, 2 bad configuration, key or usage
+(nothing contacted), 130/143 interrupted by SIGINT/SIGTERM. Known errors become
+one line on stderr; an unexpected one says so, with the traceback only at
+``--log-level debug``. Heavy libraries are imported inside the command that
+needs them, so ``--help`` and ``mint`` stay fast. ``python -m rotator`` and the
+console script both enter through :func:`entry`.
 """
 
 from __future__ import annotations
@@ -12,48 +14,48 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotator import __version__
-from rotator.errors import RotatorError
+from rotator.errors import ConfigError, RotatorError, unexpected
+
+if TYPE_CHECKING:
+    from rotator.outcome import Report
+    from rotator.settings import Settings
+
+#: The one map from how a command ended to the process exit code.
+EXIT = {"ok": 0, "failed": 1, "invalid": 2, "SIGINT": 130, "SIGTERM": 143}
 
 DESCRIPTION = """\
 Keep the "Sign in with Apple" client secret of an Auth0 custom social
-connection fresh: mint a new ES256 secret before the live one expires and write
-it into the connection, keeping every other option as it was."""
+connection fresh: mint a new ES256 secret before the live one expires, have
+Apple accept it, and write it into the connection, keeping every other option
+as it was."""
 
 EXIT_CODES = """\
-exit codes: 0 success, 1 a connection failed (or is expired, for status),
-2 bad configuration or key (nothing was contacted)."""
+exit codes: 0 success, 1 a connection or hook failed (status: a secret is
+expired, refused by Apple or inside --warn-within), 2 bad configuration or key
+(nothing was contacted), 130/143 interrupted by SIGINT/SIGTERM."""
 
 
-def _common(parser: argparse.ArgumentParser, *, connections: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="TOML config file (else $ROTATOR_CONFIG)")
-    if connections:
-        parser.add_argument(
-            "--connection",
-            metavar="NAME",
-            action="append",
-            default=[],
-            help="only this connection (name or con_ id as configured); repeatable",
-        )
-    parser.add_argument(
-        "--log-format", choices=("json", "console"),
-        help="log lines as JSON or for people (default: JSON unless stderr is a terminal)",
-    )
-    parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info",
-        help="least important log level shown (default: info)",
-    )
-
-
-def _schedule_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connection", metavar="NAME", action="append", default=[],
+                        help="only this connection (name or con_ id as configured); repeatable")
+    parser.add_argument("--log-format", choices=("json", "console"),
+                        help="log lines as JSON or for people (default: JSON unless stderr is "
+                             "a terminal)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default="info", help="least important log level shown (default: info)")
     parser.add_argument("--secret-lifetime", metavar="DURATION",
                         help="exp - iat of each minted secret, at most 15777000s (default 180d)")
     parser.add_argument("--rotate-every", metavar="DURATION",
                         help="a secret older than this is due (default 30d)")
     parser.add_argument("--check-every", metavar="DURATION",
                         help="how often `start` looks (default 1h)")
+    parser.add_argument("--deadline", metavar="DURATION",
+                        help="the longest one run (or one check of `start`) may take "
+                             "(default 5m)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,244 +66,222 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rotator {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], summary: str,
-            **kw: Any) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], str], summary: str,
+            common: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary, epilog=EXIT_CODES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
+        if common:
+            _common(p)
         return p
 
     p = add("start", cmd_start,
             "run as a service: check every connection every check_every (and at start-up), "
             "rotate what is due, serve /healthz, /readyz and /metrics; stop on SIGTERM")
-    _common(p)
-    _schedule_flags(p)
     p.add_argument("--listen", metavar="HOST:PORT", help="address for the HTTP endpoints")
-
     for name, func, summary in (
         ("run-once", cmd_run_once,
          "for cron: check every connection once, rotate what is due, exit"),
         ("run-now", cmd_run_now, "rotate every selected connection now, due or not"),
     ):
         p = add(name, func, summary)
-        _common(p)
-        _schedule_flags(p)
         p.add_argument("--dry-run", action="store_true",
-                       help="read and mint, report what would be written, write nothing")
-
+                       help="read, mint and ask Apple; report what would be written, write "
+                            "nothing")
+        p.add_argument("--metrics-file", metavar="PATH",
+                       help="after the run, write its metrics there (node_exporter textfile "
+                            "format, replaced atomically)")
     p = add("status", cmd_status,
-            "read-only: each connection's live secret, expiry, and whether it is due")
-    _common(p)
-    _schedule_flags(p)
+            "read-only: each connection's live secret, expiry, whether it is due, and whether "
+            "Apple accepts it")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    p = add("mint", cmd_mint, "print one fresh secret to stdout; contacts nothing")
-    _common(p)
-    _schedule_flags(p)
-
+    p.add_argument("--warn-within", metavar="DURATION",
+                   help="also fail (exit 1) when a secret expires within this time")
+    add("mint", cmd_mint, "print one fresh secret to stdout; contacts nothing")
     p = add("check-config", cmd_check_config,
-            "validate configuration and key offline; --online also fetches a token and reads "
-            "each connection (writes nothing)")
-    _common(p)
-    _schedule_flags(p)
-    p.add_argument("--online", action="store_true", help="also contact Auth0 (read only)")
-
+            "validate configuration and key offline; --online also fetches a token, checks its "
+            "scopes, reads each connection and asks Apple about its live secret (writes "
+            "nothing)")
+    p.add_argument("--online", action="store_true", help="also contact Auth0 and Apple "
+                                                         "(read only)")
     p = add("demo", cmd_demo,
-            "the whole flow on this machine with no accounts: a local Auth0 emulator, a "
-            "throwaway Apple key, a rotation, the status")
+            "the whole flow on this machine with no accounts: a local Auth0 and Apple emulator, "
+            "a throwaway Apple key, a rotation, the status", common=False)
     p.add_argument("--log-format", choices=("json", "console"), help=argparse.SUPPRESS)
     p.add_argument("--log-level", default="warning", help=argparse.SUPPRESS)
     return parser
 
 
-def _overrides(args: argparse.Namespace) -> Any:
-    from rotator.config import Overrides
-
-    return Overrides(
-        config=getattr(args, "config", None),
-        connections=tuple(getattr(args, "connection", ()) or ()),
-        secret_lifetime=getattr(args, "secret_lifetime", None),
-        rotate_every=getattr(args, "rotate_every", None),
-        check_every=getattr(args, "check_every", None),
-        listen=getattr(args, "listen", None),
-        log_format=getattr(args, "log_format", None),
-        log_level=getattr(args, "log_level", None),
-    )
-
-
-def _settings(args: argparse.Namespace, **kw: Any) -> Any:
+def _settings(args: argparse.Namespace, *, need_auth0: bool = True) -> Settings:
     """Load settings, set up logging, and log any configuration warnings."""
-    from rotator.startup import defer_unused_imports
-
-    defer_unused_imports()
     from rotator import config
 
-    settings = config.load(_overrides(args), **kw)
-    if settings.warnings:
-        _configure_logs(settings.log_format, settings.log_level)
+    overrides = config.Overrides(
+        config=args.config, connections=tuple(args.connection),
+        secret_lifetime=args.secret_lifetime, rotate_every=args.rotate_every,
+        check_every=args.check_every, deadline=args.deadline,
+        listen=getattr(args, "listen", None), log_format=args.log_format,
+        log_level=args.log_level,
+    )
+    settings = config.load(overrides, need_auth0=need_auth0, need_connection_name=need_auth0)
+    if need_auth0 or settings.warnings:
         from rotator import logs
 
+        logs.configure(settings.log_format, settings.log_level)
         for warning in settings.warnings:
             logs.get().warning("config.warning", message=warning)
     return settings
 
 
-def _configure_logs(fmt: str | None, level: str) -> None:
-    from rotator import logs
+def _ending(report: Report, interrupted: Sequence[str] = ()) -> str:
+    if interrupted:
+        return interrupted[0]
+    return "failed" if report.failed else "ok"
 
-    logs.configure(fmt, level)
+
+def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
+    """The exit code of ``run-once``/``run-now`` for ``report`` (and the signals received)."""
+    return EXIT[_ending(report, interrupted)]
 
 
-def _service_settings(args: argparse.Namespace) -> Any:
+def _rotate(args: argparse.Namespace, *, force: bool) -> str:
+    from pathlib import Path
+
+    from rotator import commands
+
     settings = _settings(args)
-    _configure_logs(settings.log_format, settings.log_level)
-    from rotator import logs
-
-    for conn in settings.connections:
-        assert conn.auth0 is not None
-        logs.redact(conn.auth0.client_secret)
-    return settings
-
-
-def _run(args: argparse.Namespace, *, force: bool) -> int:
-    from rotator import hooks, rotation
-
-    settings = _service_settings(args)
-    hooks.validate(settings.post_rotate)
-    hook = (
-        hooks.Hook(settings.post_rotate, settings.hook_timeout)
-        if settings.post_rotate and not args.dry_run else None
-    )
-    report = rotation.run(settings, force=force, dry_run=args.dry_run, on_rotated=hook)
-    return report.exit_code
+    metrics_file = Path(args.metrics_file) if args.metrics_file else None
+    if metrics_file is not None:
+        commands.check_metrics_path(metrics_file)
+    with commands.interruptible() as (stop, received):
+        report = commands.rotate(settings, force=force, dry_run=args.dry_run, stop=stop)
+    ending = _ending(report, received)
+    if metrics_file is not None:
+        commands.write_metrics(metrics_file, report, ok=ending == "ok")
+    return ending
 
 
-def cmd_run_once(args: argparse.Namespace) -> int:
-    return _run(args, force=False)
+def cmd_run_once(args: argparse.Namespace) -> str:
+    return _rotate(args, force=False)
 
 
-def cmd_run_now(args: argparse.Namespace) -> int:
-    return _run(args, force=True)
+def cmd_run_now(args: argparse.Namespace) -> str:
+    return _rotate(args, force=True)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from rotator import status
-
-    settings = _service_settings(args)
-    rows = status.collect(settings)
-    print(status.to_json(rows) if args.json else status.to_table(rows))
-    return status.exit_code(rows)
-
-
-def cmd_mint(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> str:
     import time
 
-    settings = _settings(args, need_auth0=False, need_connection_name=False)
-    from rotator import secret
-    from rotator.errors import ConfigError
+    from rotator import commands, status
+    from rotator.settings import MAXIMA, parse_duration
 
-    if len(settings.connections) != 1:
-        names = ", ".join(c.connection or c.client_id for c in settings.connections)
-        raise ConfigError(
-            f"mint prints one secret but {len(settings.connections)} connections are configured "
-            f"({names}); choose one with --connection"
-        )
-    conn = settings.connections[0]
-    print(secret.mint(
-        conn.apple.key,
-        team_id=conn.apple.team_id,
-        key_id=conn.apple.key_id,
-        services_id=conn.client_id,
-        lifetime=settings.schedule.secret_lifetime,
-        now=int(time.time()),
-    ))
-    return 0
+    warn = None
+    if args.warn_within:
+        warn = parse_duration(args.warn_within, "--warn-within", MAXIMA["warn_within"])
+    settings = _settings(args)
+    outcomes = commands.look(settings)
+    now = time.time()
+    show = status.to_json if args.json else status.to_table
+    print(show(outcomes, now, warn))
+    return "ok" if all(status.healthy(o, now, warn) for o in outcomes) else "failed"
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
-    from rotator.config import format_duration
+def cmd_mint(args: argparse.Namespace) -> str:
+    from rotator.startup import defer_unused_imports
+
+    defer_unused_imports()  # mint only: single-threaded, short-lived
+    from rotator import commands
+
+    print(commands.mint(_settings(args, need_auth0=False)))
+    return "ok"
+
+
+def cmd_check_config(args: argparse.Namespace) -> str:
+    from rotator import commands
 
     settings = _settings(args)
-    s = settings.schedule
-    tenants = sorted({c.tenant for c in settings.connections})
-    print(
-        f"configuration OK: {len(settings.connections)} connection(s) on "
-        f"{len(tenants)} tenant(s); secret_lifetime {format_duration(s.secret_lifetime)}, "
-        f"rotate_every {format_duration(s.rotate_every)}, check_every "
-        f"{format_duration(s.check_every)}"
-    )
-    for conn in settings.connections:
-        print(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
-              f"team {conn.apple.team_id}, key {conn.apple.key_id}")
+    print("\n".join(commands.summary(settings)))
     if not args.online:
-        return 0
-    _configure_logs(settings.log_format, settings.log_level)
-    from rotator import status
-
-    rows = status.collect(settings)
-    failed = [row for row in rows if row.error]
-    for row in rows:
-        state = f"FAILED: {row.error}" if row.error else "readable, writable options present"
-        print(f"  online: {row.connection} on {row.tenant}: {state}")
-    return 1 if failed else 0
+        return "ok"
+    lines, ok = commands.online_lines(commands.look(settings, scopes=True))
+    print("\n".join(lines))
+    return "ok" if ok else "failed"
 
 
-def cmd_start(args: argparse.Namespace) -> int:
-    from rotator import service
+def cmd_start(args: argparse.Namespace) -> str:
+    from rotator import commands
 
-    settings = _service_settings(args)
-    return service.serve(settings)
+    if commands.start(_settings(args)):
+        return "ok"
+    # The check still in flight runs in a thread the interpreter would join at
+    # exit, for as long as Auth0 keeps it waiting. Leave now, as promised.
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT["ok"])
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> str:
     from rotator import demo
 
-    return demo.main(log_format=args.log_format, log_level=args.log_level)
+    return "ok" if demo.main(log_format=args.log_format, log_level=args.log_level) else "failed"
 
 
-def entry() -> None:
-    """The console script: :func:`main`, then exit.
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the one place that turns how it ended into an exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        ending: str = args.func(args)
+    except ConfigError as exc:
+        print(f"rotator: error: {exc}", file=sys.stderr)
+        ending = "invalid"
+    except RotatorError as exc:
+        print(f"rotator: error: {_scrub(str(exc))}", file=sys.stderr)
+        ending = "failed"
+    except KeyboardInterrupt:
+        print("rotator: interrupted", file=sys.stderr)
+        ending = "SIGINT"
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        print(f"rotator: {unexpected(exc)}; run with --log-level debug for the traceback",
+              file=sys.stderr)
+        if getattr(args, "log_level", None) == "debug":
+            _print_traceback()
+        ending = "failed"
+    return EXIT[ending]
+
+
+def _scrub(text: str) -> str:
+    from rotator import logs
+
+    return logs.scrub(text)
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    from rotator import logs
+
+    print(logs.scrub(traceback.format_exc(), logs.MAX_TRACEBACK), file=sys.stderr)
+
+
+def entry(argv: Sequence[str] | None = None) -> Any:
+    """The console script and ``python -m rotator``: :func:`main`, then exit.
 
     ``rotator mint`` is a one-line, short-lived command; tearing the interpreter
-    down (finalising some 200 modules) adds about a tenth to its run time, so
-    after flushing its output it leaves with ``os._exit``. Every other command
-    exits normally.
+    down (finalising every module) adds about a tenth to its run time, so after
+    flushing its output it leaves with ``os._exit``. Every other command exits
+    normally.
     """
-    code = main()
-    if sys.argv[1:2] == ["mint"]:
+    args = sys.argv[1:] if argv is None else list(argv)
+    code = main(args)
+    if args[:1] == ["mint"]:
         import os
 
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except OSError:
-            code = code or 1
+            code = code or EXIT["failed"]
         os._exit(code)
     sys.exit(code)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: the one place that turns errors into exit codes."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    debug = getattr(args, "log_level", None) == "debug"
-    try:
-        code: int = args.func(args)
-        return code
-    except RotatorError as exc:
-        print(f"rotator: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("rotator: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        print(
-            f"rotator: unexpected error ({type(exc).__name__}); "
-            "run with --log-level debug for the traceback",
-            file=sys.stderr,
-        )
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        return 1

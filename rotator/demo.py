@@ -1,25 +1,27 @@
 """``rotator demo``: the whole flow on this machine, no accounts needed.
 
-Starts the Auth0 emulator on loopback with a realistic custom social
-connection for Apple, makes a throwaway Apple key, then runs the real
-commands (``run-now``, ``status``, ``run-once``) against it over TLS,
-narrating each step, and stops everything it started.
+Starts the emulator on loopback (Auth0's Management API and Apple's token
+endpoint) with a realistic custom social connection for Apple, makes a
+throwaway Apple key and registers it with the emulated Apple, then runs the
+real commands (status, run-now, run-once, and run-now with a mistyped team id
+that Apple's check catches) against it over TLS, narrating each step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets as random_secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from rotator import cli, secret
+from rotator import commands, config, logs, secret, status
 
 TEAM_ID = "DEMO123456"
 KEY_ID = "DEMOKEY001"
 SERVICES_ID = "com.example.webapp"
+M2M_CLIENT = "demoRotatorM2MClient0000000000001"
 
 
 def realistic_connection(old_secret: str) -> dict[str, Any]:
@@ -56,54 +58,63 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def main(log_format: str | None = None, log_level: str = "warning") -> int:
+def _config(work: Path, emu: Any, key_path: Path) -> Path:
+    path = work / "rotator.toml"
+    path.write_text(
+        "[auth0]\n"
+        f'domain = "{emu.domain}"\n'
+        f'client_id = "{M2M_CLIENT}"\n'
+        f'client_secret_file = "{work / "auth0_client_secret"}"\n'
+        f'ca_bundle = "{emu.ca_pem_path}"\n\n'
+        "[apple]\n"
+        f'team_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
+        f'token_url = "{emu.apple_token_url}"\n\n'
+        "[[connections]]\n"
+        'connection = "apple"\n'
+        f'client_id = "{SERVICES_ID}"\n'
+    )
+    return path
+
+
+def main(log_format: str | None = None, log_level: str = "warning") -> bool:
+    """Run the demo; True when every scene went as it should."""
     from rotator.emulator import Emulator
 
-    log_format = log_format or "console"
+    logs.configure(log_format or "console", log_level)
     with tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp, Emulator() as emu:
         work = Path(tmp)
         key_path = work / f"AuthKey_{KEY_ID}.p8"
         secret.generate_throwaway_key(key_path)
         key = secret.load_key(key_path.read_bytes(), str(key_path))
+        emu.apple_register_key(TEAM_ID, KEY_ID, key.public_key)
+        emu.apple_add_services_id(TEAM_ID, SERVICES_ID)
         m2m_secret = random_secrets.token_urlsafe(32)
         (work / "auth0_client_secret").write_text(m2m_secret)
         (work / "auth0_client_secret").chmod(0o600)
-        emu.add_client("demoRotatorM2MClient0000000000001", m2m_secret)
+        emu.add_client(M2M_CLIENT, m2m_secret)
         # A secret someone made by hand two months ago, valid for 180 days.
         old = secret.mint(key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
                           lifetime=180 * 86400, now=int(time.time()) - 60 * 86400)
         conn = emu.add_connection(realistic_connection(old))
-        config = work / "rotator.toml"
-        config.write_text(
-            "[auth0]\n"
-            f'domain = "{emu.domain}"\n'
-            'client_id = "demoRotatorM2MClient0000000000001"\n'
-            f'client_secret_file = "{work / "auth0_client_secret"}"\n'
-            f'ca_bundle = "{emu.ca_pem_path}"\n\n'
-            "[apple]\n"
-            f'team_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n\n'
-            "[[connections]]\n"
-            'connection = "apple"\n'
-            f'client_id = "{SERVICES_ID}"\n'
-        )
-        flags = ["--config", str(config), "--log-format", log_format]  # for run-now/run-once
-        quiet = [*flags, "--log-level", log_level]  # for status: the table, not the log
+        settings = config.load(config.Overrides(config=str(_config(work, emu, key_path))), {})
 
         print("rotator demo: everything below runs on this machine; nothing leaves it.")
-        print(f"  Auth0 emulator:  https://{emu.domain} (a throwaway CA, trusted by rotator only)")
+        print(f"  emulator:        https://{emu.domain} plays Auth0 and Apple (a throwaway CA, "
+              "trusted by rotator only)")
         print(f"  Apple key:       {key_path.name} (a fresh P-256 key, team {TEAM_ID}, "
-              f"key id {KEY_ID})")
+              f"key id {KEY_ID}, registered with the emulated Apple)")
         print(f"  connection:      'apple' ({conn['id']}), a custom social connection with "
               f"{len(conn['options'])} options, its secret made by hand 60 days ago")
 
-        _say("rotator status: what is live now")
-        code = cli.main(["status", *quiet])
+        _say("rotator status: what is live now, and whether Apple accepts it")
+        print(status.to_table(commands.look(settings), time.time()))
 
-        _say("rotator run-now: mint a new secret and write it, keeping every other option")
-        code = cli.main(["run-now", "--log-level", "info", *flags])
-        if code != 0:
-            print("run-now failed; see the log above", file=sys.stderr)
-            return code
+        _say("rotator run-now: mint a new secret, have Apple accept it, write it, keeping "
+             "every other option")
+        report = commands.rotate(settings, force=True)
+        if report.failed:
+            print("run-now failed; see the log above")
+            return False
         after = emu.connection(conn["id"])
         kept = [k for k in conn["options"] if k != "client_secret"
                 and after["options"].get(k) == conn["options"][k]]
@@ -112,21 +123,37 @@ def main(log_format: str | None = None, log_level: str = "warning") -> int:
               f"{len(kept)} of {len(conn['options']) - 1}; display_name: "
               f"{after.get('display_name')!r}")
         patches = [r for r in emu.journal if r.method == "PATCH"]
-        if patches:
-            body = patches[-1].body
-            keys = sorted(body) if isinstance(body, dict) else []
-            print(f"  the PATCH carried only: {', '.join(keys)}")
+        body = patches[-1].body if patches else None
+        carried = sorted(body) if isinstance(body, dict) else []
+        print(f"  the PATCH carried only: {', '.join(carried)}")
 
         _say("rotator status: the fresh secret")
-        cli.main(["status", *quiet])
+        print(status.to_table(commands.look(settings), time.time()))
 
         _say("rotator run-once: what cron runs; nothing is due, so nothing is written")
         before = len([r for r in emu.journal if r.method == "PATCH"])
-        code = cli.main(["run-once", "--log-level", "info", *flags])
-        after_count = len([r for r in emu.journal if r.method == "PATCH"])
-        print(f"  writes during run-once: {after_count - before}")
+        quiet = commands.rotate(settings)
+        writes = len([r for r in emu.journal if r.method == "PATCH"]) - before
+        print(f"  writes during run-once: {writes}")
+
+        _say("a mistyped team id: Apple refuses the new secret, so nothing is written")
+        wrong = _with_team(settings, "DEMO12345X")
+        stored = emu.connection(conn["id"])["options"]["client_secret"]
+        typo = commands.rotate(wrong, force=True)
+        [outcome] = typo.outcomes
+        untouched = emu.connection(conn["id"])["options"]["client_secret"] == stored
+        print(f"  failed at step: {outcome.step}; live secret untouched: "
+              f"{'yes' if untouched else 'NO'}")
 
         _say("done: the emulator is stopped and the throwaway key deleted")
         print("Next: point --config at your tenant (see config/rotator.example.toml) and run "
               "'rotator check-config --online'.")
-        return code
+        return not quiet.failed and outcome.step == "apple_check" and untouched
+
+
+def _with_team(settings: config.Settings, team_id: str) -> config.Settings:
+    conns = tuple(
+        dataclasses.replace(c, apple=dataclasses.replace(c.apple, team_id=team_id))
+        for c in settings.connections
+    )
+    return dataclasses.replace(settings, connections=conns)

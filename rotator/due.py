@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import secret
-from rotator.config import Schedule
+from rotator.connection import Verdict as AppleVerdict
+from rotator.settings import Schedule
 
 # Why a connection is (or is not) due; logged as ``reason``.
 NO_SECRET = "no_secret"  # noqa: S105 - a reason code, not a password
@@ -26,6 +27,7 @@ BAD_CLAIMS = "bad_claims"
 FROM_THE_FUTURE = "issued_in_future"
 AGE = "age"
 EXPIRING = "expiring"
+APPLE_REFUSED = "apple_refused"
 NOT_DUE = "not_due"
 
 EXPLAIN = {
@@ -40,6 +42,7 @@ EXPLAIN = {
     FROM_THE_FUTURE: "the secret's iat is in the future, which Apple refuses",
     AGE: "the secret is older than rotate_every",
     EXPIRING: "the secret expires sooner than secret_lifetime - rotate_every from now",
+    APPLE_REFUSED: "Apple refuses the live secret (invalid_client): Apple logins fail now",
     NOT_DUE: "not due yet",
 }
 
@@ -73,8 +76,26 @@ class Verdict:
         return EXPLAIN[self.reason]
 
 
-def assess(live: object, expected: Expected, schedule: Schedule, *, now: int) -> Verdict:
-    """Apply the four conditions of the contract, in order, and say which held."""
+def assess(
+    live: object,
+    expected: Expected,
+    schedule: Schedule,
+    *,
+    now: int,
+    apple: AppleVerdict = "off",
+) -> Verdict:
+    """Apply the contract's rules in order and say which held.
+
+    Rules 1 to 4 read the secret; rule 5 is Apple's verdict on it: a secret
+    Apple refuses is due whatever its age.
+    """
+    verdict = _by_the_secret(live, expected, schedule, now)
+    if not verdict.due and apple == "refused":
+        return Verdict(True, APPLE_REFUSED, verdict.live, now)
+    return verdict
+
+
+def _by_the_secret(live: object, expected: Expected, schedule: Schedule, now: int) -> Verdict:
     if not isinstance(live, str) or not live:
         return Verdict(True, NO_SECRET, None, now)
     try:

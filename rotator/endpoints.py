@@ -1,7 +1,8 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` for ``rotator start``.
+"""``/healthz``, ``/readyz`` and ``/metrics`` for ``rotator start``: the HTTP server only.
 
-Metrics live in a registry of their own (not prometheus-client's global one),
-so a test can build as many services as it likes in one process.
+What the answers say is decided by the service (:mod:`rotator.service`) and
+the metrics (:mod:`rotator.metrics`); this module serves them. Each probe is a
+callable answering ``(ok, reason)``.
 """
 
 from __future__ import annotations
@@ -12,93 +13,30 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rotator.errors import ConfigError
-from rotator.rotation import Outcome
+from rotator.settings import parse_listen
 
-LABELS = ("tenant", "connection")
-
-
-class Metrics:
-    """The contract's metrics, updated from each connection's outcome."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.expiry = Gauge("rotator_secret_expiry_timestamp_seconds",
-                            "exp of the secret live in the connection", LABELS, registry=r)
-        self.issued = Gauge("rotator_secret_issued_timestamp_seconds",
-                            "iat of the secret live in the connection", LABELS, registry=r)
-        self.due = Gauge("rotator_secret_due_timestamp_seconds",
-                         "when the live secret falls due for rotation", LABELS, registry=r)
-        self.last_success = Gauge("rotator_last_success_timestamp_seconds",
-                                  "when the connection was last checked (and, if due, rotated) "
-                                  "without error", LABELS, registry=r)
-        self.rotations = Counter("rotator_rotations", "rotations attempted, by result",
-                                 (*LABELS, "result"), registry=r)
-        self.checks = Counter("rotator_checks", "checks of a connection, by result",
-                              (*LABELS, "result"), registry=r)
-
-    def record(self, outcome: Outcome, now: float) -> None:
-        labels = {"tenant": outcome.tenant, "connection": outcome.connection}
-        self.checks.labels(**labels, result="success" if outcome.checked else "failure").inc()
-        if outcome.rotated:
-            self.rotations.labels(**labels, result="success").inc()
-        elif outcome.checked and outcome.error is not None:
-            self.rotations.labels(**labels, result="failure").inc()
-        if outcome.exp is not None:
-            self.expiry.labels(**labels).set(outcome.exp)
-        if outcome.iat is not None:
-            self.issued.labels(**labels).set(outcome.iat)
-        if outcome.due_at is not None:
-            self.due.labels(**labels).set(outcome.due_at)
-        if outcome.ok:
-            self.last_success.labels(**labels).set(now)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port)."""
-    host, sep, port_text = listen.rpartition(":")
-    bracketed = host.startswith("[") and host.endswith("]")
-    if (
-        not sep
-        or not (port_text.isascii() and port_text.isdigit())  # not "٨٠٨٠"
-        or not 0 < int(port_text) < 65536
-        or (":" in host and not bracketed)  # "::1" is no HOST:PORT; "[::1]:8080" is
-    ):
-        raise ConfigError(
-            f"server.listen = {listen!r} is not HOST:PORT with a port from 1 to 65535; "
-            'use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
-        )
-    host = host[1:-1] if bracketed else host
-    return host or "0.0.0.0", int(port_text)  # noqa: S104 - all interfaces is the default
+Probe = Callable[[], tuple[bool, str]]
 
 
 class Server:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(
-        self, listen: str, *, healthy: Callable[[], bool], ready: Callable[[], bool],
-        metrics: Metrics,
+        self, listen: str, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
     ) -> None:
         host, port = parse_listen(listen)
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    ok = healthy()
-                    self._send(200 if ok else 503, b"ok\n" if ok else b"scheduler stopped\n")
-                elif path == "/readyz":
-                    ok = ready()
-                    self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                if path in ("/healthz", "/readyz"):
+                    ok, reason = (healthy if path == "/healthz" else ready)()
+                    self._send(200 if ok else 503, f"{reason}\n".encode())
                 elif path == "/metrics":
-                    self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
+                    self._send(200, metrics(), CONTENT_TYPE_LATEST)
                 else:
                     self._send(404, b"not found\n")
 

@@ -1,95 +1,119 @@
-"""The post-rotation hook: an argv run after each successful rotation.
+"""Hooks: an argv run after each rotation, and one run after each failure.
 
-The new secret goes to the hook's standard input, never into its argv or its
-environment; rotator's own secrets (``AUTH0_CLIENT_SECRET``,
-``APPLE_PRIVATE_KEY``) are removed from the environment it inherits. A hook
-that fails or outlives its timeout is logged as ``hook.failed`` and killed; the
-rotation it follows stands.
+``post_rotate`` gets the new secret on its standard input, never in its argv
+or environment. ``on_failure`` gets the failing connection, step and error in
+its environment (never a secret), so a team can page from cron without a
+monitoring stack. rotator's own secrets (``AUTH0_CLIENT_SECRET``,
+``APPLE_PRIVATE_KEY``) are removed from the environment either inherits. A
+hook that fails or outlives its timeout is killed and logged as
+``hook.failed``; a failed ``post_rotate`` makes the run's exit code 1 (the
+rotation it follows stands) and is counted in ``rotator_hook_failures_total``.
+
+The commands were found and checked executable when the configuration loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 
-from rotator import logs
-from rotator.config import ConnectionSettings
-from rotator.errors import ConfigError
+from rotator import check, logs
+from rotator.outcome import Outcome
+from rotator.settings import ConnectionSettings
 
 _STRIPPED = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY")
 
 
-def validate(argv: Sequence[str] | None) -> None:
-    """Refuse at start-up a hook whose command cannot be found or run."""
-    if not argv:
-        return
-    command = argv[0]
-    if os.sep in command:
-        path = Path(command)
-        if not path.is_file():
-            raise ConfigError(f"hooks.post_rotate: {command} does not exist; fix the path")
-        if not os.access(path, os.X_OK):
-            raise ConfigError(f"hooks.post_rotate: {command} is not executable; chmod +x it")
-    elif shutil.which(command) is None:
-        raise ConfigError(
-            f"hooks.post_rotate: {command!r} is not on PATH; give its absolute path"
+def _environment(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+    env.update(extra)
+    return env
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes,
+    timeout: float,
+    log: logs.Logger,
+    hook: str,
+) -> bool:
+    """Run ``argv`` in its own process group; True when it exits 0 in time."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=_environment(env), start_new_session=True,
         )
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        log.error("hook.failed", hook=hook, command=argv[0],
+                  error=f"cannot start: {reason or type(exc).__name__}")
+        return False
+    try:
+        _, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        log.error("hook.failed", hook=hook, command=argv[0],
+                  error=f"timed out after {timeout:g}s; killed")
+        return False
+    except BrokenPipeError:
+        err = b""
+        proc.wait()
+    if proc.returncode != 0:
+        last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
+        log.error("hook.failed", hook=hook, command=argv[0], exit_code=proc.returncode,
+                  stderr=logs.scrub(last))
+        return False
+    log.info("hook.succeeded", hook=hook, command=argv[0],
+             seconds=round(time.monotonic() - started, 3))
+    return True
 
 
 class Hook:
-    """Runs ``argv`` with the secret on stdin; a callable for ``rotation.run``."""
+    """``post_rotate``: runs ``argv`` with the secret on stdin; a ``PostRotate`` callable."""
+
+    def __init__(self, argv: Sequence[str], timeout: float,
+                 failed: Callable[[ConnectionSettings], None] | None = None) -> None:
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.failed = failed  # told of each failure (rotator start counts them)
+
+    def __call__(self, conn: ConnectionSettings, secret: str, exp: int) -> bool:
+        log = logs.get(connection=conn.connection, tenant=conn.tenant)
+        ok = run_command(
+            self.argv,
+            env={"ROTATOR_CONNECTION": conn.connection, "ROTATOR_TENANT": conn.tenant,
+                 "ROTATOR_EXPIRES_AT": check.iso(exp) or ""},
+            stdin=secret.encode() + b"\n", timeout=self.timeout, log=log, hook="post_rotate",
+        )
+        if not ok and self.failed is not None:
+            self.failed(conn)
+        return ok
+
+
+class OnFailure:
+    """``on_failure``: runs ``argv`` with the failure in its environment."""
 
     def __init__(self, argv: Sequence[str], timeout: float) -> None:
         self.argv = list(argv)
         self.timeout = timeout
 
-    def __call__(self, conn: ConnectionSettings, secret: str, exp: int) -> bool:
+    def __call__(self, conn: ConnectionSettings, outcome: Outcome) -> None:
         log = logs.get(connection=conn.connection, tenant=conn.tenant)
-        env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
-        env.update(
-            ROTATOR_CONNECTION=conn.connection,
-            ROTATOR_TENANT=conn.tenant,
-            ROTATOR_EXPIRES_AT=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
+        step = outcome.step or ("hook" if outcome.hook_failed else "unknown")
+        error = outcome.error or "the post_rotate hook failed"
+        run_command(
+            self.argv,
+            env={"ROTATOR_CONNECTION": conn.connection, "ROTATOR_TENANT": conn.tenant,
+                 "ROTATOR_STEP": step, "ROTATOR_ERROR": logs.scrub(error, 1000)},
+            stdin=b"", timeout=self.timeout, log=log, hook="on_failure",
         )
-        started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
-            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            log.error("hook.failed", command=self.argv[0],
-                      error=f"cannot start: {reason or type(exc).__name__}")
-            return False
-        try:
-            _, err = proc.communicate(secret.encode() + b"\n", timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            log.error("hook.failed", command=self.argv[0],
-                      error=f"timed out after {self.timeout:g}s; killed")
-            return False
-        except BrokenPipeError:
-            err = b""
-            proc.wait()
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            log.error("hook.failed", command=self.argv[0], exit_code=proc.returncode,
-                      stderr=tail[0][:300])
-            return False
-        log.info("hook.succeeded", command=self.argv[0],
-                 seconds=round(time.monotonic() - started, 3))
-        return True
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

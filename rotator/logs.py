@@ -1,8 +1,14 @@
 """Logging: structlog, one event per line, JSON unless a person is watching.
 
-Secrets are kept out of log lines by construction (nothing logs them); as a
-second line of defence every value registered with :func:`redact` is replaced
-by ``[redacted]`` in any string field before a line is written.
+Secrets are kept out of log lines by construction (nothing logs them). As a
+second line of defence, every value registered with :func:`secret` is replaced
+by ``[redacted]`` in every string field, tracebacks included, before any field
+is cut to length. Values are registered while they are in use and forgotten
+after, so the redactor only ever holds current secrets.
+
+Writing a line never raises: a log stream that fails (a full disk, a pipe whose
+reader is gone) is counted in :data:`STREAM`, which ``rotator start`` turns into
+a metric and an unhealthy ``/healthz``, and the work goes on.
 """
 
 from __future__ import annotations
@@ -10,34 +16,128 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections import Counter
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeAlias, cast
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
-_SECRETS: set[str] = set()
-_LOCK = threading.Lock()
+Logger: TypeAlias = FilteringBoundLogger
 
-
-def redact(value: str | None) -> None:
-    """Never let ``value`` appear in a log line (short values are ignored)."""
-    if value and len(value) >= 8:
-        with _LOCK:
-            _SECRETS.add(value)
-
-
-def _scrub(text: str) -> str:
-    for value in _SECRETS:
-        if value in text:
-            text = text.replace(value, "[redacted]")
-    return text
+REDACTED = "[redacted]"
+#: Longest string field written; longer ones are cut (after redaction).
+MAX_FIELD = 2000
+MAX_TRACEBACK = 20000
+_SHORTEST = 8  # shorter values are not secrets worth hunting (and would redact noise)
 
 
-def _redactor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    if not _SECRETS:
-        return event
-    with _LOCK:
-        return {k: _scrub(v) if isinstance(v, str) else v for k, v in event.items()}
+class _Secrets:
+    """The secrets in use right now, with a count per registration."""
+
+    def __init__(self) -> None:
+        self._values: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, *values: str | None) -> None:
+        with self._lock:
+            self._values.update(v for v in values if v and len(v) >= _SHORTEST)
+
+    def discard(self, *values: str | None) -> None:
+        with self._lock:
+            self._values.subtract(v for v in values if v and len(v) >= _SHORTEST)
+            for value in [v for v, n in self._values.items() if n <= 0]:
+                del self._values[value]
+
+    def scrub(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+SECRETS = _Secrets()
+
+
+@contextmanager
+def secret(*values: str | None) -> Iterator[None]:
+    """Redact ``values`` from every log line while the block runs."""
+    SECRETS.add(*values)
+    try:
+        yield
+    finally:
+        SECRETS.discard(*values)
+
+
+def scrub(text: str, limit: int = MAX_FIELD) -> str:
+    """``text`` with current secrets redacted, then cut to ``limit`` characters."""
+    return _cut(SECRETS.scrub(text), limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+
+
+def _redact_and_cut(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if isinstance(value, str):
+            value = scrub(value, MAX_TRACEBACK if key == "exception" else MAX_FIELD)
+        out[key] = value
+    return out
+
+
+class StreamHealth:
+    """Counts lines that could not be written; read by ``rotator start``."""
+
+    def __init__(self) -> None:
+        self.errors = 0
+        self.last_failed = False
+
+    def reset(self) -> None:
+        self.errors, self.last_failed = 0, False
+
+    def record(self, ok: bool) -> None:
+        self.last_failed = not ok
+        if not ok:
+            self.errors += 1
+
+
+STREAM = StreamHealth()
+
+
+class LineWriter:
+    """A structlog logger that writes whole lines under a lock and never raises."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            try:
+                self._stream.write(message + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):  # ValueError: the stream was closed
+                STREAM.record(False)
+            else:
+                STREAM.record(True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
 def use_json(fmt: str | None, stream: TextIO) -> bool:
@@ -50,6 +150,7 @@ def use_json(fmt: str | None, stream: TextIO) -> bool:
 def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for the whole process."""
     out = stream or sys.stderr
+    writer = LineWriter(out)  # one writer, one lock: lines from every thread stay whole
     renderer: Any
     if use_json(fmt, out):
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
@@ -63,17 +164,17 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
             # Tracebacks become plain text (no local variables) before the
             # redactor sees them; they are only ever logged at debug level.
             structlog.processors.format_exc_info,
-            _redactor,
+            _redact_and_cut,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=lambda *_: writer,
         cache_logger_on_first_use=False,
     )
 
 
-def get(**context: Any) -> Any:
+def get(**context: Any) -> Logger:
     """A logger bound to ``context`` (connection, tenant...)."""
-    return structlog.get_logger("rotator").bind(**context)
+    return cast(Logger, structlog.get_logger("rotator").bind(**context))

@@ -1,236 +1,234 @@
-"""A rotation, step by step, and a run over every configured connection.
+"""A rotation, step by step (PRODUCT.md, "A rotation, step by step").
 
-The steps (PRODUCT.md, "A rotation, step by step"): read the connection and
-refuse what is unsafe to write; mint; write exactly the options just read with
-``client_secret`` replaced, and the ``display_name`` just read; verify what is
-stored; log. Each connection fails alone; the run's report says which failed.
+:func:`process` takes one connection through a check and, when it is due (or
+forced), a rotation: mint a secret, ask Apple to accept it, write exactly the
+options just read with ``client_secret`` replaced (and the ``display_name``
+just read), verify what is stored, log, run the post-rotate hook. Each step is
+a short function; a failure names its step and leaves the old secret in place.
 
-The Auth0 side is passed in (anything with ``read`` and ``write`` like
-:class:`rotator.auth0.Tenant`), and so is the clock.
+Everything outside is passed in through :class:`Context`: the Auth0 side,
+Apple, the clocks, the stop flag, the hook. Nothing here opens a socket.
 """
 
 from __future__ import annotations
 
-import copy
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from rotator import due, logs, secret
-from rotator.config import ConnectionSettings, Schedule, Settings
-from rotator.errors import RefusedError, RotatorError, VerificationError
+from rotator import apple as apple_words
+from rotator import check, logs, secret
+from rotator.connection import JSON, AppleSide, Auth0Side, Connection
+from rotator.errors import (
+    Auth0WriteError,
+    DeadlineError,
+    RotatorError,
+    TokenError,
+    VerificationError,
+)
+from rotator.jsonvalue import differing
+from rotator.outcome import Outcome
+from rotator.settings import ConnectionSettings, Schedule
+
+#: Called after a rotation with the connection, the new secret and its exp;
+#: answers whether the post-rotate hook succeeded.
+PostRotate = Callable[[ConnectionSettings, str, int], bool]
+
+#: Auth0 has no conditional update: when more than this passed since the read
+#: (an Apple check, a pacing pause, a retry), the connection is read again and
+#: what that read returned is written, so an edit made meanwhile is not lost.
+REREAD_AFTER = 2.0
 
 
-class Auth0Side(Protocol):
-    """What rotation needs of a tenant (``rotator.auth0.Tenant`` in production)."""
-
-    name: str
-
-    def read(self, ref: str) -> Any: ...
-
-    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any: ...
-
-    def close(self) -> None: ...
+def _never() -> bool:
+    return False
 
 
-@dataclass
-class Outcome:
-    """What happened to one connection in one run."""
+@dataclass(frozen=True)
+class Context:
+    """How one connection is treated in this run, and the world it talks to."""
 
-    connection: str
-    tenant: str
-    checked: bool = False
-    due: bool = False
-    reason: str | None = None
-    rotated: bool = False
+    side: Auth0Side
+    apple: AppleSide | None  # None: apple.check is off
+    schedule: Schedule
+    now: Callable[[], float]  # wall clock, epoch seconds
+    monotonic: Callable[[], float]
+    rotate: bool = True  # False: read-only (status, check-config --online)
+    force: bool = False
     dry_run: bool = False
-    iat: int | None = None  # of the secret live after this run
-    exp: int | None = None
-    due_at: int | None = None
-    fingerprint: str | None = None
-    abandoned: bool = False  # stopped before its write; the old secret stays
-    step: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+    stop: Callable[[], bool] = _never  # asked before each write
+    on_rotated: PostRotate | None = None
+    progress: Callable[[str], None] = field(default=lambda step: None)
 
 
-@dataclass
-class Report:
-    """Every connection's outcome, in configuration order."""
+class StepFailed(Exception):
+    """A step failed; the old secret stays."""
 
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__(error)
+        self.step = step
 
 
-Rotated = Callable[[ConnectionSettings, str, int], object]
-
-
-def expected(conn: ConnectionSettings) -> due.Expected:
-    return due.Expected(
-        team_id=conn.apple.team_id,
-        key_id=conn.apple.key_id,
-        services_id=conn.client_id,
-        public_key=conn.apple.key.public_key,
-    )
-
-
-def read_checked(conn: ConnectionSettings, side: Auth0Side) -> Any:
-    """Step 1: read the connection and refuse what rotator must not write."""
-    found = side.read(conn.connection)
-    if found.strategy != "oauth2":
-        hint = (
-            "a native Apple connection makes its own secret from the key you upload to Auth0; "
-            "rotator manages custom social connections (strategy oauth2)"
-            if found.strategy == "apple"
-            else "rotator manages custom social connections (strategy oauth2) only"
-        )
-        raise RefusedError(
-            f"connection {found.name!r} has strategy {found.strategy!r}: {hint}; "
-            "point connection at the custom social connection that signs in with Apple"
-        )
-    if found.options is None:
-        raise RefusedError(
-            f"connection {found.name!r} came back without options: the token lacks "
-            "read:connections_options, and writing now would wipe every option; grant "
-            "read:connections_options and update:connections_options to the M2M application"
-        )
-    if found.options.get("client_id") != conn.client_id:
-        raise RefusedError(
-            f"connection {found.name!r} has options.client_id "
-            f"{found.options.get('client_id')!r}, not the configured Services ID "
-            f"{conn.client_id!r}; fix client_id in the configuration (or the connection)"
-        )
-    return found
-
-
-def rotate_one(
-    conn: ConnectionSettings,
-    side: Auth0Side,
-    schedule: Schedule,
-    *,
-    now: int,
-    force: bool = False,
-    dry_run: bool = False,
-    on_rotated: Rotated | None = None,
-    stop: Callable[[], bool] | None = None,
-) -> Outcome:
-    """Check one connection and rotate it when due (or when ``force``).
-
-    ``stop`` is asked just before the write: when it says so, the rotation is
-    abandoned with the old secret in place, never half-done.
-    """
-    log = logs.get(connection=conn.connection, tenant=side.name)
-    outcome = Outcome(connection=conn.connection, tenant=side.name)
-    step = "read"
+@contextmanager
+def step(name: str, ctx: Context) -> Iterator[None]:
+    """Run a step: report it as in progress, and name it in any failure."""
+    ctx.progress(name)
     try:
-        found = read_checked(conn, side)
-        live = found.options.get("client_secret")
-        verdict = due.assess(live, expected(conn), schedule, now=now)
-        info = verdict.live
-        outcome.checked, outcome.due, outcome.reason = True, verdict.due, verdict.reason
-        outcome.due_at = verdict.due_at
-        if info is not None:
-            outcome.iat, outcome.exp, outcome.fingerprint = info.iat, info.exp, info.fingerprint
-        log.info(
-            "rotation.checked",
-            due=verdict.due,
-            reason=verdict.reason,
-            why=verdict.explanation,
-            expires_at=_iso(info.exp if info else None),
-            due_at=_iso(verdict.due_at),
-            forced=force and not verdict.due,
-        )
-        if not (verdict.due or force):
-            return outcome
+        yield
+    except TokenError as exc:
+        raise StepFailed("token", str(exc)) from exc
+    except RotatorError as exc:
+        raise StepFailed(name, str(exc)) from exc
 
-        step = "mint"
-        new = secret.mint(
-            conn.apple.key,
-            team_id=conn.apple.team_id,
-            key_id=conn.apple.key_id,
-            services_id=conn.client_id,
-            lifetime=schedule.secret_lifetime,
-            now=now,
-        )
-        logs.redact(new)
-        options = copy.deepcopy(found.options)
-        options["client_secret"] = new
-        iat, exp = now, now + schedule.secret_lifetime
-        if dry_run:
+
+def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
+    """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise."""
+    log = logs.get(connection=conn.connection, tenant=outcome.tenant)
+    try:
+        with step("read", ctx):
+            checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
+            read_at = ctx.monotonic()
+        check.record(outcome, checked)
+        outcome.forced = ctx.force and not checked.verdict.due
+        check.log_checked(log, checked, ctx.force)
+        if not ctx.rotate:
+            return
+        if not (checked.verdict.due or ctx.force):
+            if problem := check.apple_problem(checked, conn.client_id):
+                raise StepFailed("apple_check", problem)
+            return
+        _rotate(conn, checked, read_at, outcome, ctx, log)
+    except StepFailed as failed:
+        outcome.step, outcome.error = failed.step, str(failed)
+        log.error("rotation.failed", step=failed.step, error=str(failed))
+
+
+def _rotate(
+    conn: ConnectionSettings,
+    checked: check.Checked,
+    read_at: float,
+    outcome: Outcome,
+    ctx: Context,
+    log: logs.Logger,
+) -> None:
+    now = int(ctx.now())
+    with step("mint", ctx):
+        new = secret.mint(conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
+                          services_id=conn.client_id, lifetime=ctx.schedule.secret_lifetime,
+                          now=now)
+    iat = now - secret.BACKDATE
+    exp = iat + ctx.schedule.secret_lifetime
+    with logs.secret(new, checked.live):
+        _ask_apple(conn, new, outcome, ctx, log)
+        if ctx.dry_run:
             outcome.dry_run = True
-            log.info(
-                "rotation.dry_run",
-                would_write=["options", "display_name"] if found.display_name else ["options"],
-                options_kept=len(options) - 1,
-                kid=conn.apple.key_id,
-                sub=conn.client_id,
-                iat=iat,
-                exp=exp,
-                fingerprint=secret.fingerprint(new),
-            )
-            return outcome
-
-        if stop is not None and stop():
+            log.info("rotation.dry_run",
+                     would_write=list(_body(checked.connection, new)),
+                     options_kept=len(checked.options) - ("client_secret" in checked.options),
+                     kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
+                     fingerprint=secret.fingerprint(new))
+            return
+        found = checked.connection
+        if ctx.monotonic() - read_at > REREAD_AFTER:
+            with step("read", ctx):
+                found = check.read_checked(conn, ctx.side)
+        if ctx.stop():
             outcome.abandoned = True
             log.warning("rotation.abandoned", reason="shutting down before the write")
-            return outcome
-        step = "write"
-        stored = side.write(found.id, options, found.display_name)
-        step = "verify"
-        if stored.options is None:  # the answer left options out: read again
-            stored = side.read(found.id)
-        _verify(found, stored, options, log)
-
+            return
+        body = _body(found, new)
+        stored = _write(conn, found, body, new, checked.live, ctx, log)
+        with step("verify", ctx):
+            _verify(found, stored, body, ctx.side, log)
         outcome.rotated = True
-        outcome.iat, outcome.exp = iat, exp
-        outcome.due_at = iat + schedule.rotate_every
-        outcome.fingerprint = secret.fingerprint(new)
-        log.info(
-            "secret.rotated",
-            kid=conn.apple.key_id,
-            sub=conn.client_id,
-            iat=iat,
-            exp=exp,
-            expires_at=_iso(exp),
-            fingerprint=outcome.fingerprint,
-            reason=verdict.reason if verdict.due else "forced",
-        )
-        if on_rotated is not None:
-            try:
-                on_rotated(conn, new, exp)
-            except Exception as exc:  # noqa: BLE001 - the rotation stands whatever the hook does
-                log.error("hook.failed", error=f"unexpected error: {type(exc).__name__}")
-        return outcome
+        outcome.iat, outcome.exp, outcome.due_at = iat, exp, iat + ctx.schedule.rotate_every
+        outcome.fingerprint, outcome.kid, outcome.sub = (
+            secret.fingerprint(new), conn.apple.key_id, conn.client_id)
+        log.info("secret.rotated", kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
+                 expires_at=check.iso(exp), fingerprint=outcome.fingerprint,
+                 reason=checked.verdict.reason if checked.verdict.due else "forced")
+        if ctx.on_rotated is not None:
+            ctx.progress("hook")
+            outcome.hook_failed = not ctx.on_rotated(conn, new, exp)
+
+
+def _ask_apple(
+    conn: ConnectionSettings, new: str, outcome: Outcome, ctx: Context, log: logs.Logger
+) -> None:
+    """Step 3: Apple must accept the new secret before anything is written."""
+    ctx.progress("apple_check")
+    answer = check.ask(ctx.apple, new, conn.client_id)
+    if answer.verdict != "off":
+        log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
+                 fingerprint=secret.fingerprint(new))
+    if answer.verdict == "refused":
+        raise StepFailed("apple_check", apple_words.refusal_message("new", conn.client_id)
+                         + "; nothing was written, the live secret stays")
+    if answer.verdict == "unknown":
+        raise StepFailed("apple_check", apple_words.unreachable_message("new", answer.detail)
+                         + "; nothing was written, the live secret stays")
+    outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
+
+
+def _body(found: Connection, new: str) -> dict[str, JSON]:
+    """Step 4's PATCH body: the options just read with client_secret replaced, display_name."""
+    options = dict(found.options or {})
+    options["client_secret"] = new
+    body: dict[str, JSON] = {"options": options}
+    if found.display_name is not None:
+        body["display_name"] = found.display_name
+    return body
+
+
+def _write(
+    conn: ConnectionSettings,
+    found: Connection,
+    body: dict[str, JSON],
+    new: str,
+    old: str | None,
+    ctx: Context,
+    log: logs.Logger,
+) -> Connection:
+    """Step 4, and the truth when its answer is lost: read again and see what is stored."""
+    ctx.progress("write")
+    try:
+        return ctx.side.write(found.id, body)
+    except (Auth0WriteError, DeadlineError) as exc:
+        failure = str(exc)
+    try:
+        stored = ctx.side.read(found.id)
     except RotatorError as exc:
-        outcome.step, outcome.error = step, str(exc)
-        log.error("rotation.failed", step=step, error=str(exc))
-        return outcome
+        raise StepFailed("write", f"{failure}; reading the connection again failed too "
+                         f"({exc}): the new secret (fingerprint {secret.fingerprint(new)}) may "
+                         "or may not be live; run rotator status") from exc
+    held = (stored.options or {}).get("client_secret")
+    if held == new:
+        log.warning("write.answer_lost", error=failure,
+                    note="the connection holds the new secret: the write landed")
+        return stored
+    if held == old:
+        raise StepFailed("write", f"{failure}; the old secret is still in place")
+    raise StepFailed("write", f"{failure}; the connection now holds a secret rotator did not "
+                     "write (someone changed it meanwhile); run rotator status")
 
 
-def _verify(before: Any, stored: Any, sent: dict[str, Any], log: Any) -> None:
-    """Step 4: the new secret is stored, every other option and display_name unchanged.
+def _verify(
+    before: Connection, stored: Connection, body: dict[str, JSON], side: Auth0Side,
+    log: logs.Logger,
+) -> None:
+    """Step 5: the new secret is stored, every other option and display_name unchanged.
 
-    Every option sent must come back exactly. An option Auth0 adds on its own
-    (a server-side default) is not a loss: it is logged, not failed.
+    Every option sent must come back with the same JSON value and type. An
+    option Auth0 adds on its own (a server-side default) is logged, not failed.
     """
+    if stored.options is None:  # the answer left options out: read again
+        stored = side.read(before.id)
+    sent = body["options"]
     held = stored.options or {}
-    differing = sorted(k for k in sent if held.get(k, _MISSING) != sent[k])
-    if differing:
+    if bad := differing(sent, held):
         raise VerificationError(
             f"connection {before.name!r} does not hold what was written; options differing: "
-            f"{', '.join(differing)}; the new secret may or may not be live, run status"
+            f"{', '.join(bad)}; the new secret may or may not be live, run rotator status"
         )
     if added := sorted(set(held) - set(sent)):
         log.warning("verify.options_added", options=added,
@@ -241,93 +239,3 @@ def _verify(before: Any, stored: Any, sent: dict[str, Any], log: Any) -> None:
             f"connection {before.name!r} display_name changed from {wanted!r} to "
             f"{stored.display_name!r}; set it back in the Auth0 dashboard"
         )
-
-
-_MISSING = object()
-
-
-def _iso(epoch: int | None) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@contextmanager
-def tenants(
-    connections: Iterable[ConnectionSettings],
-    factory: Callable[[Any], Auth0Side] | None = None,
-    keep: dict[tuple[str, str], Auth0Side] | None = None,
-) -> Iterator[dict[tuple[str, str], Auth0Side]]:
-    """One Auth0 side per tenant (domain and M2M client), shared by its connections.
-
-    They are closed on leaving, unless ``keep`` is given: then they are taken
-    from and left in it (``rotator start`` keeps its tenants, and so their
-    cached tokens, from one check to the next).
-    """
-    if factory is None:
-        from rotator.auth0 import Tenant
-
-        factory = Tenant
-    sides = {} if keep is None else keep
-    for conn in connections:
-        assert conn.auth0 is not None
-        key = (conn.auth0.domain, conn.auth0.client_id)
-        if key not in sides:
-            sides[key] = factory(conn.auth0)
-    try:
-        yield sides
-    finally:
-        if keep is None:
-            for side in sides.values():
-                side.close()
-
-
-def side_of(conn: ConnectionSettings, sides: dict[tuple[str, str], Auth0Side]) -> Auth0Side:
-    assert conn.auth0 is not None
-    return sides[(conn.auth0.domain, conn.auth0.client_id)]
-
-
-def run(
-    settings: Settings,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
-    now: Callable[[], float] = time.time,
-    factory: Callable[[Any], Auth0Side] | None = None,
-    on_rotated: Rotated | None = None,
-    stop: Callable[[], bool] | None = None,
-    keep: dict[tuple[str, str], Auth0Side] | None = None,
-) -> Report:
-    """Check (and rotate what is due, or everything when ``force``) every connection.
-
-    Tenants are closed at the end, unless ``keep`` is given (see :func:`tenants`).
-    """
-    report = Report()
-    with tenants(settings.connections, factory, keep) as sides:
-        for conn in settings.connections:
-            if stop is not None and stop():
-                break
-            side = side_of(conn, sides)
-            try:
-                outcome = rotate_one(
-                    conn,
-                    side,
-                    settings.schedule,
-                    now=int(now()),
-                    force=force,
-                    dry_run=dry_run,
-                    on_rotated=on_rotated,
-                    stop=stop,
-                )
-            except Exception as exc:
-                outcome = Outcome(
-                    connection=conn.connection,
-                    tenant=side.name,
-                    step="unknown",
-                    error=f"unexpected error: {type(exc).__name__}",
-                )
-                log = logs.get(connection=conn.connection, tenant=side.name)
-                log.error("rotation.failed", step="unknown", error=outcome.error)
-                log.debug("rotation.traceback", exc_info=True)
-            report.outcomes.append(outcome)
-    return report

@@ -41,22 +41,26 @@ class AppleKey:
         return self.private_key.public_key()
 
 
+#: A .p8 key is about 250 bytes; anything past this is the wrong file (or /dev/zero).
+MAX_KEY_FILE = 64 * 1024
+
+
 def read_key_file(path: Path, setting: str) -> bytes:
-    """Read a key file, turning every way it can fail into one clear line."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise AppleKeyError(f"{setting}: {path} does not exist; {_FIX}") from None
-    except IsADirectoryError:
-        raise AppleKeyError(f"{setting}: {path} is a directory, not a key file; {_FIX}") from None
-    except PermissionError:
-        raise AppleKeyError(
-            f"{setting}: {path} cannot be read (permission denied); "
-            "make it readable by the user rotator runs as"
-        ) from None
-    except OSError as exc:
-        raise AppleKeyError(f"{setting}: {path} cannot be read ({exc.strerror}); {_FIX}") from None
-    return data
+    """Read a key file (at most :data:`MAX_KEY_FILE` bytes), each failure one clear line."""
+    from rotator.files import read_limited
+
+    return read_limited(path, setting, "a key file", MAX_KEY_FILE, error=AppleKeyError, fix=_FIX)
+
+
+def pem_from_env(text: str) -> bytes:
+    """PEM text from an environment variable; literal ``\\n`` escapes become newlines.
+
+    Secret stores and ``.env`` files often flatten a PEM to one line with
+    ``\\n`` in place of each line break; such a value is taken as meant.
+    """
+    if "\n" not in text.strip() and "\\n" in text:
+        text = text.replace("\\r\\n", "\n").replace("\\n", "\n")
+    return text.encode()
 
 
 def key_file_warning(path: Path) -> str | None:
@@ -112,14 +116,20 @@ def load_key(pem: bytes, source: str) -> AppleKey:
     return AppleKey(private_key=key, source=source)
 
 
+#: How far ``iat`` is set back from now: Apple refuses an ``iat`` in its own
+#: future, and this absorbs a host clock that runs slightly ahead.
+BACKDATE = 60
+
+
 def mint(
     key: AppleKey, *, team_id: str, key_id: str, services_id: str, lifetime: int, now: int
 ) -> str:
-    """Sign a fresh client secret issued at ``now`` and valid for ``lifetime`` seconds."""
+    """Sign a fresh client secret: ``iat`` = now - 60 s, ``exp`` = iat + ``lifetime``."""
+    iat = now - BACKDATE
     claims = {
         "iss": team_id,
-        "iat": now,
-        "exp": now + lifetime,
+        "iat": iat,
+        "exp": iat + lifetime,
         "aud": APPLE_AUDIENCE,
         "sub": services_id,
     }

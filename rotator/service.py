@@ -1,35 +1,51 @@
 """``rotator start``: check on a schedule, serve health and metrics, stop cleanly.
 
 One APScheduler job checks every connection every ``check_every`` (and once at
-start-up). Runs never overlap (``max_instances=1``, ``coalesce``); a little
-jitter keeps a fleet from reaching Auth0 in the same second. On SIGTERM or
-SIGINT the job is told to stop: a rotation already past its write finishes, one
-that has not written yet is abandoned before the write, and the process exits
-0 within :data:`STOP_WITHIN` seconds (a check still waiting on Auth0 then is
-left behind: its write either landed or did not, and the live connection is the
-only state).
+start-up), through the same run as ``run-once`` (:mod:`rotator.runner`), with
+its tenants (and their tokens) kept from one check to the next. Checks never
+overlap (``max_instances=1``, ``coalesce``), and each has the run's deadline,
+so one stuck check cannot hold the next for long. A little jitter keeps a
+fleet from reaching Auth0 in the same second.
+
+Health, for the probes:
+
+* ``/healthz`` is 200 while the scheduler runs, checks keep completing, and
+  log lines can be written; 503 otherwise (a restart is the cure).
+* ``/readyz`` is 200 when the last check of every connection succeeded and
+  Apple did not refuse its live secret; 503 otherwise.
+
+Readiness is published as an immutable snapshot, replaced whole after each
+check, so the HTTP threads never see a half-updated state.
+
+On SIGTERM or SIGINT the job is told to stop: a rotation already past its
+write finishes, one that has not written yet is abandoned, and the process
+exits 0 within :data:`STOP_WITHIN` seconds.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rotator import hooks, logs, rotation
-from rotator.config import Settings
-from rotator.endpoints import Metrics, Server
+from rotator import hooks, logs, runner
+from rotator.endpoints import Server
+from rotator.errors import unexpected
+from rotator.metrics import Metrics
+from rotator.outcome import Outcome, Report
+from rotator.settings import Settings
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
+#: Slack on top of check_every + jitter + deadline before "checks are not completing".
+SLACK = 60.0
 
 
 def jitter_for(check_every: int) -> float:
@@ -44,70 +60,101 @@ class Service:
         self,
         settings: Settings,
         *,
-        factory: Callable[[Any], rotation.Auth0Side] | None = None,
+        pool: runner.Pool | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        hooks.validate(settings.post_rotate)
         self.settings = settings
-        self.factory = factory
+        self.pool = pool or runner.Pool(keep=True)
         self.clock = clock
-        self.metrics = Metrics()
+        self.monotonic = monotonic
+        self.metrics = Metrics(settings.connections)
         self.stopping = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
-        self.ready_state: dict[tuple[str, str], bool] = {}
-        # Kept across checks: each tenant's HTTP client and cached access token.
-        self.tenants: dict[tuple[str, str], rotation.Auth0Side] = {}
-        self.hook = (
-            hooks.Hook(settings.post_rotate, settings.hook_timeout)
-            if settings.post_rotate else None
-        )
+        self.readiness: Mapping[tuple[str, str], Outcome] = MappingProxyType({})
+        self._check_began: float | None = None
+        self._last_completed = monotonic()
+        h = settings.hooks
+        self.hook = (hooks.Hook(h.post_rotate, h.timeout, failed=self.metrics.hook_failed)
+                     if h.post_rotate else None)
+        self.on_failure = hooks.OnFailure(h.on_failure, h.timeout) if h.on_failure else None
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.server = Server(settings.listen, healthy=self.healthy, ready=self.ready,
-                             metrics=self.metrics)
+                             metrics=self.metrics.render)
         self.log = logs.get()
 
-    def healthy(self) -> bool:
-        return bool(self.scheduler.running) and not self.stopping.is_set()
+    # -- probes -------------------------------------------------------------------
 
-    def ready(self) -> bool:
-        expected = len(self.settings.connections)
-        return len(self.ready_state) == expected and all(self.ready_state.values())
+    def healthy(self) -> tuple[bool, str]:
+        """Whether the service is doing its work at all (the liveness probe)."""
+        if not self.scheduler.running or self.stopping.is_set():
+            return False, "scheduler stopped"
+        if logs.STREAM.last_failed:
+            return False, f"log lines cannot be written ({logs.STREAM.errors} lost)"
+        now, s = self.monotonic(), self.settings.schedule
+        began = self._check_began
+        if began is not None and now - began > s.deadline + SLACK:
+            return False, f"a check has been running for {now - began:.0f} s, past its deadline"
+        quiet = now - self._last_completed
+        if quiet > s.check_every + jitter_for(s.check_every) + s.deadline + SLACK:
+            return False, f"no check has completed for {quiet:.0f} s"
+        return True, "ok"
 
-    def check(self) -> rotation.Report:
+    def ready(self) -> tuple[bool, str]:
+        """Whether every connection's last check succeeded and Apple accepts its secret."""
+        snapshot = self.readiness
+        for conn in self.settings.connections:
+            outcome = snapshot.get((conn.tenant, conn.connection))
+            if outcome is None:
+                return False, f"not ready: {conn.connection} not checked yet"
+            if outcome.apple == "refused":
+                return False, f"not ready: Apple refuses the live secret of {conn.connection}"
+            if outcome.error is not None:
+                return False, f"not ready: {conn.connection} failed at {outcome.step}"
+        return True, "ready"
+
+    # -- the job --------------------------------------------------------------------
+
+    def check(self) -> Report:
         """One pass over every connection; the scheduled job."""
         self.idle.clear()
+        self._check_began = self.monotonic()
         try:
-            report = rotation.run(
-                self.settings,
-                now=self.clock,
-                factory=self.factory,
-                on_rotated=self.hook,
-                stop=self.stopping.is_set,
-                keep=self.tenants,
+            options = runner.Options(
+                on_rotated=self.hook, on_failure=self.on_failure, stop=self.stopping,
+                now=self.clock, monotonic=self.monotonic,
             )
-            for outcome in report.outcomes:
-                self._record(outcome)
+            report = runner.run(self.settings, options, self.pool)
+            self._publish(report.outcomes)
             return report
         finally:
+            self._check_began = None
+            self._last_completed = self.monotonic()
             self.idle.set()
 
     def _job(self) -> None:
         try:
             self.check()
-        except Exception as exc:  # noqa: BLE001 - the scheduler must keep running
-            error = f"unexpected error: {type(exc).__name__}"
+        except Exception as exc:
+            error = unexpected(exc)
             self.log.error("check.crashed", error=error)
+            self.log.debug("check.traceback", exc_info=True)
             # No connection was checked: /readyz and the failure counter must say so.
-            for conn in self.settings.connections:
-                self._record(rotation.Outcome(connection=conn.connection, tenant=conn.tenant,
-                                              step="unknown", error=error))
+            self._publish([Outcome(connection=c.connection, tenant=c.tenant, step="unknown",
+                                   error=error) for c in self.settings.connections])
 
-    def _record(self, outcome: rotation.Outcome) -> None:
-        """Metrics and readiness from one connection's outcome."""
-        self.metrics.record(outcome, self.clock())
-        if not outcome.abandoned:
-            self.ready_state[(outcome.tenant, outcome.connection)] = outcome.ok
+    def _publish(self, outcomes: list[Outcome]) -> None:
+        """Metrics and a new readiness snapshot from one check's outcomes."""
+        now = self.clock()
+        ready = dict(self.readiness)
+        for outcome in outcomes:
+            self.metrics.record(outcome, now)
+            if not outcome.abandoned:
+                ready[(outcome.tenant, outcome.connection)] = outcome
+        self.readiness = MappingProxyType(ready)
+
+    # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
         every = self.settings.schedule.check_every
@@ -115,7 +162,7 @@ class Service:
             self._job,
             IntervalTrigger(seconds=every, jitter=jitter_for(every)),
             id="check",
-            next_run_time=None,
+            next_run_time=datetime.now(UTC),  # once at start-up, then on the interval
             coalesce=True,
             max_instances=1,
             misfire_grace_time=None,
@@ -126,14 +173,9 @@ class Service:
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         self.server.start()
         self.scheduler.start()
-        # Once at start-up, then on the interval.
-        self.scheduler.modify_job("check", next_run_time=_utcnow())
-        self.log.info(
-            "scheduler.started",
-            connections=len(self.settings.connections),
-            check_every=every,
-            listen=self.server.address,
-        )
+        self._last_completed = self.monotonic()
+        self.log.info("scheduler.started", connections=len(self.settings.connections),
+                      check_every=every, listen=self.server.address)
 
     def stop(self, reason: str = "requested") -> bool:
         """Stop within STOP_WITHIN seconds; True when no check is left running."""
@@ -143,20 +185,13 @@ class Service:
         finished = self.idle.wait(STOP_WITHIN)
         self.server.stop()
         if finished:
-            for tenant in self.tenants.values():
-                tenant.close()
+            self.pool.close()
         self.log.info("scheduler.stopped", reason=reason, check_in_flight_finished=finished)
         return finished
 
 
-def _utcnow() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
-def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; 0 after a clean stop."""
+def serve(settings: Settings) -> bool:
+    """Run until SIGTERM or SIGINT; True when the stop left no check running."""
     service = Service(settings)
     wake = threading.Event()
     received: list[str] = []
@@ -170,11 +205,4 @@ def serve(settings: Settings) -> int:
     service.start()
     while not wake.wait(3600):
         pass
-    if not service.stop(received[0] if received else "requested"):
-        # The check still in flight runs in an executor thread that the interpreter
-        # would join at exit, holding the process for as long as Auth0 keeps it
-        # waiting (minutes, with timeouts and retries). Leave now, as promised.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    return service.stop(received[0] if received else "requested")

@@ -1,111 +1,99 @@
-"""``rotator status``: what is live in each connection, read-only."""
+"""``rotator status``: what is live in each connection, for people and for machines.
+
+The facts come from a read-only run (:mod:`rotator.runner`); this module only
+presents them, as a table or as JSON, and says which connections are healthy.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from rotator import due
-from rotator.config import Settings
-from rotator.errors import RotatorError
-from rotator.rotation import Auth0Side, expected, read_checked, side_of, tenants
+from rotator import logs
+from rotator.check import iso
+from rotator.outcome import Outcome
 
 
-@dataclass
-class Row:
-    """One connection's live secret, as the due rule sees it."""
-
-    connection: str
-    tenant: str
-    kid: str | None = None
-    sub: str | None = None
-    issued_at: int | None = None
-    expires_at: int | None = None
-    days_left: float | None = None
-    due_at: int | None = None
-    due: bool | None = None
-    reason: str | None = None
-    why: str | None = None
-    error: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """Readable and not expired."""
-        return self.error is None and self.days_left is not None and self.days_left > 0
+def days_left(outcome: Outcome, now: float) -> float | None:
+    if outcome.exp is None:
+        return None
+    return round((outcome.exp - now) / 86400, 2)
 
 
-def collect(
-    settings: Settings,
-    *,
-    now: Callable[[], float] = time.time,
-    factory: Callable[[Any], Auth0Side] | None = None,
-) -> list[Row]:
-    """Read every connection and apply the due rule; write nothing."""
-    rows = []
-    with tenants(settings.connections, factory) as sides:
-        for conn in settings.connections:
-            side = side_of(conn, sides)
-            row = Row(connection=conn.connection, tenant=side.name)
-            try:
-                found = read_checked(conn, side)
-                instant = int(now())
-                verdict = due.assess(
-                    found.options.get("client_secret"), expected(conn), settings.schedule,
-                    now=instant,
-                )
-                info = verdict.live
-                if info is not None:
-                    row.kid, row.sub, row.issued_at, row.expires_at = (
-                        info.kid, info.sub, info.iat, info.exp,
-                    )
-                    if info.exp is not None:
-                        row.days_left = round((info.exp - instant) / 86400, 2)
-                row.due, row.reason, row.why = verdict.due, verdict.reason, verdict.explanation
-                row.due_at = verdict.due_at
-            except RotatorError as exc:
-                row.error = str(exc)
-            rows.append(row)
-    return rows
+def warned(outcome: Outcome, now: float, warn_within: int | None) -> bool:
+    """Whether the live secret expires within ``warn_within`` seconds."""
+    return warn_within is not None and outcome.exp is not None and outcome.exp - now <= warn_within
 
 
-def exit_code(rows: list[Row]) -> int:
-    return 0 if all(row.healthy for row in rows) else 1
+def healthy(outcome: Outcome, now: float, warn_within: int | None = None) -> bool:
+    """Readable, unexpired, outside the warning window, and not refused (or unasked) by Apple."""
+    left = days_left(outcome, now)
+    return (
+        outcome.error is None
+        and left is not None
+        and left > 0
+        and outcome.apple in ("accepted", "off")
+        and not warned(outcome, now, warn_within)
+    )
 
 
-def to_json(rows: list[Row]) -> str:
-    return json.dumps([asdict(row) for row in rows], indent=2)
+def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
+    rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        rows.append({
+            "connection": o.connection,
+            "tenant": o.tenant,
+            "kid": o.kid,
+            "sub": o.sub,
+            "issued_at": o.iat,
+            "issued_at_utc": iso(o.iat),
+            "expires_at": o.exp,
+            "expires_at_utc": iso(o.exp),
+            "days_left": days_left(o, now),
+            "due_at": o.due_at,
+            "due_at_utc": iso(o.due_at),
+            "due": o.due,
+            "reason": o.reason,
+            "why": o.why,
+            "apple": o.apple,
+            "apple_detail": logs.scrub(o.apple_detail, 300),
+            "expires_within_warning": warned(o, now, warn_within),
+            "healthy": healthy(o, now, warn_within),
+            "error": logs.scrub(o.error, 1000) if o.error else None,
+        })
+    return json.dumps(rows, indent=2)
 
 
 def _when(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch is not None else "-"
 
 
-def to_table(rows: list[Row]) -> str:
+def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
     """A table a person reads: one line per connection, then the reasons."""
     head = ("CONNECTION", "TENANT", "KID", "SUB", "ISSUED (UTC)", "EXPIRES (UTC)", "DAYS LEFT",
-            "DUE AT (UTC)", "DUE")
+            "DUE AT (UTC)", "DUE", "APPLE")
     lines = [head]
     notes = []
-    for row in rows:
-        if row.error:
-            lines.append((row.connection, row.tenant, "-", "-", "-", "-", "-", "-", "error"))
-            notes.append(f"{row.connection}: {row.error}")
+    for o in outcomes:
+        if o.error:
+            lines.append((o.connection, o.tenant, "-", "-", "-", "-", "-", "-", "error", "-"))
+            notes.append(f"{o.connection}: {logs.scrub(o.error, 1000)}")
             continue
-        lines.append((
-            row.connection,
-            row.tenant,
-            row.kid or "-",
-            row.sub or "-",
-            _when(row.issued_at),
-            _when(row.expires_at),
-            f"{row.days_left:.1f}" if row.days_left is not None else "-",
-            _when(row.due_at),
-            "yes" if row.due else "no",
-        ))
-        notes.append(f"{row.connection}: {row.why}")
+        left = days_left(o, now)
+        shown = f"{left:.1f}" if left is not None else "-"
+        if warned(o, now, warn_within):
+            shown += " WARN"
+        lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", _when(o.iat),
+                      _when(o.exp), shown, _when(o.due_at), "yes" if o.due else "no", o.apple))
+        notes.append(f"{o.connection}: {o.why}")
+        if o.apple == "off":
+            notes.append(f"{o.connection}: Apple was not asked (apple.check is off)")
+        elif o.apple != "accepted":
+            notes.append(f"{o.connection}: Apple {o.apple}: {logs.scrub(o.apple_detail, 300)}")
+        if warned(o, now, warn_within):
+            notes.append(f"{o.connection}: expires within the --warn-within window")
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = [
         "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()

@@ -43,6 +43,14 @@ def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID)
     return options
 
 
+def register_apple(emu: Emulator, key: secret.AppleKey, team_id: str = TEAM_ID,
+                   key_id: str = KEY_ID, services_ids: tuple[str, ...] = ()) -> None:
+    """Make the emulated Apple know the team's key and Services IDs (as the portal would)."""
+    emu.apple_register_key(team_id, key_id, key.public_key)
+    for services_id in services_ids or (SERVICES_ID, "com.example.ios", "com.example.other"):
+        emu.apple_add_services_id(team_id, services_id)
+
+
 class Tenant:
     """An emulator with one M2M client, and the files rotator needs to reach it."""
 
@@ -59,6 +67,8 @@ class Tenant:
         self.secret_file = tmp / f"{name}_client_secret"
         self.secret_file.write_text(self.client_secret)
         emu.add_client(self.client_id, self.client_secret, scopes=scopes)
+        register_apple(emu, self.key)
+
 
     def mint(self, *, age: int = 0, lifetime: int = 180 * 86400, **claims: str) -> str:
         """A secret made by the configured key, issued ``age`` seconds ago."""
@@ -97,6 +107,7 @@ class Tenant:
         return (
             "[apple]\n"
             f'team_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{self.key_path}"\n'
+            f'token_url = "{self.emu.apple_token_url}"\n'
         )
 
     def write_config(self, connections: list[tuple[str, str]] | None = None,

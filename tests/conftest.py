@@ -35,10 +35,14 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def reset_structlog() -> Iterator[None]:
-    """Each test starts and ends with structlog's default configuration."""
+    """Each test starts and ends with structlog's default configuration and no log state."""
+    from rotator import logs
+
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+    logs.SECRETS.clear()
+    logs.STREAM.reset()
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from rotator.auth0 import _describe, _Pacer, ssl_context
+from rotator.auth0 import Pacer
+from rotator.net import DeadlineHolder, describe, ssl_context
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -25,7 +26,7 @@ API = httpx.Request("GET", "https://t.example/api/v2/connections")
 def test_pacer_does_not_wait_while_the_bucket_has_tokens() -> None:
     """With requests left in the bucket, the next one goes at once."""
     waits: list[float] = []
-    pacer = _Pacer(sleep=waits.append)
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
     pacer.after(_response(remaining=1, reset=time.time() + 1))
     pacer.before(API)
     assert waits == []
@@ -34,7 +35,7 @@ def test_pacer_does_not_wait_while_the_bucket_has_tokens() -> None:
 def test_pacer_waits_a_share_of_the_refill_when_the_bucket_is_empty() -> None:
     """An empty bucket: wait (reset - now) / limit, enough for one request, not the whole refill."""
     waits: list[float] = []
-    pacer = _Pacer(sleep=waits.append)
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
     pacer.after(_response(remaining=0, reset=time.time() + 2, limit=4))
     pacer.before(API)
     [wait] = waits
@@ -44,7 +45,7 @@ def test_pacer_waits_a_share_of_the_refill_when_the_bucket_is_empty() -> None:
 def test_pacer_ignores_answers_without_rate_limit_headers_and_other_paths() -> None:
     """No headers, no pacing; the token endpoint is never paced."""
     waits: list[float] = []
-    pacer = _Pacer(sleep=waits.append)
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
     pacer.after(httpx.Response(200))
     pacer.before(API)
     pacer.after(_response(remaining=0, reset=time.time() + 5))
@@ -55,7 +56,7 @@ def test_pacer_ignores_answers_without_rate_limit_headers_and_other_paths() -> N
 def test_pacer_waits_once_per_empty_answer() -> None:
     """After waiting, the next request does not wait again on the same stale answer."""
     waits: list[float] = []
-    pacer = _Pacer(sleep=waits.append)
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
     pacer.after(_response(remaining=0, reset=time.time() + 1))
     pacer.before(API)
     pacer.before(API)
@@ -80,8 +81,10 @@ def test_transport_errors_are_described_without_details() -> None:
     """Transport failures become short, secret-free phrases an operator can act on."""
     request = httpx.Request("GET", "https://t.example/")
     verify = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] ...", request=request)
-    assert "ca_bundle" in _describe(verify)
-    assert _describe(httpx.ReadTimeout("slow", request=request)) == "timed out (ReadTimeout)"
-    assert "closed the connection" in _describe(
-        httpx.RemoteProtocolError("Server disconnected", request=request)
+    url = "https://t.example/"
+    assert "ca_bundle" in describe(verify, url, "auth0.domain")
+    timeout = describe(httpx.ReadTimeout("slow", request=request), url, "auth0.domain")
+    assert timeout == "t.example timed out (ReadTimeout)"
+    assert "closed the connection" in describe(
+        httpx.RemoteProtocolError("Server disconnected", request=request), url, "auth0.domain"
     )

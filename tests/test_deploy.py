@@ -65,8 +65,9 @@ _CLEAN_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 # and the newest whose schemas kubernetes-validate ships.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # kubernetes-validate ships the core API schemas only; the Prometheus Operator
-# CRD is checked by its structure in test_servicemonitor_selects_the_service.
-NOT_IN_KUBERNETES_SCHEMAS = {"ServiceMonitor"}
+# CRDs are checked by their structure: the ServiceMonitor in
+# test_servicemonitor_selects_the_service, the PrometheusRule in tests/test_alerts.py.
+NOT_IN_KUBERNETES_SCHEMAS = {"ServiceMonitor", "PrometheusRule"}
 
 
 # -- helpers ---------------------------------------------------------------
@@ -352,8 +353,8 @@ def test_dockerignore_sends_only_the_sources() -> None:
 
 
 def _schema_cases() -> list[Any]:
-    """Every built-in resource; CRDs (the ServiceMonitor) have no bundled schema and are
-    checked by structure in test_servicemonitor_selects_the_service instead."""
+    """Every built-in resource; CRDs (the ServiceMonitor, the PrometheusRule) have no
+    bundled schema and are checked by structure (see NOT_IN_KUBERNETES_SCHEMAS) instead."""
     cases = []
     for path in sorted(KUBERNETES.glob("*.yaml")):
         for doc in _yaml_docs(path):
@@ -391,6 +392,7 @@ def test_kubernetes_has_every_recipe() -> None:
     manifests = _manifests()
     assert set(manifests) == {
         "Secret", "ConfigMap", "CronJob", "Deployment", "Service", "ServiceMonitor",
+        "PrometheusRule",
     }
     for obj in manifests.values():
         assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == "rotator"
@@ -884,6 +886,10 @@ def test_installed_image_cli_answers(image_venv: Path, tmp_path: Path) -> None:
                         audience="https://appleid.apple.com", issuer=TEAM_ID)
     assert claims["sub"] == SERVICES_ID
     assert jwt.get_unverified_header(token)["kid"] == KEY_ID
+    # The whole package is in the image: the demo needs its emulator subpackage.
+    demo = run("demo")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "new secret stored: yes" in demo.stdout
 
 
 def _free_port() -> int:
@@ -923,9 +929,11 @@ class _Events:
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """An Auth0 tenant on loopback with one custom social connection for Apple."""
+def emulator(key_path: Path) -> Iterator[Emulator]:
+    """An Auth0 tenant (and Apple) on loopback with one custom social connection for Apple."""
     with Emulator() as emu:
+        emu.apple_register_key(TEAM_ID, KEY_ID, key_path.read_bytes())
+        emu.apple_add_services_id(TEAM_ID, SERVICES_ID)
         emu.add_client("imageTestM2MClient00000000000001", "image-test-m2m-secret")
         emu.add_connection({
             "name": "apple",
@@ -938,11 +946,10 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.mark.slow
 def test_installed_image_starts_and_passes_its_healthcheck(
-    image_venv: Path, tmp_path: Path, emulator: Emulator,
+    image_venv: Path, tmp_path: Path, emulator: Emulator, key_path: Path,
 ) -> None:
     """ENTRYPOINT + CMD serve /healthz, the image's HEALTHCHECK passes, SIGTERM exits 0."""
-    key = tmp_path / "apple_p8"
-    generate_throwaway_key(key)
+    key = key_path
     m2m = tmp_path / "auth0_client_secret"
     m2m.write_text("image-test-m2m-secret\n")
     m2m.chmod(0o600)
@@ -951,7 +958,8 @@ def test_installed_image_starts_and_passes_its_healthcheck(
         f'[auth0]\ndomain = "{emulator.domain}"\n'
         'client_id = "imageTestM2MClient00000000000001"\n'
         f'ca_bundle = "{emulator.ca_pem_path}"\n\n'
-        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\n\n'
+        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\n'
+        f'token_url = "{emulator.apple_token_url}"\n\n'
         f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
     )
     port = _free_port()

@@ -35,9 +35,9 @@ def expected(apple_key: secret.AppleKey) -> due.Expected:
 
 
 def minted(key: secret.AppleKey, *, iat: int = NOW, lifetime: int = 180 * DAY) -> str:
-    """A secret as rotator mints it, issued at ``iat``."""
+    """A secret as rotator mints it, issued at ``iat`` (iat is back-dated from the now given)."""
     return secret.mint(key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
-                       lifetime=lifetime, now=iat)
+                       lifetime=lifetime, now=iat + secret.BACKDATE)
 
 
 def signed(private_key: Any, *, alg: str = "ES256", kid: str = KEY_ID, **changes: Any) -> str:
@@ -186,7 +186,7 @@ def test_every_reason_is_explained() -> None:
     """Each reason the rule can give has an explanation for the log."""
     reasons = (due.NO_SECRET, due.NOT_ES256_JWT, due.KID_CHANGED, due.ISS_CHANGED,
                due.SUB_CHANGED, due.AUD_CHANGED, due.BAD_SIGNATURE, due.BAD_CLAIMS,
-               due.FROM_THE_FUTURE, due.AGE, due.EXPIRING, due.NOT_DUE)
+               due.FROM_THE_FUTURE, due.AGE, due.EXPIRING, due.APPLE_REFUSED, due.NOT_DUE)
     for reason in reasons:
         assert due.Verdict(True, reason, None, NOW).explanation == due.EXPLAIN[reason]
     assert set(due.EXPLAIN) == set(reasons)
@@ -205,3 +205,30 @@ def test_secret_a_little_ahead_is_tolerated(
 ) -> None:
     """A secret a minute ahead (ordinary clock drift) is not due."""
     assert assess(minted(apple_key, iat=NOW + 60), expected).due is False
+
+
+@pytest.mark.parametrize("apple", ["accepted", "unknown", "off"])
+def test_apple_verdict_other_than_refused_changes_nothing(
+    apple_key: secret.AppleKey, expected: due.Expected, apple: Any
+) -> None:
+    """A fresh secret stays not due whether Apple accepted it, could not be asked, or was not."""
+    verdict = due.assess(minted(apple_key), expected, SCHEDULE, now=NOW + DAY, apple=apple)
+    assert (verdict.due, verdict.reason) == (False, due.NOT_DUE)
+
+
+def test_fresh_secret_apple_refuses_is_due(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """Rule 5: a secret every local rule calls fresh is due the moment Apple refuses it."""
+    verdict = due.assess(minted(apple_key), expected, SCHEDULE, now=NOW + DAY, apple="refused")
+    assert (verdict.due, verdict.reason, verdict.due_at) == (True, due.APPLE_REFUSED, NOW + DAY)
+    assert verdict.live is not None
+
+
+def test_local_reason_wins_when_apple_also_refuses(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """A secret due by a local rule keeps that (more specific) reason when Apple refuses it too."""
+    verdict = due.assess(minted(apple_key), expected, SCHEDULE, now=NOW + 31 * DAY,
+                         apple="refused")
+    assert (verdict.due, verdict.reason) == (True, due.AGE)

@@ -14,10 +14,11 @@ from typing import Any
 
 import jwt
 import pytest
+from auth0_env import register_apple
 from conftest import KEY_ID, SERVICES_ID, TEAM_ID
 from structlog.testing import capture_logs
 
-from rotator import config, hooks
+from rotator import config, hooks, secret
 from rotator.emulator import Emulator
 from rotator.errors import ConfigError
 
@@ -71,6 +72,7 @@ def write_config(
     hook: list[str] | None = None,
     hook_timeout: str = "5s",
     secrets_in_files: bool = True,
+    token_url: str | None = None,
 ) -> Path:
     """A config TOML for one connection; secrets from files, or left to the environment."""
     lines = ["[auth0]", f'domain = "{domain}"', f'client_id = "{M2M_ID}"']
@@ -81,6 +83,8 @@ def write_config(
     if ca_bundle:
         lines.append(f"ca_bundle = {json.dumps(ca_bundle)}")
     lines += ["[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"']
+    if token_url:
+        lines.append(f'token_url = "{token_url}"')
     if secrets_in_files:
         lines.append(f"private_key_file = {json.dumps(str(key_path))}")
     if hook is not None:
@@ -99,9 +103,10 @@ def conn(tmp_path: Path, key_path: Path) -> config.ConnectionSettings:
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """An emulator with the M2M client and one oauth2 connection with no secret yet."""
+def emu(key_path: Path) -> Iterator[Emulator]:
+    """An emulator with the M2M client, one oauth2 connection with no secret yet, Apple's keys."""
     with Emulator() as emulator:
+        register_apple(emulator, secret.load_key(key_path.read_bytes(), "test key"))
         emulator.add_client(M2M_ID, M2M_SECRET)
         emulator.add_connection({"name": "apple", "display_name": "Apple", "options": OPTIONS})
         yield emulator
@@ -115,14 +120,19 @@ def live_secret(emu: Emulator) -> str:
 # -- validate ----------------------------------------------------------------------
 
 
-def test_validate_accepts_no_hook_and_a_command_on_path() -> None:
+def validate(tmp_path: Path, key_path: Path, argv: list[str] | None) -> config.Settings:
+    """Load a configuration whose post_rotate is ``argv``: the one validator every command uses."""
+    cfg = write_config(tmp_path, key_path, domain="example.eu.auth0.com", hook=argv)
+    return config.load(config.Overrides(config=str(cfg)), environ={"PATH": os.environ["PATH"]})
+
+
+def test_validate_accepts_no_hook_and_a_command_on_path(tmp_path: Path, key_path: Path) -> None:
     """No hook, an absolute executable and a bare name found on PATH all pass."""
-    hooks.validate(None)
-    hooks.validate(())
+    assert validate(tmp_path, key_path, None).hooks.post_rotate is None
     sh = shutil.which("sh")
     assert sh is not None
-    hooks.validate([sh, "-c", "true"])
-    hooks.validate(["sh", "-c", "true"])
+    assert validate(tmp_path, key_path, [sh, "-c", "true"]).hooks.post_rotate == (sh, "-c", "true")
+    validate(tmp_path, key_path, ["sh", "-c", "true"])
 
 
 @pytest.mark.parametrize(
@@ -132,21 +142,22 @@ def test_validate_accepts_no_hook_and_a_command_on_path() -> None:
         (["no-such-rotator-hook", "--quiet"], "not on PATH"),
     ],
 )
-def test_validate_refuses_a_missing_command(argv: list[str], says: str) -> None:
+def test_validate_refuses_a_missing_command(
+    argv: list[str], says: str, tmp_path: Path, key_path: Path
+) -> None:
     """A command that is not there is a ConfigError naming hooks.post_rotate."""
     with pytest.raises(ConfigError, match=r"^hooks\.post_rotate: ") as caught:
-        hooks.validate(argv)
+        validate(tmp_path, key_path, argv)
     assert says in str(caught.value)
-    assert caught.value.exit_code == 2
 
 
-def test_validate_refuses_a_file_that_is_not_executable(tmp_path: Path) -> None:
+def test_validate_refuses_a_file_that_is_not_executable(tmp_path: Path, key_path: Path) -> None:
     """A hook file without the execute bit is refused with the fix (chmod +x)."""
     plain = tmp_path / "hook.sh"
     plain.write_text("#!/bin/sh\n")
     plain.chmod(0o644)
     with pytest.raises(ConfigError, match=r"hooks.post_rotate: .* chmod \+x"):
-        hooks.validate([str(plain)])
+        validate(tmp_path, key_path, [str(plain)])
 
 
 # -- Hook, called directly -------------------------------------------------------------
@@ -220,7 +231,6 @@ def test_hook_that_cannot_start_is_logged_not_raised(
 ) -> None:
     """A command gone since start-up, or an argument with a NUL byte, is hook.failed."""
     gone = script(tmp_path / "gone.sh", "exit 0\n")
-    hooks.validate([str(gone)])
     gone.unlink()
     true = shutil.which("true")
     assert true is not None
@@ -242,6 +252,7 @@ def test_run_now_hands_the_new_secret_to_the_hook(
     hook = dump_hook(tmp_path)
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url,
         hook=[str(hook), "--quiet"], secrets_in_files=False,
     )
     pem = key_path.read_text()
@@ -274,14 +285,15 @@ def test_run_now_hands_the_new_secret_to_the_hook(
 def test_run_now_keeps_the_rotation_when_the_hook_fails(
     emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
 ) -> None:
-    """A hook exiting 3 after run-now is logged as hook.failed; the new secret stays."""
+    """A hook exiting 3 after run-now: hook.failed, exit 1, and the new secret stays."""
     hook = script(tmp_path / "fail.sh", "exit 3\n")
     cfg = write_config(
-        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path, hook=[str(hook)]
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, hook=[str(hook)]
     )
     run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
 
-    assert run.code == 0, run.output
+    assert run.code == 1, run.output
     events = [json.loads(line) for line in run.stderr.splitlines()]
     names = [e["event"] for e in events]
     assert names.count("secret.rotated") == 1
@@ -298,7 +310,8 @@ def test_run_now_dry_run_does_not_call_the_hook(
     """--dry-run writes nothing, so there is nothing to hand to the hook."""
     hook = dump_hook(tmp_path)
     cfg = write_config(
-        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path, hook=[str(hook)]
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, hook=[str(hook)]
     )
     run = rotator("run-now", "--dry-run", "--config", str(cfg), "--log-format", "json")
 

@@ -56,12 +56,12 @@ def test_level_filters_lower_events() -> None:
 
 
 def test_registered_secrets_are_redacted_from_every_field() -> None:
-    """A value passed to redact() never reaches a log line, wherever it hides."""
+    """A value registered with logs.secret() never reaches a log line, wherever it hides."""
     secret = "eyJhbGciOiJFUzI1NiJ9.not-for-the-logs.c2ln"
-    logs.redact(secret)
     stream = io.StringIO()
     logs.configure("json", "info", stream)
-    logs.get().error("rotation.failed", error=f"Auth0 echoed {secret} back", step="write")
+    with logs.secret(secret):
+        logs.get().error("rotation.failed", error=f"Auth0 echoed {secret} back", step="write")
     assert secret not in stream.getvalue()
     assert "[redacted]" in stream.getvalue()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import jwt
 import pytest
 from auth0_env import SERVICES_ID, Tenant
 from conftest import run_rotator
+from fakes import FakeTenant
 
 from rotator import cli, secret
+from rotator.connection import Connection
 from rotator.emulator import Emulator, Fault
 
 
@@ -336,6 +339,7 @@ def test_two_tenants_three_connections_one_failing(
             '[[connections]]\nconnection = "apple-ios"\nclient_id = "com.example.ios"\n'
             f'domain = "{second_emu.domain}"\nclient_secret_file = "{second.secret_file}"\n'
             f'ca_bundle = "{second_emu.ca_pem_path}"\n'
+            f'token_url = "{second_emu.apple_token_url}"\n'
             f'[connections.auth0]\nclient_id = "{second.client_id}"\n'
         )
         code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
@@ -445,19 +449,11 @@ def test_demo_runs_the_whole_flow(capsys: pytest.CaptureFixture[str]) -> None:
     assert "writes during run-once: 0" in out
 
 
-class _CrashingSide:
-    """An Auth0 side whose read fails with an error rotator does not know."""
+class _CrashingTenant(FakeTenant):
+    """The shared fake, whose read fails with an error rotator does not know."""
 
-    name = "crash.example"
-
-    def read(self, ref: str) -> Any:
+    def read(self, ref: str) -> Connection:
         raise RuntimeError("unexpected internal failure")
-
-    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any:
-        raise AssertionError("never reached")
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.mark.parametrize(("level", "traceback_logged"), [("info", False), ("debug", True)])
@@ -467,42 +463,31 @@ def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
     """An unknown exception fails its connection (exit 1); its traceback is logged at debug only."""
     import io
 
-    from rotator import config, logs, rotation
+    from rotator import config, logs, runner
 
     stream = io.StringIO()
     logs.configure("json", level, stream)
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    report = rotation.run(settings, factory=lambda _: _CrashingSide())
-    assert report.exit_code == 1
+    report = runner.run(settings, pool=runner.Pool(auth0=lambda _: _CrashingTenant()))
+    assert cli.exit_code(report) == 1
     assert report.outcomes[0].error == "unexpected error: RuntimeError"
     logged = named(stream.getvalue(), "rotation.failed")
-    assert [e["step"] for e in logged] == ["unknown"]
+    assert [e["step"] for e in logged] == ["read"]
     assert ("Traceback" in stream.getvalue()) is traceback_logged
 
 
-class _EchoSide:
-    """An Auth0 side that stores what it is sent, changed by ``alter`` on the way back."""
+class _AlteringTenant(FakeTenant):
+    """The shared fake, whose stored connection comes back changed by ``alter``."""
 
-    name = "echo.example"
-
-    def __init__(self, options: dict[str, Any], alter: Any) -> None:
-        from rotator.auth0 import Connection
-
-        self.connection = Connection(id="con_echo000000000001", name="apple", strategy="oauth2",
-                                     display_name="Apple", options=options)
+    def __init__(self, alter: Any) -> None:
+        super().__init__(name="echo.example")
         self.alter = alter
+        self.backend.add_connection({"name": "apple", "display_name": "Apple",
+                                     "options": {"client_id": SERVICES_ID, "scope": "name email"}})
 
-    def read(self, ref: str) -> Any:
-        return self.connection
-
-    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any:
-        from dataclasses import replace
-
-        return replace(self.connection, options=self.alter(dict(options)),
-                       display_name=display_name)
-
-    def close(self) -> None:
-        return None
+    def write(self, conn_id: str, body: Any) -> Connection:
+        stored = super().write(conn_id, body)
+        return replace(stored, options=self.alter(dict(stored.options or {})))
 
 
 @pytest.mark.parametrize(
@@ -521,13 +506,14 @@ def test_verification_fails_on_any_lost_or_changed_option(
     """A stored option lost or changed fails verification; one Auth0 adds is only logged."""
     import io
 
-    from rotator import config, logs, rotation
+    from rotator import config, logs, runner
 
     stream = io.StringIO()
     logs.configure("json", "info", stream)
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    side = _EchoSide({"client_id": SERVICES_ID, "scope": "name email"}, alter)
-    report = rotation.run(settings, force=True, factory=lambda _: side)
+    side = _AlteringTenant(alter)
+    report = runner.run(settings, runner.Options(force=True),
+                        runner.Pool(auth0=lambda _: side))
     assert report.outcomes[0].rotated is rotated
     assert named(stream.getvalue(), event)
     if not rotated:

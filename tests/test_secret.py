@@ -132,8 +132,8 @@ def test_minted_secret_verifies_under_joserfc(apple_key: secret.AppleKey) -> Non
     assert header == {"alg": "ES256", "kid": KEY_ID}
     assert token.claims == {
         "iss": TEAM_ID,
-        "iat": NOW,
-        "exp": NOW + LIFETIME,
+        "iat": NOW - 60,
+        "exp": NOW - 60 + LIFETIME,
         "aud": "https://appleid.apple.com",
         "sub": SERVICES_ID,
     }
@@ -155,11 +155,11 @@ def test_exp_minus_iat_is_the_lifetime(apple_key: secret.AppleKey, lifetime: int
 
 
 @pytest.mark.parametrize("now", [0, 1_234_567_890, 4_102_444_800])
-def test_iat_is_the_now_passed_in(apple_key: secret.AppleKey, now: int) -> None:
-    """iat is exactly the whole-second now given to mint, as an integer."""
+def test_iat_is_the_now_passed_in_back_dated(apple_key: secret.AppleKey, now: int) -> None:
+    """iat is the whole-second now given to mint minus 60 s (Apple refuses a future iat)."""
     claims = jose_jwt.decode(mint(apple_key, now=now), jose_public_key(apple_key),
                              algorithms=["ES256"]).claims
-    assert claims["iat"] == now
+    assert claims["iat"] == now - 60
     assert type(claims["iat"]) is int
 
 
@@ -174,7 +174,7 @@ def test_inspect_reads_a_minted_secret(apple_key: secret.AppleKey) -> None:
     live = secret.inspect(mint(apple_key), apple_key.public_key)
     assert (live.alg, live.kid, live.iss, live.sub, live.aud) == (
         "ES256", KEY_ID, TEAM_ID, SERVICES_ID, "https://appleid.apple.com")
-    assert (live.iat, live.exp, live.signature_ok) == (NOW, NOW + LIFETIME, True)
+    assert (live.iat, live.exp, live.signature_ok) == (NOW - 60, NOW - 60 + LIFETIME, True)
 
 
 def test_generated_key_is_a_private_p256_pkcs8_file(key_path: Path) -> None:

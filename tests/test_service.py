@@ -1,4 +1,5 @@
-"""Tests for rotator.service: `rotator start` as a real process, and Service in-process."""
+"""Tests for rotator.service: Service driven in-process with its injected clock, and one
+real `rotator start` process (plus one for SIGTERM during a hung call)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,18 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import structlog
+from auth0_env import register_apple
 from conftest import KEY_ID, SERVICES_ID, TEAM_ID, free_port, wait_for
+from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from rotator import config, secret
-from rotator.auth0 import Connection
+from rotator import cli, config, logs, runner, secret
+from rotator.connection import Connection
 from rotator.emulator import Emulator, Fault
-from rotator.service import Service
+from rotator.outcome import Report
+from rotator.service import SLACK, Service
 
 M2M_ID = "rotator-m2m"
 M2M_SECRET = "m2m-secret-for-the-service-tests"
@@ -39,7 +44,8 @@ OPTIONS: dict[str, Any] = {
     "scope": "openid name email",
     "upstream_params": {"response_mode": {"value": "form_post"}},
 }
-FAST = {"secret_lifetime": "30s", "rotate_every": "5s", "check_every": "1s"}
+HOUR = 3600
+SCHEDULE = {"secret_lifetime": "1d", "rotate_every": "1h", "check_every": "1m"}
 _PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 
 
@@ -55,13 +61,14 @@ def write_config(
     hook: list[str] | None = None,
     hook_timeout: str = "5s",
     schedule: dict[str, str] | None = None,
+    domain: str | None = None,
 ) -> Path:
-    """A config TOML for one connection on the emulator's tenant."""
+    """A config TOML for one connection on the emulator's tenant (Apple asked there too)."""
     secret_file = tmp_path / "auth0_client_secret"
     secret_file.write_text(M2M_SECRET + "\n")
     lines = [
         "[auth0]",
-        f'domain = "{emu.domain}"',
+        f'domain = "{domain or emu.domain}"',
         f'client_id = "{M2M_ID}"',
         f"client_secret_file = {json.dumps(str(secret_file))}",
         f"ca_bundle = {json.dumps(emu.ca_pem_path)}",
@@ -69,8 +76,9 @@ def write_config(
         f'team_id = "{TEAM_ID}"',
         f'key_id = "{KEY_ID}"',
         f"private_key_file = {json.dumps(str(key_path))}",
+        f'token_url = "{emu.apple_token_url}"',
         "[schedule]",
-        *(f'{k} = "{v}"' for k, v in (schedule or FAST).items()),
+        *(f'{k} = "{v}"' for k, v in (schedule or SCHEDULE).items()),
         "[server]",
         f'listen = "{listen}"',
     ]
@@ -80,6 +88,10 @@ def write_config(
     path = tmp_path / "rotator.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def load(path: Path) -> config.Settings:
+    return config.load(config.Overrides(config=str(path)), environ={})
 
 
 def live_secret(emu: Emulator) -> str:
@@ -107,6 +119,30 @@ def write_script(path: Path, body: str) -> Path:
     return path
 
 
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """One sample of a Prometheus text page, or None when it is not there."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
+class Clock:
+    """The service's wall clock, moved forward by the test; Apple's clock moves with it."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        self.emu.apple_clock_offset = self.offset
+
+
 @dataclass
 class Started:
     """A `rotator start` process, its log file and its HTTP address."""
@@ -115,15 +151,12 @@ class Started:
     log_path: Path
     base_url: str
 
-    def lines(self) -> list[str]:
-        """Every complete line written to stderr so far."""
-        text = self.log_path.read_text(encoding="utf-8")
-        return text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
-
     def events(self) -> list[dict[str, Any]]:
-        """Every log event so far (each line must be one JSON object)."""
+        """Every complete log line so far (each must be one JSON object)."""
+        text = self.log_path.read_text(encoding="utf-8")
+        lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
         out = []
-        for line in self.lines():
+        for line in lines:
             try:
                 out.append(json.loads(line))
             except ValueError:
@@ -131,27 +164,21 @@ class Started:
         return out
 
     def named(self, event: str) -> list[dict[str, Any]]:
-        """The log events called ``event``."""
         return [e for e in self.events() if e.get("event") == event]
 
-    def status(self, path: str) -> int | None:
-        """The HTTP status of GET ``path``; None while nothing answers."""
+    def get(self, path: str) -> httpx.Response | None:
         try:
-            return httpx.get(self.base_url + path, timeout=5).status_code
+            return httpx.get(self.base_url + path, timeout=5)
         except httpx.TransportError:
             return None
 
+    def status(self, path: str) -> int | None:
+        answer = self.get(path)
+        return answer.status_code if answer is not None else None
+
     def metric(self, name: str, **labels: str) -> float | None:
-        """One sample of /metrics, or None when it is not there (yet)."""
-        try:
-            text = httpx.get(self.base_url + "/metrics", timeout=5).text
-        except httpx.TransportError:
-            return None
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels == labels:
-                    return float(sample.value)
-        return None
+        answer = self.get("/metrics")
+        return metric(answer.text, name, **labels) if answer is not None else None
 
     def terminate(self, within: float = 10) -> int:
         """SIGTERM; the exit code, failing when the process outlives ``within`` seconds."""
@@ -162,25 +189,17 @@ class Started:
             pytest.fail(f"rotator start still running {within:g} s after SIGTERM")
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without AUTH0_/APPLE_/ROTATOR_ variables, plus ``extra``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
-    base.pop("SSL_CERT_FILE", None)
-    return {**base, **(extra or {})}
-
-
 @contextlib.contextmanager
 def rotator_start(config_path: Path, tmp_path: Path, listen: str) -> Iterator[Started]:
     """Run `rotator start --log-format json` in the background; killed at exit if still up."""
     log_path = tmp_path / "rotator-start.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env.pop("SSL_CERT_FILE", None)
     with log_path.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rotator", "start", "--config", str(config_path),
              "--log-format", "json"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=clean_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env,
         )
     started = Started(proc, log_path, f"http://{listen}")
     try:
@@ -192,24 +211,35 @@ def rotator_start(config_path: Path, tmp_path: Path, listen: str) -> Iterator[St
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """An emulator with the M2M client and one oauth2 connection with no secret yet."""
+def emu(key_path: Path) -> Iterator[Emulator]:
+    """An emulator with the M2M client, one oauth2 connection with no secret yet, Apple's key."""
     with Emulator() as emulator:
         emulator.add_client(M2M_ID, M2M_SECRET)
-        emulator.add_connection(
-            {"name": "apple", "display_name": DISPLAY_NAME, "options": OPTIONS}
-        )
+        emulator.add_connection({"name": "apple", "display_name": DISPLAY_NAME,
+                                 "options": OPTIONS})
+        register_apple(emulator, secret.load_key(key_path.read_bytes(), "test key"))
         yield emulator
 
 
 @pytest.fixture
 def services() -> Iterator[list[Service]]:
-    """Services a test starts; any left running are stopped at teardown."""
-    started: list[Service] = []
-    yield started
-    for service in started:
+    """Services a test makes; each is stopped at teardown (its pool closed)."""
+    made: list[Service] = []
+    yield made
+    for service in made:
         if not service.stopping.is_set():
             service.stop()
+
+
+@pytest.fixture
+def service(emu: Emulator, key_path: Path, tmp_path: Path,
+            services: list[Service]) -> tuple[Service, Clock]:
+    """A Service on the emulator, its clock under the test's control, not started."""
+    clock = Clock(emu)
+    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    made = Service(settings, clock=clock)
+    services.append(made)
+    return made, clock
 
 
 # -- rotator start, for real -----------------------------------------------------
@@ -219,44 +249,23 @@ def services() -> Iterator[list[Service]]:
 def test_start_rotates_reports_and_stops_cleanly(
     emu: Emulator, key_path: Path, tmp_path: Path
 ) -> None:
-    """`rotator start` rotates twice, exports the live exp, tracks readiness, exits 0 on SIGTERM."""
+    """`rotator start` rotates at start-up, exports the live exp, is ready, exits 0 on SIGTERM."""
     listen = f"127.0.0.1:{free_port()}"
     cfg = write_config(tmp_path, emu, key_path, listen=listen)
     with rotator_start(cfg, tmp_path, listen) as svc:
-        seen: list[str] = []
-
-        def rotated_twice() -> bool:
-            current = live_secret(emu)
-            if current and (not seen or seen[-1] != current):
-                seen.append(current)
-            return len(seen) >= 2
-
-        wait_for(rotated_twice, 60, "two rotations in the emulator")
-        first, second = claims(seen[0]), claims(seen[1])
-        assert seen[0] != seen[1]
-        assert second["iat"] > first["iat"]
-        for made in (first, second):
-            assert made["exp"] - made["iat"] == 30
-            assert (made["iss"], made["sub"]) == (TEAM_ID, SERVICES_ID)
-
+        wait_for(lambda: svc.named("secret.rotated"), 30, "the start-up rotation")
         labels = {"connection": "apple", "tenant": emu.domain}
         wait_for(
             lambda: svc.metric("rotator_secret_expiry_timestamp_seconds", **labels)
             == claims(live_secret(emu))["exp"],
-            30,
-            "the expiry gauge to equal the live secret's exp",
+            30, "the expiry gauge to equal the live secret's exp",
         )
-        assert (svc.metric("rotator_rotations_total", result="success", **labels) or 0) >= 2
+        assert svc.metric("rotator_rotations_total", result="success", **labels) == 1
+        assert svc.metric("rotator_check_success", **labels) == 1
+        assert svc.metric("rotator_secret_apple_accepted", **labels) == 1
+        assert svc.metric("rotator_build_info", version=cli.__version__) == 1
         wait_for(lambda: svc.status("/readyz") == 200, 30, "/readyz 200")
         assert svc.status("/healthz") == 200
-
-        emu.inject(Fault(status=500, times=None, path="/api/v2/"))
-        wait_for(lambda: svc.status("/readyz") == 503, 60, "/readyz 503 while Auth0 answers 500")
-        assert svc.status("/healthz") == 200
-        assert svc.named("rotation.failed")
-        emu.clear_faults()
-        wait_for(lambda: svc.status("/readyz") == 200, 60, "/readyz 200 once Auth0 recovers")
-
         assert svc.terminate(within=10) == 0
 
     stopped = svc.named("scheduler.stopped")
@@ -264,7 +273,7 @@ def test_start_rotates_reports_and_stops_cleanly(
     assert stopped[0]["reason"] == "SIGTERM"
     assert_options_intact(emu)
     log_text = svc.log_path.read_text()
-    for value in (*seen, live_secret(emu), M2M_SECRET):
+    for value in (live_secret(emu), M2M_SECRET):
         assert value not in log_text
 
 
@@ -278,11 +287,8 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
     cfg = write_config(tmp_path, emu, key_path, listen=listen)
     with rotator_start(cfg, tmp_path, listen) as svc:
         wait_for(lambda: svc.named("scheduler.started"), 30, "scheduler.started")
-        wait_for(
-            lambda: any(r.path == "/oauth/token" for r in emu.journal),
-            30,
-            "the first check to reach Auth0",
-        )
+        wait_for(lambda: any(r.path == "/oauth/token" for r in emu.journal), 30,
+                 "the first check to reach Auth0")
         assert svc.terminate(within=10) == 0
 
     stopped = svc.named("scheduler.stopped")
@@ -292,7 +298,71 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
     assert live_secret(emu) == ""
 
 
-@pytest.mark.slow
+# -- checks, driven with the injected clock ----------------------------------------
+
+
+def test_checks_rotate_again_once_the_clock_says_due(service: tuple[Service, Clock],
+                                                     emu: Emulator) -> None:
+    """A check rotates; an hour later (by the clock) the next rotates again with a new secret."""
+    svc, clock = service
+    assert not svc.check().failed
+    first = live_secret(emu)
+    assert not svc.check().failed  # nothing due a moment later
+    assert live_secret(emu) == first
+    clock.advance(HOUR + 1)
+    assert not svc.check().failed
+    second = live_secret(emu)
+    assert second != first
+    assert HOUR + 1 <= claims(second)["iat"] - claims(first)["iat"] <= HOUR + 3
+    labels = {"tenant": emu.domain, "connection": "apple"}
+    page = svc.metrics.render().decode()
+    assert metric(page, "rotator_rotations_total", result="success", **labels) == 2
+    expiry = metric(page, "rotator_secret_expiry_timestamp_seconds", **labels)
+    assert expiry == claims(second)["exp"]
+    assert svc.ready() == (True, "ready")
+    assert_options_intact(emu)
+
+
+def test_readyz_follows_auth0_failing_and_recovering(service: tuple[Service, Clock],
+                                                      emu: Emulator) -> None:
+    """/readyz is 503 after a check Auth0 refused, and 200 again after one that succeeded."""
+    svc, _ = service
+    svc.server.start()
+    base = f"http://{svc.server.address}"
+    assert httpx.get(base + "/readyz").status_code == 503  # no check yet
+    assert not svc.check().failed
+    assert httpx.get(base + "/readyz").status_code == 200
+    emu.inject(Fault(path="/api/v2/", status=403, times=None))
+    assert svc.check().failed
+    answer = httpx.get(base + "/readyz")
+    assert (answer.status_code, answer.text) == (503, "not ready: apple failed at read\n")
+    assert metric(httpx.get(base + "/metrics").text, "rotator_check_success",
+                  tenant=emu.domain, connection="apple") == 0
+    emu.clear_faults()
+    assert not svc.check().failed
+    assert httpx.get(base + "/readyz").status_code == 200
+
+
+def test_unreachable_auth0_exports_check_success_0_from_the_first_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """Auth0 never reached: rotator_check_success is 0 for the connection and /readyz 503."""
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                       domain=f"localhost:{free_port()}",
+                       schedule={**SCHEDULE, "deadline": "2s"})
+    svc = Service(load(cfg))
+    services.append(svc)
+    report = svc.check()
+    [outcome] = report.outcomes
+    assert (outcome.step, outcome.checked) == ("token", False)
+    page = svc.metrics.render().decode()
+    labels = {"tenant": outcome.tenant, "connection": "apple"}
+    assert metric(page, "rotator_check_success", **labels) == 0
+    assert metric(page, "rotator_checks_total", result="failure", **labels) == 1
+    assert metric(page, "rotator_secret_expiry_timestamp_seconds", **labels) is None
+    assert svc.ready()[0] is False
+
+
 @pytest.mark.parametrize(
     ("body", "timeout", "error"),
     [
@@ -302,28 +372,30 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
         ),
     ],
 )
-def test_failing_hook_neither_stops_the_scheduler_nor_undoes_the_rotation(
-    emu: Emulator, key_path: Path, tmp_path: Path, body: str, timeout: str, error: str
+def test_failing_hook_neither_stops_checks_nor_undoes_the_rotation(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service],
+    body: str, timeout: str, error: str,
 ) -> None:
-    """A hook that fails or hangs is logged as hook.failed; rotations go on and stand."""
+    """A hook that fails or hangs is hook.failed and counted; rotations go on and stand."""
     hook = write_script(tmp_path / "hook.sh", body)
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(
-        tmp_path, emu, key_path, listen=listen, hook=[str(hook)], hook_timeout=timeout
-    )
-    with rotator_start(cfg, tmp_path, listen) as svc:
-        wait_for(lambda: svc.named("hook.failed"), 30, "hook.failed")
-        wait_for(lambda: len(svc.named("secret.rotated")) >= 2, 60, "a second rotation")
-        wait_for(lambda: len(svc.named("hook.failed")) >= 2, 30, "the second hook.failed")
-        assert svc.status("/healthz") == 200
-        assert svc.status("/readyz") == 200
-        live = live_secret(emu)
-        assert svc.named("secret.rotated")[-1]["fingerprint"] == secret.fingerprint(live)
-        assert svc.terminate(within=10) == 0
-
-    failures = svc.named("hook.failed")
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                       hook=[str(hook)], hook_timeout=timeout)
+    clock = Clock(emu)
+    svc = Service(load(cfg), clock=clock)
+    services.append(svc)
+    with capture_logs() as events:
+        svc.check()
+        clock.advance(HOUR + 1)
+        svc.check()
+    failures = [e for e in events if e["event"] == "hook.failed"]
+    rotated = [e for e in events if e["event"] == "secret.rotated"]
+    assert (len(failures), len(rotated)) == (2, 2)
     assert all(error in json.dumps(f) for f in failures)
-    assert not svc.named("rotation.failed")
+    assert not [e for e in events if e["event"] == "rotation.failed"]
+    assert rotated[-1]["fingerprint"] == secret.fingerprint(live_secret(emu))
+    assert svc.ready() == (True, "ready")
+    assert svc.metrics.registry.get_sample_value(
+        "rotator_hook_failures_total", {"tenant": emu.domain, "connection": "apple"}) == 2
     assert_options_intact(emu)
     pids = tmp_path / "pids"
     if pids.exists():  # the hanging hook: every one was killed
@@ -332,85 +404,183 @@ def test_failing_hook_neither_stops_the_scheduler_nor_undoes_the_rotation(
                 os.kill(pid, 0)
 
 
-# -- bad configuration: exit 2 before anything is contacted -------------------------
+def test_checks_reuse_the_tenant_and_its_token(service: tuple[Service, Clock],
+                                               emu: Emulator) -> None:
+    """Successive checks of a running service share one access token, fetched once."""
+    svc, _ = service
+    for _ in range(3):
+        assert not svc.check().failed
+    token_requests = [r for r in emu.journal if r.path == "/oauth/token"]
+    reads = [r for r in emu.journal if r.method == "GET"]
+    assert len(token_requests) == 1
+    assert len(reads) == 3
 
 
-@pytest.mark.parametrize(
-    "listen",
-    ["nonsense", "1.2.3.4", "127.0.0.1:99999", "127.0.0.1:abc", "::1", "1.2.3.4:8080"],
-)
-def test_start_refuses_a_bad_listen_address(
-    emu: Emulator, key_path: Path, tmp_path: Path, listen: str, rotator: Any
+def test_a_check_stuck_past_its_deadline_ends_and_the_next_runs(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
-    """An unusable server.listen: exit 2 at once, one line naming it, nothing contacted."""
-    cfg = write_config(tmp_path, emu, key_path, listen=listen)
+    """A read that hangs fails at the run's deadline, and the next check runs normally."""
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                       schedule={**SCHEDULE, "deadline": "2s"})
+    svc = Service(load(cfg))
+    services.append(svc)
+    emu.inject(Fault(method="GET", path="/api/v2/connections", delay=30))
     began = time.monotonic()
-    run = rotator("start", "--config", str(cfg), "--log-format", "json", timeout=30)
-    assert time.monotonic() - began < 15
-    assert run.code == 2, run.output
-    assert run.stderr.count("\n") == 1
-    assert run.stderr.startswith("rotator: error: server.listen")
-    assert "Traceback" not in run.output
-    assert emu.journal == []
+    [stuck] = svc.check().outcomes
+    assert time.monotonic() - began < 5
+    assert (stuck.step, "deadline" in (stuck.error or "")) == ("read", True)
+    emu.clear_faults()
+    assert not svc.check().failed
+    assert live_secret(emu) != ""
 
 
-def test_start_refuses_an_occupied_port(
-    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+# -- health -------------------------------------------------------------------------
+
+
+class _GatedTenant(FakeTenant):
+    """The shared fake holding a fresh secret, whose reads wait for ``gate``."""
+
+    def __init__(self, settings: config.Settings, gate: threading.Event) -> None:
+        super().__init__(name="example.eu.auth0.com")
+        conn = settings.connections[0]
+        fresh = secret.mint(conn.apple.key, team_id=TEAM_ID, key_id=KEY_ID,
+                            services_id=SERVICES_ID, lifetime=settings.schedule.secret_lifetime,
+                            now=int(time.time()))
+        self.backend.add_connection({"name": "apple", "display_name": DISPLAY_NAME,
+                                     "options": {**OPTIONS, "client_secret": fresh}})
+        self.backend.apple_register_key(TEAM_ID, KEY_ID, conn.apple.key.public_key)
+        self.backend.apple_add_services_id(TEAM_ID, SERVICES_ID)
+        self.gate = gate
+
+    def read(self, ref: str) -> Connection:
+        assert self.gate.wait(20), "the test never opened the gate"
+        return super().read(ref)
+
+
+def _gated(emu: Emulator, key_path: Path, tmp_path: Path, gate: threading.Event,
+           monotonic: Any = time.monotonic) -> Service:
+    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    side = _GatedTenant(settings, gate)
+    pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend), keep=True)
+    return Service(settings, pool=pool, monotonic=monotonic)
+
+
+def test_service_is_healthy_at_once_and_ready_after_its_first_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
-    """A port already taken: exit 2, one line naming server.listen, nothing contacted."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{sock.getsockname()[1]}")
-        run = rotator("start", "--config", str(cfg), "--log-format", "json", timeout=30)
-        assert run.code == 2, run.output
-        assert run.stderr.count("\n") == 1
-        assert "server.listen" in run.stderr
-        assert "cannot listen there" in run.stderr
-        assert "Traceback" not in run.output
-    assert emu.journal == []
+    """/healthz is 200 while the scheduler runs; /readyz is 503 until the first check ends."""
+    gate = threading.Event()
+    svc = _gated(emu, key_path, tmp_path, gate)
+    services.append(svc)
+    base = f"http://{svc.server.address}"
+    svc.start()
+    try:
+        assert httpx.get(base + "/healthz").status_code == 200
+        assert httpx.get(base + "/readyz").status_code == 503
+        gate.set()
+        wait_for(lambda: httpx.get(base + "/readyz").status_code == 200, 20, "/readyz 200")
+        assert httpx.get(base + "/healthz").status_code == 200
+        checks = svc.metrics.registry.get_sample_value(
+            "rotator_checks_total",
+            {"tenant": emu.domain, "connection": "apple", "result": "success"})
+        assert checks == 1
+    finally:
+        gate.set()
+        svc.stop()
+    assert svc.healthy()[0] is False
 
 
-@pytest.mark.parametrize("command", ["/nonexistent/hook", "no-such-rotator-hook"])
-def test_start_refuses_a_missing_hook_command(
-    emu: Emulator, key_path: Path, tmp_path: Path, command: str, rotator: Any
+def test_a_check_running_past_its_deadline_makes_healthz_fail(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
-    """A post_rotate command that cannot be found: exit 2, one line naming hooks.post_rotate."""
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen, hook=[command, "--quiet"])
-    began = time.monotonic()
-    run = rotator("start", "--config", str(cfg), "--log-format", "json", timeout=30)
-    assert time.monotonic() - began < 15
-    assert run.code == 2, run.output
-    assert run.stderr.count("\n") == 1
-    assert run.stderr.startswith("rotator: error: hooks.post_rotate")
-    assert command in run.stderr
-    assert "Traceback" not in run.output
+    """By the service's clock, a check running longer than its deadline turns /healthz 503."""
+    gate = threading.Event()
+    now = [time.monotonic()]
+    svc = _gated(emu, key_path, tmp_path, gate, monotonic=lambda: now[0])
+    services.append(svc)
+    svc.start()
+    try:
+        wait_for(lambda: not svc.idle.is_set(), 10, "the start-up check to begin")
+        assert svc.healthy() == (True, "ok")
+        now[0] += svc.settings.schedule.deadline + SLACK + 1
+        ok, reason = svc.healthy()
+        assert not ok
+        assert "past its deadline" in reason
+        gate.set()
+        wait_for(lambda: svc.idle.is_set(), 10, "the check to end")
+        assert svc.healthy() == (True, "ok")
+    finally:
+        gate.set()
+
+
+def test_start_keeps_rotating_when_its_log_stream_fails_and_healthz_says_so(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """With stderr's reader gone, the start-up check still rotates; /healthz 503 names the logs."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    broken = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed below
+    logs.configure("json", "info", broken)
+    svc = Service(load(write_config(tmp_path, emu, key_path,
+                                    listen=f"127.0.0.1:{free_port()}")))
+    services.append(svc)
+    svc.start()
+    wait_for(lambda: live_secret(emu) != "", 20, "the start-up rotation")
+    wait_for(lambda: svc.idle.is_set() and svc.readiness, 20, "the check to finish")
+    base = f"http://{svc.server.address}"
+    answer = httpx.get(base + "/healthz")
+    assert answer.status_code == 503
+    assert "log lines cannot be written" in answer.text
+    errors = metric(httpx.get(base + "/metrics").text, "rotator_log_write_errors_total")
+    assert errors is not None
+    assert errors >= 1
+    assert httpx.get(base + "/readyz").status_code == 200
+    svc.stop()
+    structlog.reset_defaults()
+    with contextlib.suppress(OSError):
+        broken.close()
+
+
+class _CrashingService(Service):
+    """A service whose whole check raises (as a bug in rotator itself would)."""
+
+    def check(self) -> Report:
+        raise RuntimeError("a bug")
+
+
+def test_crashed_check_turns_readyz_503(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """A check that crashes outright (no outcome at all) counts as failed for /readyz."""
+    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    svc = _CrashingService(settings)
+    services.append(svc)
+    with capture_logs() as events:
+        svc._job()
+    assert svc.ready()[0] is False
+    failures = svc.metrics.registry.get_sample_value(
+        "rotator_checks_total", {"tenant": emu.domain, "connection": "apple", "result": "failure"})
+    assert failures == 1
+    assert any(e["event"] == "check.crashed" for e in events)
     assert emu.journal == []
 
 
-# -- Service in-process ------------------------------------------------------------
+# -- stopping -----------------------------------------------------------------------
 
 
 def test_stop_during_a_check_abandons_it_before_the_write(
-    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+    service: tuple[Service, Clock], emu: Emulator
 ) -> None:
     """stop() while a read is in flight returns within 10 s, and no PATCH follows."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
-    settings = config.load(config.Overrides(config=str(cfg)), environ={})
+    svc, _ = service
     emu.inject(Fault(method="GET", path="/api/v2/connections", delay=3))
     with capture_logs() as events:
-        service = Service(settings)
-        services.append(service)
-        service.start()
-        wait_for(
-            lambda: any(r.path == "/oauth/token" for r in emu.journal),
-            20,
-            "the start-up check to fetch a token",
-        )
-        assert not service.idle.is_set()  # the check is waiting on the slow read
+        svc.start()
+        wait_for(lambda: any(r.path == "/oauth/token" for r in emu.journal), 20,
+                 "the start-up check to fetch a token")
+        assert not svc.idle.is_set()  # the check is waiting on the slow read
         asked = time.monotonic()
-        finished = service.stop()
+        finished = svc.stop()
         took = time.monotonic() - asked
 
     assert took < 10
@@ -423,67 +593,7 @@ def test_stop_during_a_check_abandons_it_before_the_write(
     stopped = [e for e in events if e["event"] == "scheduler.stopped"]
     assert len(stopped) == 1
     assert stopped[0]["check_in_flight_finished"] is True
-    assert not service.healthy()
-
-
-class _FakeTenant:
-    """An Auth0 side holding one connection with a fresh, valid secret."""
-
-    def __init__(self, settings: config.Settings) -> None:
-        conn = settings.connections[0]
-        fresh = secret.mint(
-            conn.apple.key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
-            lifetime=settings.schedule.secret_lifetime, now=int(time.time()),
-        )
-        self.name = conn.tenant
-        self.connection = Connection(
-            id="con_abcdefghijklmnop", name="apple", strategy="oauth2",
-            display_name=DISPLAY_NAME, options={**OPTIONS, "client_secret": fresh},
-        )
-
-    def read(self, ref: str) -> Connection:
-        return self.connection
-
-    def write(self, conn_id: str, options: dict[str, Any], display_name: str | None) -> Any:
-        raise AssertionError("a fresh secret is never rewritten")
-
-    def close(self) -> None:
-        pass
-
-
-def test_crashed_check_turns_readyz_503(
-    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
-) -> None:
-    """A check that crashes outright (no outcome at all) counts as failed for /readyz."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
-    settings = config.load(config.Overrides(config=str(cfg)), environ={})
-    broken = threading.Event()
-
-    def factory(_: Any) -> _FakeTenant:
-        if broken.is_set():
-            raise RuntimeError("cannot build the tenant")
-        return _FakeTenant(settings)
-
-    with capture_logs() as events:
-        service = Service(settings, factory=factory)
-        services.append(service)
-        service.start()
-        base = f"http://{service.server.address}"
-        wait_for(lambda: httpx.get(base + "/readyz").status_code == 200, 20, "/readyz 200")
-        broken.set()
-        service.tenants.clear()  # so the next check builds its tenant again, and crashes
-        wait_for(lambda: httpx.get(base + "/readyz").status_code == 503, 20, "/readyz 503")
-        assert httpx.get(base + "/healthz").status_code == 200
-        failures = service.metrics.registry.get_sample_value(
-            "rotator_checks_total",
-            {"tenant": emu.domain, "connection": "apple", "result": "failure"},
-        )
-        assert failures is not None
-        assert failures >= 1
-        service.stop()
-
-    assert any(e["event"] == "check.crashed" for e in events)
-    assert emu.journal == []
+    assert svc.healthy()[0] is False
 
 
 def test_stop_without_start_returns_and_frees_the_port(
@@ -491,11 +601,9 @@ def test_stop_without_start_returns_and_frees_the_port(
 ) -> None:
     """A Service built but never started stops at once and lets go of its port."""
     listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen)
-    settings = config.load(config.Overrides(config=str(cfg)), environ={})
-    service = Service(settings)
+    svc = Service(load(write_config(tmp_path, emu, key_path, listen=listen)))
     done = threading.Event()
-    stopper = threading.Thread(target=lambda: (service.stop(), done.set()), daemon=True)
+    stopper = threading.Thread(target=lambda: (svc.stop(), done.set()), daemon=True)
     stopper.start()
     assert done.wait(10), "stop() of a never-started Service hangs"
     host, port = listen.split(":")
@@ -503,20 +611,62 @@ def test_stop_without_start_returns_and_frees_the_port(
         sock.bind((host, int(port)))
 
 
-def test_checks_reuse_the_tenant_and_its_token(
-    emu: Emulator, key_path: Path, tmp_path: Path
+# -- bad configuration: exit 2 before anything is contacted -------------------------
+
+
+def start_cli(cfg: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`rotator start` in this process (it must refuse before it starts anything)."""
+    code = cli.main(["start", "--config", str(cfg), "--log-format", "json"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["nonsense", "1.2.3.4", "127.0.0.1:99999", "127.0.0.1:abc", "::1", "1.2.3.4:8080"],
+)
+def test_start_refuses_a_bad_listen_address(
+    emu: Emulator, key_path: Path, tmp_path: Path, listen: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Successive checks of a running service share one access token, fetched once."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
-    settings = config.load(config.Overrides(config=str(cfg)), environ={})
-    service = Service(settings)
-    try:
-        for _ in range(3):
-            report = service.check()
-            assert report.exit_code == 0
-    finally:
-        service.stop()
-    token_requests = [r for r in emu.journal if r.path == "/oauth/token"]
-    reads = [r for r in emu.journal if r.method == "GET"]
-    assert len(token_requests) == 1
-    assert len(reads) == 3
+    """An unusable server.listen: exit 2 at once, one line naming it, nothing contacted."""
+    code, out, err = start_cli(write_config(tmp_path, emu, key_path, listen=listen), capsys)
+    assert code == 2, out + err
+    assert err.count("\n") == 1
+    assert err.startswith("rotator: error: server.listen")
+    assert "Traceback" not in out + err
+    assert emu.journal == []
+
+
+def test_start_refuses_an_occupied_port(
+    emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A port already taken: exit 2, one line naming server.listen, nothing contacted."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{sock.getsockname()[1]}")
+        code, out, err = start_cli(cfg, capsys)
+        assert code == 2, out + err
+        assert err.count("\n") == 1
+        assert "server.listen" in err
+        assert "cannot listen there" in err
+        assert "Traceback" not in out + err
+    assert emu.journal == []
+
+
+@pytest.mark.parametrize("command", ["/nonexistent/hook", "no-such-rotator-hook"])
+def test_start_refuses_a_missing_hook_command(
+    emu: Emulator, key_path: Path, tmp_path: Path, command: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A post_rotate command that cannot be found: exit 2, one line naming hooks.post_rotate."""
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                       hook=[command, "--quiet"])
+    code, out, err = start_cli(cfg, capsys)
+    assert code == 2, out + err
+    assert err.count("\n") == 1
+    assert err.startswith("rotator: error: hooks.post_rotate")
+    assert command in err
+    assert "Traceback" not in out + err
+    assert emu.journal == []

@@ -1,0 +1,99 @@
+"""Asking Apple whether it accepts a client secret, before anything relies on it.
+
+Apple authenticates the client before it looks at the grant, so a secret can
+be tested without a user: POST it to the token endpoint with an authorization
+code that was never issued. ``invalid_grant`` means Apple accepted the secret
+(and then refused the made-up code); ``invalid_client`` means it refused the
+secret. Anything else (5xx, 429, a network error, another answer) is retried
+within the run's deadline, and then counts as "could not ask" (``unknown``).
+"""
+
+from __future__ import annotations
+
+import secrets as random
+from pathlib import Path
+
+import httpx
+
+from rotator import net
+from rotator.connection import AppleAnswer
+from rotator.deadline import Deadline
+from rotator.errors import AppleUnreachableError, DeadlineError, RotatorError
+
+#: What a refusal most often means, for the message an operator reads.
+LIKELY_CAUSES = (
+    "a wrong apple.team_id, a wrong apple.key_id (or the two swapped), a key Apple has "
+    "revoked, a Services ID (client_id) not set up for Sign in with Apple in that team, "
+    "or a host clock far off"
+)
+SWITCH_HINT = (
+    "if this host has no route to Apple, set apple.check = false (APPLE_CHECK=false) to "
+    "publish secrets without asking"
+)
+
+
+class Apple:
+    """Apple's token endpoint for one ``token_url``, asked over a verifying client."""
+
+    def __init__(self, token_url: str, ca_bundle: Path | None, deadline: Deadline) -> None:
+        self.token_url = token_url
+        self.holder = net.DeadlineHolder(deadline)
+        self.http = net.client(ca_bundle, self.holder)
+
+    def ask(self, secret: str, services_id: str) -> AppleAnswer:
+        """``accepted``, ``refused``, or ``unknown`` when no usable answer came in time."""
+        form = {
+            "client_id": services_id,
+            "client_secret": secret,
+            "grant_type": "authorization_code",
+            # A code Apple never issued: only the client authentication is tested.
+            "code": f"rotator-check-{random.token_hex(16)}",
+        }
+        deadline = self.holder.deadline
+        assert deadline is not None
+        try:
+            response = net.send(
+                lambda timeout: self.http.post(self.token_url, data=form, timeout=timeout),
+                deadline=deadline,
+                url=self.token_url,
+                setting="apple.token_url",
+                what=f"asking Apple ({self.token_url})",
+                error=AppleUnreachableError,
+            )
+        except (AppleUnreachableError, DeadlineError) as exc:
+            return AppleAnswer("unknown", str(exc))
+        return verdict(response)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def verdict(response: httpx.Response) -> AppleAnswer:
+    """Apple's answer to the made-up code, as a verdict on the secret."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if error == "invalid_grant":
+        return AppleAnswer("accepted", "invalid_grant (the secret authenticated the client)")
+    if error == "invalid_client":
+        return AppleAnswer("refused", "invalid_client")
+    shown = error if isinstance(error, str) else "no Apple error code"
+    return AppleAnswer("unknown", f"Apple answered {response.status_code} ({shown[:80]})")
+
+
+def refusal_message(which: str, services_id: str) -> str:
+    """The message for a secret Apple refused."""
+    return (
+        f"Apple refuses the {which} secret for {services_id} (invalid_client); likely causes: "
+        f"{LIKELY_CAUSES}"
+    )
+
+
+def unreachable_message(which: str, detail: str) -> str:
+    """The message for a secret Apple could not be asked about."""
+    return f"could not ask Apple about the {which} secret: {detail}; {SWITCH_HINT}"
+
+
+__all__ = ["Apple", "RotatorError", "refusal_message", "unreachable_message", "verdict"]

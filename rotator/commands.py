@@ -1,0 +1,164 @@
+"""The commands, as functions: what ``cli`` (and ``demo``, and tests) call.
+
+Each takes validated settings and returns facts (a report, outcomes, text);
+none prints or decides an exit code. Heavy modules are imported inside the
+function that needs them, so ``rotator mint`` loads only what minting needs.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from rotator.errors import ConfigError
+from rotator.settings import Settings, format_duration
+
+if TYPE_CHECKING:
+    from rotator.outcome import Outcome, Report
+    from rotator.runner import Pool
+
+
+def mint(settings: Settings, now: float | None = None) -> str:
+    """One fresh secret for the single selected connection."""
+    from rotator import secret
+
+    if len(settings.connections) != 1:
+        names = ", ".join(c.connection or c.client_id for c in settings.connections)
+        raise ConfigError(
+            f"mint prints one secret but {len(settings.connections)} connections are configured "
+            f"({names}); choose one with --connection"
+        )
+    conn = settings.connections[0]
+    return secret.mint(
+        conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
+        services_id=conn.client_id, lifetime=settings.schedule.secret_lifetime,
+        now=int(time.time() if now is None else now),
+    )
+
+
+def rotate(
+    settings: Settings,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+    pool: Pool | None = None,
+) -> Report:
+    """``run-once`` (due ones) or ``run-now`` (``force``): check and rotate every connection."""
+    from rotator import hooks, runner
+
+    h = settings.hooks
+    options = runner.Options(
+        force=force, dry_run=dry_run, stop=stop or threading.Event(),
+        on_rotated=hooks.Hook(h.post_rotate, h.timeout) if h.post_rotate and not dry_run else None,
+        on_failure=hooks.OnFailure(h.on_failure, h.timeout) if h.on_failure else None,
+    )
+    return runner.run(settings, options, pool)
+
+
+def write_metrics(path: Path, report: Report, ok: bool) -> None:
+    """The run's metrics file for node_exporter's textfile collector."""
+    from rotator import metrics
+
+    metrics.write_textfile(path, report.outcomes, now=time.time(), success=ok)
+
+
+def check_metrics_path(path: Path) -> None:
+    """Refuse, before anything is contacted, a metrics file that could not be written."""
+    import os
+
+    parent = path.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--metrics-file {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or path.is_dir():
+        raise ConfigError(
+            f"--metrics-file {path} cannot be written there; give a path in a directory "
+            "the user rotator runs as can write (the file is replaced atomically)"
+        )
+
+
+def look(settings: Settings, *, scopes: bool = False, pool: Pool | None = None) -> list[Outcome]:
+    """Read-only: each connection read, judged and shown to Apple (``status``, ``--online``)."""
+    from rotator import runner
+
+    report = runner.run(settings, runner.Options(rotate=False, scopes=scopes), pool)
+    return report.outcomes
+
+
+def start(settings: Settings) -> bool:
+    """``rotator start`` until a signal; True when the stop left no check running."""
+    from rotator import service
+
+    return service.serve(settings)
+
+
+def summary(settings: Settings) -> list[str]:
+    """What ``check-config`` says of a valid configuration."""
+    s = settings.schedule
+    tenants = sorted({c.tenant for c in settings.connections})
+    lines = [
+        f"configuration OK: {len(settings.connections)} connection(s) on "
+        f"{len(tenants)} tenant(s); secret_lifetime {format_duration(s.secret_lifetime)}, "
+        f"rotate_every {format_duration(s.rotate_every)}, check_every "
+        f"{format_duration(s.check_every)}, deadline {format_duration(s.deadline)}"
+    ]
+    for conn in settings.connections:
+        asks = f"asks {conn.apple.token_url}" if conn.apple.check else "apple.check is off"
+        lines.append(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
+                     f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}")
+    return lines
+
+
+def online_lines(outcomes: list[Outcome]) -> tuple[list[str], bool]:
+    """What ``check-config --online`` says of each connection, and whether all passed."""
+    from rotator import logs
+
+    lines, ok = [], True
+    for o in outcomes:
+        if o.error:
+            state = f"FAILED at {o.step}: {logs.scrub(o.error, 1000)}"
+        elif o.missing_scopes:
+            state = (f"FAILED: the token lacks {', '.join(o.missing_scopes)}; grant it to the M2M "
+                     "application (Applications > APIs > Auth0 Management API)")
+        elif o.apple == "refused" or (o.apple == "unknown" and o.live):
+            state = f"FAILED: Apple {o.apple} the live secret: {logs.scrub(o.apple_detail, 300)}"
+        else:
+            apple = {"accepted": "Apple accepts the live secret",
+                     "off": "Apple not asked (apple.check is off)"}.get(
+                         o.apple, "no live secret yet: the first run will publish one")
+            state = f"readable, writable options present, all four scopes granted; {apple}"
+        ok = ok and state[:6] != "FAILED"
+        lines.append(f"  online: {o.connection} on {o.tenant}: {state}")
+    return lines, ok
+
+
+@contextmanager
+def interruptible() -> Iterator[tuple[threading.Event, list[str]]]:
+    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
+
+    Yields the stop event and the list of signals received. A second SIGINT
+    raises KeyboardInterrupt as usual (someone insists).
+    """
+    stop = threading.Event()
+    received: list[str] = []
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield stop, received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,201 @@
+"""The connections: each [[connections]] entry (or the environment's one) into settings.
+
+An entry's own keys win over [auth0]/[apple] (and their variables) for that
+connection alone; a key may be set flat in the entry or in its nested
+[connections.auth0]/[connections.apple] table, not both (checked when the file
+is read). Each value is checked with a message naming where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rotator.errors import ConfigError
+from rotator.files import MAX_FILE, read_limited
+from rotator.settings import (
+    DEFAULTS,
+    AppleSettings,
+    Auth0Settings,
+    ConnectionSettings,
+    check_apple_id,
+    check_domain,
+    check_https_url,
+)
+from rotator.sources import SecretSources, Table, Value, str_value
+
+AUTH0_KEYS = ("domain", "client_id", "client_secret_file", "ca_bundle", "audience")
+APPLE_KEYS = ("team_id", "key_id", "private_key_file", "check", "token_url")
+
+
+def entries(
+    raw: dict[str, Any], origin: str, env: Mapping[str, str]
+) -> list[tuple[dict[str, Table], str]]:
+    """Each connection's own values (and its per-connection tables) with where it is."""
+    listed = raw.get("connections", [])
+    if listed:
+        for var in ("AUTH0_CONNECTION", "APPLE_CLIENT_ID"):
+            if env.get(var):
+                raise ConfigError(
+                    f"{var} is set but {origin} defines [[connections]]; "
+                    f"unset {var} or move that connection into the file"
+                )
+        return [
+            (_entry_values(entry, f"{origin} [[connections]] #{n}"),
+             f"{origin} [[connections]] #{n}")
+            for n, entry in enumerate(listed, 1)
+        ]
+    own: Table = {}
+    for var, key in (("AUTH0_CONNECTION", "connection"), ("APPLE_CLIENT_ID", "client_id")):
+        if env.get(var):
+            own[key] = Value(env[var], var)
+    if not own:
+        raise ConfigError(
+            "no connection configured: add [[connections]] to the config file "
+            "(--config or ROTATOR_CONFIG), or set AUTH0_CONNECTION and APPLE_CLIENT_ID"
+        )
+    return [({"": own, "auth0": {}, "apple": {}}, "")]
+
+
+def _entry_values(entry: dict[str, Any], where: str) -> dict[str, Table]:
+    """One [[connections]] table: its own keys, and its [auth0]/[apple] keys (flat or nested)."""
+    tables: dict[str, Table] = {"": {}, "auth0": {}, "apple": {}}
+    for key, value in entry.items():
+        if key in ("connection", "client_id"):
+            tables[""][key] = Value(value, f"{where} {key}")
+        elif key in ("auth0", "apple"):
+            for sub, sub_value in value.items():
+                tables[key][sub] = Value(sub_value, f"{where} {key}.{sub}", own=True)
+        else:
+            section = "auth0" if key in AUTH0_KEYS else "apple"
+            tables[section][key] = Value(value, f"{where} {key}", own=True)
+    return tables
+
+
+def _bool(v: Value) -> bool:
+    if isinstance(v.value, bool):
+        return v.value
+    if isinstance(v.value, str) and v.value.strip().lower() in ("true", "false"):
+        return v.value.strip().lower() == "true"
+    raise ConfigError(f"{v.origin} = {v.value!r} must be true or false")
+
+
+def _ca_bundle(v: Value) -> Path:
+    """A file of PEM CA certificates that OpenSSL accepts."""
+    import ssl  # here: only tenants with a ca_bundle need it at load time
+
+    path = Path(str_value(v, "a PEM file of CA certificates"))
+    if not path.is_file():
+        missing = "does not exist" if not path.exists() else "is not a regular file"
+        raise ConfigError(f"{v.origin}: {path} {missing}; give a PEM file of CA certificates")
+    pem = read_limited(path, v.origin, "a PEM file of CA certificates", 16 * MAX_FILE)
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=pem.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+        raise ConfigError(
+            f"{v.origin}: {path} holds no PEM certificate OpenSSL can load; it must contain "
+            "'-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')"
+        ) from None
+    return path
+
+
+def connection(
+    values: dict[str, Table],
+    where: str,
+    sections: dict[str, Table],
+    secrets: SecretSources,
+    need_auth0: bool,
+    need_name: bool,
+) -> ConnectionSettings:
+    """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
+    own = values[""]
+    services_id = str_value(_required(own, "client_id", where), "the Apple Services ID")
+    name = ""
+    if "connection" in own or need_name:
+        name = str_value(_required(own, "connection", where),
+                          "the Auth0 connection name or id")
+    apple = _apple({**sections["apple"], **values["apple"]}, secrets)
+    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, secrets) if need_auth0 else None
+    return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
+                              source=where or "the environment")
+
+
+_MISSING = {
+    "client_id": ("the Apple Services ID, e.g. com.example.webapp", "APPLE_CLIENT_ID",
+                  "AUTH0_CONNECTION"),
+    "connection": ("the Auth0 connection name or con_ id", "AUTH0_CONNECTION",
+                   "APPLE_CLIENT_ID"),
+}
+
+
+def _required(own: Table, key: str, where: str) -> Value:
+    if key in own:
+        return own[key]
+    what, var, other = _MISSING[key]
+    if where:
+        raise ConfigError(f"{where}: {key} ({what}) is missing; add {key} to that entry")
+    raise ConfigError(f"{var} ({what}) is not set; set it along with {other}")
+
+
+def _apple(apple: Table, secrets: SecretSources) -> AppleSettings:
+    ids = {}
+    for key, what in (("team_id", "Team ID"), ("key_id", "Key ID")):
+        if key not in apple:
+            raise ConfigError(f"apple.{key} is not set; set it in [apple] or APPLE_{key.upper()}")
+        ids[key] = check_apple_id(apple[key].value, apple[key].origin, what)
+    token_url = DEFAULTS["token_url"]
+    if "token_url" in apple:
+        token_url = check_https_url(str_value(apple["token_url"], "an https:// URL"),
+                                    apple["token_url"].origin)
+    return AppleSettings(
+        **ids,
+        key=secrets.apple_key(apple.get("private_key_file")),
+        check=_bool(apple["check"]) if "check" in apple else True,
+        token_url=str(token_url),
+    )
+
+
+def _auth0(auth0: Table, secrets: SecretSources) -> Auth0Settings:
+    for key, var in (("domain", "AUTH0_DOMAIN"), ("client_id", "AUTH0_CLIENT_ID")):
+        if key not in auth0:
+            raise ConfigError(f"auth0.{key} is not set; set it in [auth0] or {var}")
+    domain = check_domain(str_value(auth0["domain"], "the tenant domain"),
+                          auth0["domain"].origin)
+    audience = None
+    if "audience" in auth0:
+        audience = check_https_url(str_value(auth0["audience"], "the Management API identifier"),
+                                   auth0["audience"].origin)
+    return Auth0Settings(
+        domain=domain,
+        client_id=str_value(auth0["client_id"], "the M2M application's client id"),
+        client_secret=secrets.auth0_secret(auth0.get("client_secret_file")),
+        ca_bundle=_ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
+        audience=audience,
+    )
+
+
+def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for conn in connections:
+        ident = (conn.tenant, conn.connection)
+        if ident in seen:
+            raise ConfigError(
+                f"connection {conn.connection!r} on {conn.tenant} is listed twice; remove one"
+            )
+        seen.add(ident)
+
+
+def select(
+    connections: list[ConnectionSettings], wanted: tuple[str, ...]
+) -> list[ConnectionSettings]:
+    if not wanted:
+        return connections
+    known = {c.connection for c in connections}
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"--connection {unknown[0]!r} is not configured; "
+            f"configured: {', '.join(sorted(known)) or 'none'}"
+        )
+    return [c for c in connections if c.connection in wanted]

@@ -1,0 +1,159 @@
+"""Prometheus metrics: what ``rotator start`` serves, and what a cron run leaves behind.
+
+:class:`Metrics` lives in a registry of its own (not prometheus-client's global
+one), so a test can build as many as it likes in one process. Every configured
+connection has ``rotator_check_success`` from the first check on, so an alert
+fires even when Auth0 was never reached. :func:`write_textfile` writes the
+same per-connection gauges plus ``rotator_last_run_*`` for node_exporter's
+textfile collector, atomically (prometheus-client writes a temporary file and
+renames it), so a cron job that stops running is noticed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, write_to_textfile
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from rotator import __version__, logs
+from rotator.errors import RotatorError
+from rotator.outcome import Outcome
+from rotator.settings import ConnectionSettings
+
+LABELS = ("tenant", "connection")
+
+
+class _Gauges:
+    """The per-connection gauges, shared by ``/metrics`` and the metrics file."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.expiry = Gauge("rotator_secret_expiry_timestamp_seconds",
+                            "exp of the secret live in the connection", LABELS, registry=r)
+        self.issued = Gauge("rotator_secret_issued_timestamp_seconds",
+                            "iat of the secret live in the connection", LABELS, registry=r)
+        self.due = Gauge("rotator_secret_due_timestamp_seconds",
+                         "when the live secret falls due for rotation", LABELS, registry=r)
+        self.last_success = Gauge("rotator_last_success_timestamp_seconds",
+                                  "when the connection was last checked (and, if due, rotated) "
+                                  "without error", LABELS, registry=r)
+        self.check_success = Gauge("rotator_check_success",
+                                   "1 when the last check (and rotation, if due) of the "
+                                   "connection succeeded, else 0", LABELS, registry=r)
+        self.apple = Gauge("rotator_secret_apple_accepted",
+                           "1 when Apple accepts the live secret, 0 when it refuses it; absent "
+                           "when unknown or the check is off", LABELS, registry=r)
+        Gauge("rotator_build_info", "the running rotator's version", ("version",),
+              registry=r).labels(version=__version__).set(1)
+
+    def record(self, outcome: Outcome, now: float) -> None:
+        labels = {"tenant": outcome.tenant, "connection": outcome.connection}
+        # A failed hook is counted on its own (rotator_hook_failures_total): the
+        # rotation it follows stands, so the check itself succeeded.
+        self.check_success.labels(**labels).set(1 if outcome.error is None else 0)
+        for gauge, value in ((self.expiry, outcome.exp), (self.issued, outcome.iat),
+                             (self.due, outcome.due_at)):
+            if value is not None:
+                gauge.labels(**labels).set(value)
+        if outcome.error is None:
+            self.last_success.labels(**labels).set(now)
+        if outcome.apple in ("accepted", "refused"):
+            self.apple.labels(**labels).set(1 if outcome.apple == "accepted" else 0)
+        elif outcome.checked:
+            with contextlib.suppress(KeyError):
+                self.apple.remove(outcome.tenant, outcome.connection)
+
+
+class _LogErrors(Collector):
+    """``rotator_log_write_errors_total``, read from the log writer's count."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("rotator_log_write_errors",
+                                     "log lines that could not be written")
+        family.add_metric([], logs.STREAM.errors)
+        yield family
+
+
+class Metrics:
+    """The contract's metrics for ``rotator start``, updated from each outcome."""
+
+    def __init__(self, connections: Sequence[ConnectionSettings] = ()) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.gauges = _Gauges(r)
+        self.rotations = Counter("rotator_rotations", "rotations attempted, by result",
+                                 (*LABELS, "result"), registry=r)
+        self.checks = Counter("rotator_checks", "checks of a connection, by result",
+                              (*LABELS, "result"), registry=r)
+        self.hook_failures = Counter("rotator_hook_failures", "post-rotate hooks that failed",
+                                     LABELS, registry=r)
+        r.register(_LogErrors())
+        for conn in connections:
+            labels = {"tenant": conn.tenant, "connection": conn.connection}
+            self.hook_failures.labels(**labels)
+            for result in ("success", "failure"):
+                self.checks.labels(**labels, result=result)
+
+    def record(self, outcome: Outcome, now: float) -> None:
+        labels = {"tenant": outcome.tenant, "connection": outcome.connection}
+        self.checks.labels(**labels, result="success" if outcome.checked else "failure").inc()
+        if outcome.rotated:
+            self.rotations.labels(**labels, result="success").inc()
+        elif outcome.checked and outcome.error is not None and outcome.due:
+            self.rotations.labels(**labels, result="failure").inc()
+        self.gauges.record(outcome, now)
+
+    def hook_failed(self, conn: ConnectionSettings) -> None:
+        self.hook_failures.labels(tenant=conn.tenant, connection=conn.connection).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def write_textfile(path: Path, outcomes: Iterable[Outcome], *, now: float, success: bool) -> None:
+    """The run's gauges for node_exporter's textfile collector, written atomically.
+
+    A connection that failed this run keeps the ``last_success`` of the
+    previous file, so "no success for a day" can fire across several runs.
+    """
+    registry = CollectorRegistry()
+    gauges = _Gauges(registry)
+    previous = _previous_last_success(path)
+    for outcome in outcomes:
+        gauges.record(outcome, now)
+        key = (outcome.tenant, outcome.connection)
+        if outcome.error is not None and key in previous:
+            gauges.last_success.labels(*key).set(previous[key])
+    Gauge("rotator_last_run_timestamp_seconds", "when the last run-once/run-now finished",
+          registry=registry).set(now)
+    Gauge("rotator_last_run_success", "1 when every connection of the last run succeeded",
+          registry=registry).set(1 if success else 0)
+    try:
+        write_to_textfile(str(path), registry)
+    except OSError as exc:
+        raise RotatorError(
+            f"--metrics-file {path} cannot be written ({exc.strerror or type(exc).__name__}); "
+            "give a path in a writable directory"
+        ) from None
+
+
+def _previous_last_success(path: Path) -> dict[tuple[str, str], float]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    found: dict[tuple[str, str], float] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "rotator_last_success_timestamp_seconds":
+                    key = (sample.labels.get("tenant", ""), sample.labels.get("connection", ""))
+                    found[key] = float(sample.value)
+    except ValueError:
+        return {}  # a damaged file: start afresh
+    return found

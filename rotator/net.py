@@ -1,0 +1,210 @@
+"""HTTPS for every call rotator makes: trust, deadlines, retries, plain-words errors.
+
+The border with httpx. Every client made here verifies TLS against the system
+store (or ``SSL_CERT_FILE``) plus ``ca_bundle``, honours ``HTTPS_PROXY`` and
+``NO_PROXY``, refuses to start a request once the run's deadline has passed,
+and never waits past it. Transport failures leave as one secret-free line that
+names what failed (name resolution, a refused port, the proxy, the
+certificate) and the setting to check.
+
+The Management API's own retries are auth0-python's (see ``rotator.auth0``);
+:func:`send` retries the two calls that library does not make for us: the
+client-credentials token request and the question to Apple.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import ssl
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from rotator.deadline import Deadline
+from rotator.errors import DeadlineError, RotatorError
+
+#: The longest one request may take (less when the deadline is nearer).
+TIMEOUT = 30.0
+#: Tries of one call: the first and three retries (1 s, 2 s, 4 s apart, or as asked).
+ATTEMPTS = 4
+BACKOFF = 1.0
+#: The longest single wait taken on a server's word (Retry-After).
+MAX_WAIT = 60.0
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class DeadlineHolder:
+    """The deadline of the run a long-lived client currently serves."""
+
+    def __init__(self, deadline: Deadline | None = None) -> None:
+        self.deadline = deadline
+
+    def guard(self, request: httpx.Request) -> None:
+        """httpx request hook: no request starts after the deadline."""
+        if self.deadline is not None:
+            self.deadline.check(f"{request.method} {request.url.host}{request.url.path}")
+
+
+def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Verify against the system store (or ``SSL_CERT_FILE``), plus ``ca_bundle``."""
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
+def client(
+    ca_bundle: Path | None,
+    holder: DeadlineHolder,
+    *,
+    request_hooks: list[Callable[[httpx.Request], None]] | None = None,
+    response_hooks: list[Callable[[httpx.Response], None]] | None = None,
+) -> httpx.Client:
+    """A verifying client whose requests stop at ``holder``'s deadline."""
+    return httpx.Client(
+        verify=ssl_context(ca_bundle),
+        timeout=TIMEOUT,
+        trust_env=True,
+        event_hooks={
+            "request": [holder.guard, *(request_hooks or [])],
+            "response": list(response_hooks or []),
+        },
+    )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, NO_PROXY), if any."""
+    host = urlsplit(url).hostname or ""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
+
+
+def describe(
+    exc: httpx.HTTPError, url: str, setting: str, deadline: Deadline | None = None
+) -> str:
+    """A one-line, secret-free account of a transport failure, naming what to check.
+
+    ``setting`` is the setting that chose ``url`` (``auth0.domain``, ``apple.token_url``);
+    a timeout cut short by ``deadline`` says so.
+    """
+    parts = urlsplit(url)
+    where = parts.netloc
+    text = str(exc)
+    proxy = proxy_for(url)
+    shown_proxy = urlsplit(proxy).hostname if proxy else None
+    if isinstance(exc, httpx.ProxyError):
+        if "407" in text:
+            return (f"the proxy {shown_proxy} answered 407 (proxy authentication required); "
+                    "put its credentials in HTTPS_PROXY (https://user:password@host:port)")
+        return f"the proxy {shown_proxy} refused to connect to {where}; check HTTPS_PROXY"
+    if isinstance(exc, httpx.ConnectError) and proxy is not None and not _tls(text):
+        return (f"cannot reach the proxy {shown_proxy} named by HTTPS_PROXY; check HTTPS_PROXY "
+                f"(or add {parts.hostname} to NO_PROXY)")
+    if isinstance(exc, httpx.ConnectError):
+        return _connect_failure(text, where, parts.hostname or where, setting)
+    if isinstance(exc, httpx.TimeoutException):
+        if deadline is not None and deadline.remaining() < 1:
+            return (f"{where} gave no answer before the run's deadline of {deadline.seconds:g} s "
+                    "(schedule.deadline)")
+        return f"{where} timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{where} closed the connection without answering"
+    return f"{where}: {type(exc).__name__}"
+
+
+def _permanent(exc: httpx.HTTPError) -> bool:
+    """A failure no retry can cure: an untrusted certificate, a proxy wanting credentials."""
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or (isinstance(exc, httpx.ProxyError)
+                                                    and "407" in text)
+
+
+def _tls(text: str) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text
+
+
+def _connect_failure(text: str, where: str, host: str, setting: str) -> str:
+    if "mismatch" in text.lower() and "CERTIFICATE_VERIFY_FAILED" in text:
+        return (f"the TLS certificate of {where} is for another host name; check {setting} "
+                "(a wrong name, or a proxy intercepting TLS)")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"the TLS certificate of {where} is not trusted; add the issuing CA with "
+            "auth0.ca_bundle or SSL_CERT_FILE (verification cannot be turned off)"
+        )
+    if any(s in text for s in ("Name or service not known", "nodename nor servname",
+                               "Temporary failure in name resolution", "No address associated")):
+        return f"cannot resolve the host name {host}; check {setting}"
+    if "Connection refused" in text:
+        return f"connection refused by {where}: nothing listens there; check {setting}"
+    return f"cannot connect to {where}; check {setting} and the network"
+
+
+def wait_asked(response: httpx.Response, attempt: int, backoff: float = BACKOFF) -> float:
+    """Seconds to wait before retrying: Retry-After, else x-ratelimit-reset, else backoff."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass  # neither seconds nor a date: fall back to the next rule
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    if reset.isdigit() and int(reset) > time.time():
+        return int(reset) - time.time()
+    return float(backoff * 2**attempt * (0.9 + random.random() / 5))  # noqa: S311 - jitter
+
+
+def send(
+    request: Callable[[float], httpx.Response],
+    *,
+    deadline: Deadline,
+    url: str,
+    setting: str,
+    what: str,
+    error: type[RotatorError],
+    sleep: Callable[[float], None] = time.sleep,
+    backoff: float = BACKOFF,
+) -> httpx.Response:
+    """Call ``request(timeout)``, retrying 408/429/5xx and transport errors.
+
+    Waits honour Retry-After and x-ratelimit-reset (at most :data:`MAX_WAIT`
+    each) and never pass ``deadline``. Returns the last answer (a retryable
+    status included, once the tries are spent); a transport failure on the
+    last try raises ``error``.
+    """
+    for attempt in range(ATTEMPTS):
+        deadline.check(what)
+        failure: str | None = None
+        try:
+            response = request(deadline.timeout(TIMEOUT))
+        except DeadlineError:
+            raise
+        except httpx.HTTPError as exc:
+            failure = describe(exc, url, setting, deadline)
+            if _permanent(exc):
+                raise error(f"{what} failed: {failure}") from exc
+            wait = backoff * 2**attempt
+        else:
+            if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS - 1:
+                return response
+            wait = wait_asked(response, attempt, backoff)
+        if attempt == ATTEMPTS - 1:
+            break
+        wait = min(wait, MAX_WAIT)
+        if not deadline.allows(wait):
+            asked = f"asked to wait {wait:.0f} s" if failure is None else f"failed ({failure})"
+            raise DeadlineError(
+                f"{what}: {asked}, and the run's deadline of {deadline.seconds:g} s comes first"
+            )
+        sleep(wait)
+    raise error(f"{what} failed after {ATTEMPTS} tries: {failure}")

@@ -1,0 +1,278 @@
+"""A run over every configured connection: tenants side by side, each failing alone.
+
+Connections of one tenant are worked on one after another (they share its
+rate limit, its pacer and its token); tenants are worked on side by side, at
+most :data:`PARALLEL` at once. Each tenant is built lazily, inside its first
+connection's failure boundary: a tenant that cannot be built, authenticated
+or reached fails its own connections only, each with its own
+``rotation.failed``. The run has a deadline: what is unfinished when it passes
+fails alone, naming the step it was in, and the run returns. A stop request (a
+signal) abandons every rotation not yet written; one already written finishes.
+
+Used by ``run-once``/``run-now``, ``status``, ``check-config --online`` and
+every check of ``start``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rotator import logs, rotation, tokens
+from rotator.connection import AppleSide, Auth0Side
+from rotator.deadline import Deadline
+from rotator.errors import RotatorError, unexpected
+from rotator.outcome import Outcome, Report
+from rotator.settings import Auth0Settings, ConnectionSettings, Settings
+
+#: Tenants worked on at once.
+PARALLEL = 8
+#: How long past the deadline a step may take to report its own failure.
+GRACE = 1.0
+
+Auth0Factory = Callable[[Auth0Settings], Auth0Side]
+AppleFactory = Callable[[str, Path | None, Deadline], AppleSide]
+OnFailure = Callable[[ConnectionSettings, Outcome], None]
+
+
+def _real_tenant(settings: Auth0Settings) -> Auth0Side:
+    from rotator.auth0 import Tenant
+
+    return Tenant(settings)
+
+
+def _real_apple(token_url: str, ca_bundle: Path | None, deadline: Deadline) -> AppleSide:
+    from rotator.apple import Apple
+
+    return Apple(token_url, ca_bundle, deadline)
+
+
+class Pool:
+    """Auth0 sides by tenant, built on first use; kept across runs when ``keep``."""
+
+    def __init__(self, auth0: Auth0Factory | None = None, apple: AppleFactory | None = None,
+                 *, keep: bool = False) -> None:
+        self.make_tenant = auth0 or _real_tenant
+        self.make_apple = apple or _real_apple
+        self.keep = keep
+        self._sides: dict[Auth0Settings, Auth0Side] = {}
+        self._lock = threading.Lock()
+
+    def tenant(self, settings: Auth0Settings) -> Auth0Side:
+        with self._lock:
+            side = self._sides.get(settings)
+        if side is None:
+            side = self.make_tenant(settings)
+            with self._lock:
+                self._sides[settings] = side
+        return side
+
+    def discard(self, settings: Auth0Settings) -> None:
+        """Forget a tenant still busy in an abandoned run; the next run builds a new one."""
+        with self._lock:
+            self._sides.pop(settings, None)
+
+    def close(self) -> None:
+        with self._lock:
+            sides, self._sides = list(self._sides.values()), {}
+        for side in sides:
+            side.close()
+
+
+@dataclass
+class Options:
+    """What a run does."""
+
+    rotate: bool = True  # False: read-only (status, check-config --online)
+    force: bool = False
+    dry_run: bool = False
+    scopes: bool = False  # check each tenant's granted scopes (check-config --online)
+    on_rotated: rotation.PostRotate | None = None
+    on_failure: OnFailure | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    now: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class _Run:
+    """The shared state of one run: outcomes, where each stands, what is finished."""
+
+    settings: Settings
+    options: Options
+    pool: Pool
+    deadline: Deadline
+    outcomes: list[Outcome]
+    steps: list[str]
+    finished: list[bool]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def run(settings: Settings, options: Options | None = None, pool: Pool | None = None) -> Report:
+    """Check every connection (and rotate what is due); the report of what happened."""
+    options = options or Options()
+    own_pool = pool is None
+    pool = pool or Pool()
+    conns = settings.connections
+    state = _Run(
+        settings=settings, options=options, pool=pool,
+        deadline=Deadline(settings.schedule.deadline, options.monotonic),
+        outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
+                  for c in conns],
+        steps=["queued"] * len(conns), finished=[False] * len(conns),
+    )
+    groups: dict[Auth0Settings | None, list[int]] = {}
+    for index, conn in enumerate(conns):
+        groups.setdefault(conn.auth0, []).append(index)
+    work: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+    for group in groups.values():
+        work.put(group)
+    done = threading.Semaphore(0)
+    workers = [threading.Thread(target=_worker, args=(state, work, done), daemon=True,
+                                name=f"tenant-{n}")
+               for n in range(min(PARALLEL, len(groups)))]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        if not done.acquire(timeout=state.deadline.remaining() + GRACE):
+            break
+    report = _report(state)
+    if options.on_failure is not None:
+        for index, outcome in enumerate(report.outcomes):
+            if not state.finished[index]:
+                options.on_failure(settings.connections[index], outcome)
+    if own_pool:
+        pool.close()
+    logs.get().info("run.finished", **report.counts())
+    return report
+
+
+def _worker(state: _Run, work: queue.SimpleQueue[list[int]], done: threading.Semaphore) -> None:
+    try:
+        while True:
+            try:
+                group = work.get_nowait()
+            except queue.Empty:
+                return
+            _tenant(state, group)
+    finally:
+        done.release()
+
+
+def _tenant(state: _Run, group: Sequence[int]) -> None:
+    """Work through one tenant's connections, in configuration order."""
+    conns = [state.settings.connections[i] for i in group]
+    failure: tuple[str, str] | None = None  # a tenant-wide failure: (step, error)
+    side: Auth0Side | None = None
+    try:
+        assert conns[0].auth0 is not None
+        side = state.pool.tenant(conns[0].auth0)
+        side.serve(state.deadline)
+    except RotatorError as exc:
+        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: {exc}")
+    duplicates = {group[n]: text for n, text in _duplicates(conns, side).items()} if side else {}
+    for index, conn in zip(group, conns, strict=True):
+        outcome = state.outcomes[index]
+        if state.options.stop.is_set():
+            outcome.abandoned = True
+            logs.get(connection=conn.connection, tenant=conn.tenant).warning(
+                "rotation.abandoned", reason="interrupted before its check")
+        elif failure is not None or index in duplicates or side is None:
+            step, error = failure or ("read", duplicates[index])
+            _fail(outcome, step, error)
+        else:
+            _connection(state, index, conn, side)
+            if outcome.step in ("token", "connect"):
+                failure = (outcome.step, outcome.error or "")
+        with state.lock:
+            state.finished[index] = True
+        if not outcome.ok and not outcome.abandoned and state.options.on_failure is not None:
+            state.options.on_failure(conn, outcome)
+
+
+def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
+    options, outcome = state.options, state.outcomes[index]
+    apple = None
+    if conn.apple.check:
+        ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
+        apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
+
+    def progress(step: str) -> None:
+        state.steps[index] = step
+
+    ctx = rotation.Context(
+        side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
+        monotonic=options.monotonic, rotate=options.rotate, force=options.force,
+        dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
+        progress=progress,
+    )
+    try:
+        rotation.process(conn, outcome, ctx)
+        if options.scopes and outcome.ok:
+            outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
+    except Exception as exc:
+        log = logs.get(connection=conn.connection, tenant=conn.tenant)
+        _fail(outcome, state.steps[index], unexpected(exc))
+        log.debug("rotation.traceback", exc_info=True)
+    finally:
+        if apple is not None:
+            apple.close()
+
+
+def _fail(outcome: Outcome, step: str, error: str) -> None:
+    outcome.step, outcome.error = step, error
+    logs.get(connection=outcome.connection, tenant=outcome.tenant).error(
+        "rotation.failed", step=step, error=error)
+
+
+def _duplicates(conns: Sequence[ConnectionSettings], side: Auth0Side) -> dict[int, str]:
+    """Positions in ``conns`` of entries that name one connection (by name and by con_ id).
+
+    Only possible when the tenant has entries of both kinds; then each named
+    entry is looked up first, so neither duplicate is ever written.
+    """
+    by_id = [c for c in conns if c.connection.startswith("con_")]
+    if not by_id or len(by_id) == len(conns):
+        return {}
+    ids: dict[str, list[int]] = {}
+    for n, conn in enumerate(conns):
+        ref = conn.connection
+        if not ref.startswith("con_"):
+            try:
+                ref = side.read(ref).id
+            except RotatorError:
+                continue  # its own check will report why it cannot be read
+        ids.setdefault(ref, []).append(n)
+    found: dict[int, str] = {}
+    for conn_id, members in ids.items():
+        if len(members) > 1:
+            named = " and ".join(f"{conns[m].source} ({conns[m].connection!r})" for m in members)
+            for m in members:
+                found[m] = (f"{named} are the same connection {conn_id} on {conns[m].tenant}; "
+                            "remove one of the entries (nothing was written to it)")
+    return found
+
+
+def _report(state: _Run) -> Report:
+    """The outcomes; those unfinished at the deadline fail there, naming their step."""
+    report = Report(interrupted=None)
+    with state.lock:
+        for index, outcome in enumerate(state.outcomes):
+            if state.finished[index]:
+                report.outcomes.append(outcome)
+                continue
+            late = dataclasses.replace(outcome)
+            step = state.steps[index] if state.steps[index] != "queued" else "connect"
+            _fail(late, step, f"the run's deadline of {state.deadline.seconds:g} s passed during "
+                  f"the {step} step; raise schedule.deadline if the tenant is this slow, and "
+                  "run rotator status to see what is live")
+            conn = state.settings.connections[index]
+            if conn.auth0 is not None:
+                state.pool.discard(conn.auth0)
+            report.outcomes.append(late)
+    return report

@@ -1,0 +1,258 @@
+"""Settings: small frozen values that check themselves when built.
+
+Every value here refuses to exist in an invalid state: a constructor that is
+given nonsense raises :class:`~rotator.errors.ConfigError` naming the setting
+and the fix. The loader (``rotator.config``) reads files, the environment and
+flags, says where each value came from, and builds these; nothing else does.
+This module imports nothing heavy, so ``rotator mint`` can use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rotator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rotator.secret import AppleKey
+
+# One table of defaults (seconds for durations).
+DEFAULTS: dict[str, Any] = {
+    "secret_lifetime": 180 * 86400,
+    "rotate_every": 30 * 86400,
+    "check_every": 3600,
+    "deadline": 300,
+    "listen": "0.0.0.0:8080",
+    "hook_timeout": 30,
+    "token_url": "https://appleid.apple.com/auth/token",
+}
+APPLE_MAX_LIFETIME = 15_777_000  # seconds; Apple's own limit on exp - now
+DRIFT_WARNING = 86400  # check-config warns when lifetime leaves less than this
+#: Upper bounds past which a duration is a typo, not a wish (the schedule's are
+#: bounded by Apple's limit already).
+MAXIMA = {"hooks.timeout": 3600, "deadline": 86400, "warn_within": 366 * 86400}
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# ASCII only: \d and \s would otherwise take any Unicode digit or space ("٣s").
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.ASCII)
+_MAX_DIGITS = 15  # int() refuses over 4300 digits; nothing sane has more than this
+_APPLE_ID = re.compile(r"^[A-Z0-9]{10}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+def parse_duration(value: object, setting: str = "duration", maximum: int | None = None) -> int:
+    """Seconds from ``"90s"``, ``"12h"``, ``"180d"``, ``"15m"`` or a plain integer."""
+    if isinstance(value, bool):
+        raise ConfigError(
+            f"{setting} = {value!r} is not a duration; use e.g. \"30d\", \"12h\" or 3600"
+        )
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        if len(match.group(1)) > _MAX_DIGITS:
+            raise ConfigError(
+                f"{setting} has {len(match.group(1))} digits, far beyond any duration; "
+                "use a whole number with s, m, h or d (\"90s\", \"12h\", \"180d\")"
+            )
+        seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        shown = value if isinstance(value, (str, int, float)) else type(value).__name__
+        raise ConfigError(
+            f"{setting} = {shown!r} is not a duration; use a whole number with s, m, h or d "
+            "(\"90s\", \"12h\", \"180d\") or plain seconds"
+        )
+    if seconds <= 0:
+        raise ConfigError(f"{setting} = {value!r} must be longer than zero")
+    if maximum is not None and seconds > maximum:
+        raise ConfigError(
+            f"{setting} = {value!r} is longer than the most it can sensibly be "
+            f"({format_duration(maximum)}); use a shorter duration"
+        )
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact spelling: 15552000 -> "180d", 90 -> "90s"."""
+    for unit in ("d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_listen(listen: str, setting: str = "server.listen") -> tuple[str, int]:
+    """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port)."""
+    host, sep, port_text = listen.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if (
+        not sep
+        or not (port_text.isascii() and port_text.isdigit())  # not "٨٠٨٠"
+        or not 0 < int(port_text) < 65536
+        or (":" in host and not bracketed)  # "::1" is no HOST:PORT; "[::1]:8080" is
+    ):
+        raise ConfigError(
+            f"{setting} = {listen!r} is not HOST:PORT with a port from 1 to 65535; "
+            'use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
+        )
+    host = host[1:-1] if bracketed else host
+    return host or "0.0.0.0", int(port_text)  # noqa: S104 - all interfaces is the default
+
+
+def check_apple_id(value: object, setting: str, what: str) -> str:
+    """A 10-character Apple Team ID or Key ID, or a ConfigError naming ``setting``."""
+    if not isinstance(value, str) or not _APPLE_ID.match(value):
+        shown = value if isinstance(value, str) and len(value) < 40 else type(value).__name__
+        raise ConfigError(
+            f"{setting} = {shown!r} is not 10 characters (A-Z, 0-9); copy the "
+            f"{what} from the Apple developer portal"
+        )
+    return value
+
+
+def check_domain(domain: str, setting: str) -> str:
+    """A bare host name, optionally with a port."""
+    if domain.startswith(("http://", "https://")) or not _DOMAIN.match(domain):
+        raise ConfigError(
+            f"{setting} = {domain!r} is not a bare domain; "
+            "write it like example.eu.auth0.com or localhost:8443 (no https://, no path)"
+        )
+    return domain
+
+
+def check_https_url(url: str, setting: str) -> str:
+    """An https:// URL with a host (TLS is never optional)."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "https" or not rest or rest.startswith("/") or " " in url:
+        raise ConfigError(
+            f"{setting} = {url!r} is not an https:// URL; use e.g. "
+            f"{DEFAULTS['token_url']} (TLS cannot be turned off)"
+        )
+    return url
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """The secret's lifetime, how often to rotate and look, and a run's deadline (seconds)."""
+
+    secret_lifetime: int
+    rotate_every: int
+    check_every: int
+    deadline: int = DEFAULTS["deadline"]
+
+    def __post_init__(self) -> None:
+        check_schedule(self.secret_lifetime, self.rotate_every, self.check_every)
+        if not 0 < self.deadline <= MAXIMA["deadline"]:
+            raise ConfigError(f"schedule.deadline = {self.deadline} s must be from 1 s to 1 day")
+
+
+def check_schedule(
+    life: int, rotate: int, check: int, names: Mapping[str, str] | None = None
+) -> None:
+    """The rules between the three durations; ``names`` say where each came from."""
+    name = {k: k for k in ("secret_lifetime", "rotate_every", "check_every")}
+    name.update(names or {})
+    if life > APPLE_MAX_LIFETIME:
+        raise ConfigError(
+            f"{name['secret_lifetime']} = {format_duration(life)} ({life} s) is over "
+            f"Apple's limit of {APPLE_MAX_LIFETIME} s (about 182 days); use 180d or less"
+        )
+    if rotate >= life:
+        raise ConfigError(
+            f"{name['rotate_every']} = {format_duration(rotate)} must be shorter than "
+            f"secret_lifetime ({format_duration(life)}), or the secret expires before it "
+            "is replaced"
+        )
+    if check >= life - rotate:
+        raise ConfigError(
+            f"{name['check_every']} = {format_duration(check)} must be shorter than "
+            f"secret_lifetime - rotate_every ({format_duration(life - rotate)}), so a due "
+            "secret is noticed before it expires"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Auth0Settings:
+    """How to reach one Auth0 tenant's Management API."""
+
+    domain: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    ca_bundle: Path | None = None
+    audience: str | None = None  # None: https://{domain}/api/v2/
+
+    def __post_init__(self) -> None:
+        check_domain(self.domain, "auth0.domain")
+        if self.audience is not None:
+            check_https_url(self.audience, "auth0.audience")
+
+    @property
+    def api_audience(self) -> str:
+        """The Management API identifier a token is asked for."""
+        return self.audience or f"https://{self.domain}/api/v2/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppleSettings:
+    """Apple team, key id, the loaded .p8 key, and whether (and where) to ask Apple."""
+
+    team_id: str
+    key_id: str
+    key: AppleKey = field(repr=False)
+    check: bool = True
+    token_url: str = DEFAULTS["token_url"]
+
+    def __post_init__(self) -> None:
+        check_apple_id(self.team_id, "apple.team_id", "Team ID")
+        check_apple_id(self.key_id, "apple.key_id", "Key ID")
+        check_https_url(self.token_url, "apple.token_url")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionSettings:
+    """One Auth0 connection to keep supplied with a fresh Apple secret."""
+
+    connection: str  # the Auth0 connection's name or its id "con_..."
+    client_id: str  # the Apple Services ID, the secret's sub
+    auth0: Auth0Settings | None  # None only for commands that contact nothing (mint)
+    apple: AppleSettings
+    #: Where it was configured, for messages ("rotator.toml [[connections]] #2").
+    source: str = "the environment"
+
+    @property
+    def tenant(self) -> str:
+        return self.auth0.domain if self.auth0 else ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookSettings:
+    """Commands run after a rotation, and after a failure."""
+
+    post_rotate: tuple[str, ...] | None = None
+    on_failure: tuple[str, ...] | None = None
+    timeout: int = DEFAULTS["hook_timeout"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a command needs, validated."""
+
+    connections: tuple[ConnectionSettings, ...]
+    schedule: Schedule
+    listen: str = DEFAULTS["listen"]
+    hooks: HookSettings = HookSettings()
+    log_format: str | None = None
+    log_level: str = "info"
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        if self.log_format not in (None, "json", "console"):
+            raise ConfigError(f"log format {self.log_format!r}; use json or console")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as (host, port)."""
+        return parse_listen(self.listen)

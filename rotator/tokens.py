@@ -1,0 +1,140 @@
+"""Management API access tokens: the client-credentials grant, and a small cache.
+
+One :class:`Tokens` per tenant. It is the ``token`` callable handed to
+auth0-python's ``ManagementClient`` (its documented way to supply a token):
+the first call fetches a token from ``https://{domain}/oauth/token``, later
+calls reuse it until a minute before it expires, and :meth:`Tokens.invalidate`
+(after a 401) makes the next call fetch a new one. The request is retried like
+every other call (429, 5xx, network errors, honouring Retry-After), and a
+refusal says which setting to check. The M2M secret and each access token are
+registered for redaction while they are in use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+from rotator import logs, net
+from rotator.errors import DeadlineError, TokenError
+from rotator.settings import Auth0Settings
+
+#: A token this close to its expiry is not used; a new one is fetched.
+LEEWAY = 60.0
+SCOPES = (
+    "read:connections",
+    "update:connections",
+    "read:connections_options",
+    "update:connections_options",
+)
+
+
+class Tokens:
+    """The access token of one tenant's M2M application, fetched when needed."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        settings: Auth0Settings,
+        holder: net.DeadlineHolder,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._holder = holder
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+        self.scopes: frozenset[str] = frozenset()
+        self.url = f"https://{settings.domain}/oauth/token"
+
+    def __call__(self) -> str:
+        """A valid access token (fetching one when there is none or it is about to expire)."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires - LEEWAY:
+                self._replace(*self._fetch())
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the token (Auth0 answered 401): the next call fetches a new one."""
+        with self._lock:
+            self._replace(None, 0.0, frozenset())
+
+    def _replace(self, token: str | None, expires: float, scopes: frozenset[str]) -> None:
+        logs.SECRETS.discard(self._token)
+        logs.SECRETS.add(token)
+        self._token, self._expires, self.scopes = token, expires, scopes
+
+    def _fetch(self) -> tuple[str, float, frozenset[str]]:
+        settings = self._settings
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+            "audience": settings.api_audience,
+        }
+        deadline = self._holder.deadline
+        assert deadline is not None, "a tenant serves a run, which has a deadline"
+        try:
+            response = net.send(
+                lambda timeout: self._http.post(self.url, data=form, timeout=timeout),
+                deadline=deadline,
+                url=self.url,
+                setting="auth0.domain",
+                what=f"the token request to {self.url}",
+                error=TokenError,
+            )
+        except DeadlineError as exc:
+            raise TokenError(str(exc)) from None
+        if response.status_code != 200:
+            raise TokenError(self._refusal(response))
+        try:
+            data = response.json()
+            token = str(data["access_token"])
+            lifetime = float(data["expires_in"])
+            scopes = frozenset(str(data.get("scope", "")).split())
+        except (ValueError, KeyError, TypeError):
+            raise TokenError(f"the answer of {self.url} is not a token") from None
+        return token, self._clock() + lifetime, scopes
+
+    def _refusal(self, response: httpx.Response) -> str:
+        status = response.status_code
+        error, detail = _oauth_error(response)
+        said = f"{status} {error}" + (f": {detail}" if detail else "")
+        text = f"the token request to {self.url} answered {logs.scrub(said, 300)}"
+        if status == 403 and "Service not enabled within domain" in detail:
+            return (
+                f"{text}; {self._settings.domain} looks like a custom domain: set auth0.domain "
+                "to the tenant's canonical domain (such as example.eu.auth0.com), or set "
+                "auth0.audience to the Management API identifier shown in the Auth0 dashboard "
+                "(APIs > Auth0 Management API)"
+            )
+        if status in (400, 401, 403):
+            return (
+                f"{text}; check auth0.client_id and the M2M client secret "
+                "(auth0.client_secret_file or AUTH0_CLIENT_SECRET), and that the application "
+                "is authorized for the Auth0 Management API"
+            )
+        return f"{text} after {net.ATTEMPTS} tries; Auth0 is not answering well, try again later"
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "(no JSON body)", ""
+    if not isinstance(body, dict):
+        return "(unexpected body)", ""
+    detail = body.get("error_description") or body.get("message") or ""
+    return str(body.get("error", "")), str(detail)
+
+
+def missing_scopes(granted: frozenset[str]) -> list[str]:
+    """The Management API scopes rotator needs that ``granted`` lacks."""
+    return [scope for scope in SCOPES if scope not in granted]
