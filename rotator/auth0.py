@@ -110,7 +110,7 @@ class Tenant:
             settings.ca_bundle,
             self.holder,
             request_hooks=[self.pacer.before, self._guard_body],
-            response_hooks=[self.pacer.after, self._watch_secrets],
+            response_hooks=[self.pacer.after, self._watch_secrets, net.WaitGuard(self.holder)],
         )
         self.tokens = Tokens(self.http, settings, self.holder)
         self.api = ManagementClient(

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from rotator.deadline import Deadline
-from rotator.errors import DeadlineError, RotatorError
+from rotator.errors import ConfigError, DeadlineError, RotatorError
 
 #: The longest one request may take (less when the deadline is nearer).
 TIMEOUT = 30.0
@@ -54,8 +54,37 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     """Verify against the system store (or ``SSL_CERT_FILE``), plus ``ca_bundle``."""
     context = ssl.create_default_context()
     if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
+        try:
+            context.load_verify_locations(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:  # it was valid when the configuration loaded
+            raise ConfigError(
+                f"auth0.ca_bundle {ca_bundle} can no longer be loaded "
+                f"({getattr(exc, 'strerror', None) or type(exc).__name__}); it must hold PEM "
+                "CA certificates"
+            ) from None
     return context
+
+
+class WaitGuard:
+    """httpx response hook: an answer asking for a wait past the deadline ends the call now.
+
+    auth0-python would otherwise sleep as long as ``Retry-After`` says (up to a
+    minute a try) before its next try, holding the run past its deadline.
+    """
+
+    def __init__(self, holder: DeadlineHolder) -> None:
+        self._holder = holder
+
+    def __call__(self, response: httpx.Response) -> None:
+        deadline = self._holder.deadline
+        if deadline is None or response.status_code not in RETRY_STATUSES:
+            return
+        wait = min(wait_asked(response, 0, 0.0), MAX_WAIT)
+        if wait > 0 and not deadline.allows(wait):
+            raise DeadlineError(
+                f"{response.url.host} answered {response.status_code} and asked to wait "
+                f"{wait:.0f} s, and the run's deadline of {deadline.seconds:g} s comes first"
+            )
 
 
 def client(

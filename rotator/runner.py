@@ -175,6 +175,10 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
         side.serve(state.deadline)
     except RotatorError as exc:
         failure = ("connect", f"cannot set up the client for {conns[0].tenant}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
+        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: "
+                              f"{unexpected(exc)}")
+        logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
     duplicates = {group[n]: text for n, text in _duplicates(conns, side).items()} if side else {}
     for index, conn in zip(group, conns, strict=True):
         outcome = state.outcomes[index]
@@ -198,24 +202,26 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
     options, outcome = state.options, state.outcomes[index]
     apple = None
-    if conn.apple.check:
-        ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
-        apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
 
     def progress(step: str) -> None:
         state.steps[index] = step
 
-    ctx = rotation.Context(
-        side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-        monotonic=options.monotonic, rotate=options.rotate, force=options.force,
-        dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
-        progress=progress,
-    )
     try:
+        if conn.apple.check:
+            ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
+            apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
+        ctx = rotation.Context(
+            side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
+            monotonic=options.monotonic, rotate=options.rotate, force=options.force,
+            dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
+            progress=progress,
+        )
         rotation.process(conn, outcome, ctx)
         if options.scopes and outcome.ok:
             outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
-    except Exception as exc:
+    except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
+        _fail(outcome, "connect", str(exc))
+    except Exception as exc:  # one connection's surprise must not stop the run
         log = logs.get(connection=conn.connection, tenant=conn.tenant)
         _fail(outcome, state.steps[index], unexpected(exc))
         log.debug("rotation.traceback", exc_info=True)

@@ -133,6 +133,10 @@ class Backend:
         """Every answered or dropped request, in order of arrival."""
         return self._journal.entries()
 
+    def in_flight(self) -> list[tuple[str, str]]:
+        """(method, path) of each request being handled now (a delay fault holds one open)."""
+        return self._journal.in_flight()
+
     def clear_journal(self) -> None:
         """Forget the requests received so far."""
         self._journal.clear()
@@ -152,7 +156,7 @@ class Backend:
         body = parse_body(raw, headers.get("content-type", ""))
         if path.startswith(admin.PREFIX):
             return Answer(admin.handle(self.apple, self._admin_token, method, path, headers, body))
-        seq = self._journal.arrive()
+        seq = self._journal.arrive(method, path)
         fault = self.faults.pick(method, path)
         if fault is None:
             answer = Answer(self._route(method, path, query, headers, body))

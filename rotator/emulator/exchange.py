@@ -109,17 +109,25 @@ class Journal:
         self._lock = threading.Lock()
         self._seq = 0
         self._entries: dict[int, Request] = {}
+        self._open: dict[int, tuple[str, str]] = {}
 
-    def arrive(self) -> int:
-        """A sequence number for an arriving request."""
+    def arrive(self, method: str = "", path: str = "") -> int:
+        """A sequence number for an arriving request (in flight until recorded)."""
         with self._lock:
             self._seq += 1
+            self._open[self._seq] = (method, path)
             return self._seq
 
     def record(self, seq: int, request: Request) -> None:
         """Keep what was answered to request number ``seq``."""
         with self._lock:
+            self._open.pop(seq, None)
             self._entries[seq] = request
+
+    def in_flight(self) -> list[tuple[str, str]]:
+        """(method, path) of every request that arrived and is not answered yet."""
+        with self._lock:
+            return [self._open[seq] for seq in sorted(self._open)]
 
     def entries(self) -> list[Request]:
         """Every recorded request, in order of arrival."""
