@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from auth0.management import ManagementClient
@@ -236,7 +236,17 @@ class Tenant:
         raise AssertionError("unreachable")
 
 
-def _connection(item: Any) -> Connection:
+class _Answer(Protocol):
+    """What auth0-python's connection models have in common."""
+
+    id: str | None
+    name: str | None
+    strategy: str | None
+    display_name: str | None
+    options: dict[str, Any] | None
+
+
+def _connection(item: _Answer) -> Connection:
     options = item.options
     return Connection(
         id=item.id or "",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
 from rotator import __version__
 from rotator.errors import ConfigError, RotatorError, unexpected
@@ -265,7 +265,7 @@ def _print_traceback() -> None:
     print(logs.scrub(traceback.format_exc(), logs.MAX_TRACEBACK), file=sys.stderr)
 
 
-def entry(argv: Sequence[str] | None = None) -> Any:
+def entry(argv: Sequence[str] | None = None) -> NoReturn:
     """The console script and ``python -m rotator``: :func:`main`, then exit.
 
     ``rotator mint`` is a one-line, short-lived command; tearing the interpreter

@@ -9,7 +9,6 @@ exit code is decided in ``cli`` alone.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from rotator.connection import Verdict
@@ -54,11 +53,9 @@ class Outcome:
 
 @dataclass
 class Report:
-    """Every connection's outcome, in configuration order, and how the run ended."""
+    """Every connection's outcome, in configuration order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    interrupted: str | None = None  # the signal that stopped the run ("SIGTERM")
-    started: float = field(default_factory=time.time)
 
     @property
     def failed(self) -> list[Outcome]:

@@ -111,6 +111,7 @@ class _Run:
     steps: list[str]
     finished: list[bool]
     lock: threading.Lock = field(default_factory=threading.Lock)
+    late: set[int] = field(default_factory=set)  # reported failed at the deadline
 
 
 def run(settings: Settings, options: Options | None = None, pool: Pool | None = None) -> Report:
@@ -144,7 +145,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
     report = _report(state)
     if options.on_failure is not None:
         for index, outcome in enumerate(report.outcomes):
-            if not state.finished[index]:
+            if index in state.late:  # its worker, finishing later, does not call it again
                 options.on_failure(settings.connections[index], outcome)
     if own_pool:
         pool.close()
@@ -195,8 +196,14 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
                 failure = (outcome.step, outcome.error or "")
         with state.lock:
             state.finished[index] = True
-        if not outcome.ok and not outcome.abandoned and state.options.on_failure is not None:
+            late = index in state.late  # the run already reported it failed, and said so
+        if (not late and not outcome.ok and not outcome.abandoned
+                and state.options.on_failure is not None):
             state.options.on_failure(conn, outcome)
+    with state.lock:
+        forgotten = any(i in state.late for i in group)
+    if side is not None and forgotten:
+        side.close()  # the run gave up on it at the deadline and its pool forgot it
 
 
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
@@ -266,12 +273,13 @@ def _duplicates(conns: Sequence[ConnectionSettings], side: Auth0Side) -> dict[in
 
 def _report(state: _Run) -> Report:
     """The outcomes; those unfinished at the deadline fail there, naming their step."""
-    report = Report(interrupted=None)
+    report = Report()
     with state.lock:
         for index, outcome in enumerate(state.outcomes):
             if state.finished[index]:
                 report.outcomes.append(outcome)
                 continue
+            state.late.add(index)
             late = dataclasses.replace(outcome)
             step = state.steps[index] if state.steps[index] != "queued" else "connect"
             _fail(late, step, f"the run's deadline of {state.deadline.seconds:g} s passed during "

@@ -100,14 +100,14 @@ def test_each_command_help_describes_itself(command: str) -> None:
 
 def test_version_prints_the_version() -> None:
     """`rotator --version` prints "rotator <version>" and exits 0."""
-    run = run_rotator("--version")
+    run = run_rotator("--version", process=True)
     assert run.code == 0, run.output
     assert run.stdout.strip() == f"rotator {__version__}"
 
 
 def test_no_command_is_a_usage_error() -> None:
     """`rotator` with no command exits 2 with usage on stderr."""
-    run = run_rotator()
+    run = run_rotator(process=True)
     assert run.code == 2
     assert "usage: rotator" in run.stderr
     assert "Traceback" not in run.output
@@ -136,7 +136,7 @@ def test_help_and_mint_import_no_heavy_library(args: list[str], apple_env: dict[
 def test_mint_prints_one_verifiable_secret(apple_env: dict[str, str], key_path: Path) -> None:
     """`rotator mint` prints one secret joserfc verifies, for the configured ids, now - 60 s."""
     before = int(time.time())
-    run = run_rotator("mint", env=apple_env)
+    run = run_rotator("mint", env=apple_env, process=True)
     after = int(time.time())
     assert run.code == 0, run.output
     (token,) = run.stdout.splitlines()
@@ -271,7 +271,7 @@ def test_mint_needs_no_auth0_settings(apple_env: dict[str, str]) -> None:
 
 def test_check_config_output_holds_no_secret(full_env: dict[str, str], key_path: Path) -> None:
     """check-config exits 0 and prints neither the key nor the M2M client secret."""
-    run = run_rotator("check-config", "--log-level", "debug", env=full_env)
+    run = run_rotator("check-config", "--log-level", "debug", env=full_env, process=True)
     assert run.code == 0, run.output
     assert "configuration OK: 1 connection(s) on 1 tenant(s)" in run.stdout
     assert f"apple on example.eu.auth0.com: Services ID {SERVICES_ID}" in run.stdout

@@ -198,22 +198,22 @@ def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors
     listed = json.dumps([tenant.stored("apple")])
     cut = listed.index(old) + 40
     tenant.emu.inject(Fault(method="GET", truncate=cut, times=None))
-    outputs += [run_rotator(cmd, *debug) for cmd in ("run-once", "status")]
+    outputs += [run_rotator(cmd, *debug, process=True) for cmd in ("run-once", "status")]
     tenant.emu.clear_faults()
     # Auth0 echoing the M2M secret in its error answers (token and Management API).
     echo = json.dumps({"error": "access_denied",
                        "error_description": f"bad credentials {tenant.client_secret}",
                        "message": f"no, {tenant.client_secret}"}).encode()
     tenant.emu.inject(Fault(path="/oauth/token", status=401, body=echo, times=None))
-    outputs += [run_rotator(cmd, *debug) for cmd in ("run-once", "status")]
-    outputs.append(run_rotator("check-config", "--online", "--config", config))
+    outputs += [run_rotator(cmd, *debug, process=True) for cmd in ("run-once", "status")]
+    outputs.append(run_rotator("check-config", "--online", "--config", config, process=True))
     tenant.emu.clear_faults()
     tenant.emu.inject(Fault(method="GET", path="/api/v2/", status=403, body=echo, times=None))
-    outputs += [run_rotator("status", *debug),
-                run_rotator("check-config", "--online", "--config", config)]
+    outputs += [run_rotator("status", *debug, process=True),
+                run_rotator("check-config", "--online", "--config", config, process=True)]
     tenant.emu.clear_faults()
     # A rotation whose hook prints the new secret on stderr and fails.
-    outputs.append(run_rotator("run-now", *debug))
+    outputs.append(run_rotator("run-now", *debug, process=True))
 
     assert [r.code for r in outputs] == [1] * len(outputs), [r.output for r in outputs]
     new = tenant.stored("apple")["options"]["client_secret"]

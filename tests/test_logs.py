@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import threading
 
 import pytest
+import structlog
 
 from rotator import cli, logs
 
@@ -78,3 +82,58 @@ def test_rotator_log_format_environment_is_honoured(
     _, err = capsys.readouterr()
     [warning] = [json.loads(line) for line in err.splitlines()]
     assert warning["event"] == "config.warning"
+
+
+def test_a_secret_is_forgotten_when_its_block_ends() -> None:
+    """logs.secret() redacts only while in use: the redactor holds no secret afterwards."""
+    value = "eyJhbGciOiJFUzI1NiJ9.a-secret-in-use.c2ln"
+    with logs.secret(value), logs.secret(value):  # registered twice, by two users
+        assert logs.scrub(value) == "[redacted]"
+    assert len(logs.SECRETS) == 0
+    assert logs.scrub(value) == value
+
+
+def test_redaction_happens_before_a_long_field_is_cut() -> None:
+    """A secret straddling the cut point is redacted first, so no piece of it survives."""
+    value = "eyJhbGciOiJFUzI1NiJ9.straddling-the-cut.c2lnbmF0dXJl"
+    text = "x" * (logs.MAX_FIELD - 10) + value + "y" * 100
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+    with logs.secret(value):
+        logs.get().error("hook.failed", stderr=text)
+    line = stream.getvalue()
+    assert value[:10] not in line
+    assert "more characters cut" in line
+
+
+def test_a_failing_stream_is_counted_not_raised() -> None:
+    """Writing to a stream whose reader is gone never raises; the failures are counted."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w", encoding="utf-8") as broken:
+        logs.configure("json", "info", broken)
+        logs.get().info("rotation.checked")
+        logs.get().info("rotation.checked")
+        assert (logs.STREAM.errors, logs.STREAM.last_failed) == (2, True)
+        structlog.reset_defaults()
+        with contextlib.suppress(OSError):
+            broken.close()
+
+
+def test_lines_from_many_threads_stay_whole() -> None:
+    """Events logged from eight threads at once come out one whole JSON object per line."""
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+
+    def chatter(n: int) -> None:
+        for i in range(200):
+            logs.get(tenant=f"t{n}").info("rotation.checked", i=i, padding="z" * 500)
+
+    threads = [threading.Thread(target=chatter, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1600
+    assert all(json.loads(line)["event"] == "rotation.checked" for line in lines)

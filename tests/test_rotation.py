@@ -40,7 +40,8 @@ def test_run_now_keeps_every_option_and_display_name(tenant: Tenant, public_key:
     conn = tenant.add(client_secret=tenant.mint(age=86400))
     config = tenant.write_config()
 
-    result = run_rotator("run-now", "--config", str(config), "--log-format", "json")
+    result = run_rotator("run-now", "--config", str(config), "--log-format", "json",
+                         process=True)
 
     assert result.code == 0, result.stderr
     stored = tenant.stored(conn["id"])
@@ -363,10 +364,11 @@ def test_no_secret_appears_in_a_whole_run(tenant: Tenant, key_path: Path) -> Non
     conn = tenant.add(client_secret=old)
     config = str(tenant.write_config())
     outputs = [
-        run_rotator(cmd, "--config", config, "--log-format", "json", "--log-level", "debug")
+        run_rotator(cmd, "--config", config, "--log-format", "json", "--log-level", "debug",
+                    process=True)
         for cmd in ("run-now", "run-once", "status", "check-config")
     ]
-    outputs.append(run_rotator("check-config", "--online", "--config", config))
+    outputs.append(run_rotator("check-config", "--online", "--config", config, process=True))
     new = tenant.stored(conn["id"])["options"]["client_secret"]
     assert new != old
     everything = "".join(r.output for r in outputs)
