@@ -287,6 +287,8 @@ def _argv(v: Value | None, setting: str, path_env: str | None) -> tuple[str, ...
     command = v.value[0]
     if os.sep in command:
         path = Path(command)
+        if path.is_dir():
+            raise ConfigError(f"{setting}: {command} is a directory, not a command; fix the path")
         if not path.is_file():
             raise ConfigError(f"{setting}: {command} does not exist; fix the path")
         if not os.access(path, os.X_OK):

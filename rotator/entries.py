@@ -15,6 +15,7 @@ from typing import Any
 from rotator.errors import ConfigError
 from rotator.files import MAX_FILE, read_limited
 from rotator.settings import (
+    AUDIENCE_EXAMPLE,
     DEFAULTS,
     AppleSettings,
     Auth0Settings,
@@ -147,7 +148,7 @@ def _apple(apple: Table, secrets: SecretSources) -> AppleSettings:
     token_url = DEFAULTS["token_url"]
     if "token_url" in apple:
         token_url = check_https_url(str_value(apple["token_url"], "an https:// URL"),
-                                    apple["token_url"].origin)
+                                    apple["token_url"].origin, DEFAULTS["token_url"])
     return AppleSettings(
         **ids,
         key=secrets.apple_key(apple.get("private_key_file")),
@@ -164,8 +165,9 @@ def _auth0(auth0: Table, secrets: SecretSources) -> Auth0Settings:
                           auth0["domain"].origin)
     audience = None
     if "audience" in auth0:
-        audience = check_https_url(str_value(auth0["audience"], "the Management API identifier"),
-                                   auth0["audience"].origin)
+        audience = check_https_url(
+            str_value(auth0["audience"], "the Management API identifier"),
+            auth0["audience"].origin, AUDIENCE_EXAMPLE)
     return Auth0Settings(
         domain=domain,
         client_id=str_value(auth0["client_id"], "the M2M application's client id"),

@@ -41,7 +41,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.ASCII)
 _MAX_DIGITS = 15  # int() refuses over 4300 digits; nothing sane has more than this
 _APPLE_ID = re.compile(r"^[A-Z0-9]{10}$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.ASCII)
+#: Examples offered when an https:// setting is wrong.
+AUDIENCE_EXAMPLE = "https://example.eu.auth0.com/api/v2/"
 
 
 def parse_duration(value: object, setting: str = "duration", maximum: int | None = None) -> int:
@@ -112,23 +115,33 @@ def check_apple_id(value: object, setting: str, what: str) -> str:
     return value
 
 
+def _host_and_port(hostport: str) -> bool:
+    """A host name (dot-separated labels) or IPv4 address, and an optional port 1-65535."""
+    host, colon, port = hostport.partition(":")
+    if colon and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return False
+    return bool(_HOST.match(host))
+
+
 def check_domain(domain: str, setting: str) -> str:
     """A bare host name, optionally with a port."""
-    if domain.startswith(("http://", "https://")) or not _DOMAIN.match(domain):
+    if domain.startswith(("http://", "https://")) or not _host_and_port(domain):
         raise ConfigError(
             f"{setting} = {domain!r} is not a bare domain; "
-            "write it like example.eu.auth0.com or localhost:8443 (no https://, no path)"
+            "write it like example.eu.auth0.com or localhost:8443 (no https://, no path, a port "
+            "from 1 to 65535)"
         )
     return domain
 
 
-def check_https_url(url: str, setting: str) -> str:
-    """An https:// URL with a host (TLS is never optional)."""
+def check_https_url(url: str, setting: str, example: str) -> str:
+    """An https:// URL with a host, no credentials in it (TLS is never optional)."""
     scheme, _, rest = url.partition("://")
-    if scheme.lower() != "https" or not rest or rest.startswith("/") or " " in url:
+    hostport = rest.split("/", 1)[0]
+    if scheme.lower() != "https" or "@" in hostport or not _host_and_port(hostport) or " " in url:
         raise ConfigError(
-            f"{setting} = {url!r} is not an https:// URL; use e.g. "
-            f"{DEFAULTS['token_url']} (TLS cannot be turned off)"
+            f"{setting} = {url!r} is not an https:// URL with a host (and no user:password); "
+            f"use e.g. {example} (TLS cannot be turned off)"
         )
     return url
 
@@ -186,7 +199,7 @@ class Auth0Settings:
     def __post_init__(self) -> None:
         check_domain(self.domain, "auth0.domain")
         if self.audience is not None:
-            check_https_url(self.audience, "auth0.audience")
+            check_https_url(self.audience, "auth0.audience", AUDIENCE_EXAMPLE)
 
     @property
     def api_audience(self) -> str:
@@ -207,7 +220,7 @@ class AppleSettings:
     def __post_init__(self) -> None:
         check_apple_id(self.team_id, "apple.team_id", "Team ID")
         check_apple_id(self.key_id, "apple.key_id", "Key ID")
-        check_https_url(self.token_url, "apple.token_url")
+        check_https_url(self.token_url, "apple.token_url", DEFAULTS["token_url"])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -362,7 +362,7 @@ def test_an_absurd_hook_timeout_is_refused(
 ) -> None:
     """hooks.timeout = "999999999999999d" is refused naming the key (at most 1h)."""
     config = tenant.write_config(extra='[hooks]\ntimeout = "999999999999999d"\n')
-    code, out, err = run_cli("check-config", "--config", str(config), capsys=capsys)
+    code, _, err = run_cli("check-config", "--config", str(config), capsys=capsys)
     assert code == 2
     assert "[hooks] timeout" in err
     assert "1h" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import ConfigError
-from rotator.settings import parse_listen
+from rotator.settings import AUDIENCE_EXAMPLE, check_domain, check_https_url, parse_listen
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what parse_listen must return, nothing binds it
 
@@ -51,3 +51,30 @@ def test_parse_listen_refuses_what_is_not_host_and_port(listen: str) -> None:
     with pytest.raises(ConfigError, match=r"^server\.listen = .* HOST:PORT") as caught:
         parse_listen(listen)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("domain", ["example.auth0.com:99999", "...", "a..b", "-x.auth0.com",
+                                    "host:0", "host:", "exa mple.com", "tenant.auth0.com/"])
+def test_a_domain_that_is_no_host_and_port_is_refused(domain: str) -> None:
+    """auth0.domain must be dot-separated host labels with an optional port from 1 to 65535."""
+    with pytest.raises(ConfigError, match=r"^auth0\.domain = .* not a bare domain"):
+        check_domain(domain, "auth0.domain")
+
+
+@pytest.mark.parametrize("domain", ["example.eu.auth0.com", "localhost:8443", "127.0.0.1:1",
+                                    "login.example-company.com"])
+def test_host_names_and_ports_are_accepted_as_domains(domain: str) -> None:
+    """Ordinary tenant and custom domains, with or without a port, pass."""
+    assert check_domain(domain, "auth0.domain") == domain
+
+
+@pytest.mark.parametrize("url", ["http://appleid.apple.com/auth/token",
+                                 "https://appleid.apple.com:99999/auth/token",
+                                 "https://user:pw@/x", "https://user:pw@appleid.apple.com/x",
+                                 "https:///auth/token", "appleid.apple.com/auth/token"])
+def test_an_https_setting_without_a_plain_host_is_refused_with_its_own_example(url: str) -> None:
+    """Not https, no host, a bad port or credentials in the URL: refused, naming the example."""
+    with pytest.raises(ConfigError, match="user:password") as caught:
+        check_https_url(url, "auth0.audience", AUDIENCE_EXAMPLE)
+    assert AUDIENCE_EXAMPLE in str(caught.value)
+    assert "pw" not in str(caught.value).replace(url, "")
