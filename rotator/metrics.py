@@ -5,17 +5,20 @@ one), so a test can build as many as it likes in one process. Every configured
 connection has ``rotator_check_success`` from the first check on, so an alert
 fires even when Auth0 was never reached. :func:`write_textfile` writes the
 same per-connection gauges plus ``rotator_last_run_*`` for node_exporter's
-textfile collector, atomically (prometheus-client writes a temporary file and
-renames it), so a cron job that stops running is noticed too.
+textfile collector, atomically (a temporary file beside it, renamed over it),
+readable by node_exporter whatever rotator's umask, so a cron job that stops
+running is noticed too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -52,6 +55,8 @@ class _Gauges:
               registry=r).labels(version=__version__).set(1)
 
     def record(self, outcome: Outcome, now: float) -> None:
+        if outcome.abandoned and not outcome.checked:
+            return  # stopped by a signal before its check: nothing was learnt
         labels = {"tenant": outcome.tenant, "connection": outcome.connection}
         # A failed hook is counted on its own (rotator_hook_failures_total): the
         # rotation it follows stands, so the check itself succeeded.
@@ -60,7 +65,7 @@ class _Gauges:
                              (self.due, outcome.due_at)):
             if value is not None:
                 gauge.labels(**labels).set(value)
-        if outcome.error is None:
+        if outcome.error is None and not outcome.abandoned:
             self.last_success.labels(**labels).set(now)
         if outcome.apple in ("accepted", "refused"):
             self.apple.labels(**labels).set(1 if outcome.apple == "accepted" else 0)
@@ -127,19 +132,44 @@ def write_textfile(path: Path, outcomes: Iterable[Outcome], *, now: float, succe
     for outcome in outcomes:
         gauges.record(outcome, now)
         key = (outcome.tenant, outcome.connection)
-        if outcome.error is not None and key in previous:
+        if (outcome.error is not None or outcome.abandoned) and key in previous:
             gauges.last_success.labels(*key).set(previous[key])
     Gauge("rotator_last_run_timestamp_seconds", "when the last run-once/run-now finished",
           registry=registry).set(now)
     Gauge("rotator_last_run_success", "1 when every connection of the last run succeeded",
           registry=registry).set(1 if success else 0)
     try:
-        write_to_textfile(str(path), registry)
+        _replace(path, generate_latest(registry))
     except OSError as exc:
         raise RotatorError(
             f"--metrics-file {path} cannot be written ({exc.strerror or type(exc).__name__}); "
             "give a path in a writable directory"
         ) from None
+
+
+#: The metrics file's mode: node_exporter runs as another user and must read it,
+#: whatever the umask (systemd's UMask=0077). It holds no secret.
+FILE_MODE = 0o644
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``path``'s directory, then rename it over ``path``.
+
+    Readers see the old file or the new one, never a part. The temporary name
+    does not end in ``.prom``, so the textfile collector never reads it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), FILE_MODE)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _previous_last_success(path: Path) -> dict[tuple[str, str], float]:

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -43,6 +44,11 @@ DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 SYSTEMD = DEPLOY / "systemd"
 CRONTAB = DEPLOY / "cron" / "rotator.crontab"
+FAILURE_TEMPLATE = "rotator-failure@.service"
+FAILURE_INSTANCE = "rotator-failure@rotator.service.service"
+# node_exporter's textfile collector directory, as the recipes use it.
+TEXTFILES = "/var/lib/node_exporter/textfile_collector"
+METRICS_FILE = f"{TEXTFILES}/rotator.prom"
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
@@ -624,15 +630,22 @@ def test_systemd_timer_starts_the_oneshot_twice_a_day() -> None:
 
 
 def _units_for_systemd_analyze(tmp_path: Path) -> list[Path]:
-    """The units with ExecStart= pointing at this venv's rotator, which exists here."""
+    """The units with ExecStart= pointing at this venv's rotator, which exists here.
+
+    The failure template runs no rotator; an instance of it (the one
+    rotator.service's OnFailure= starts) is added, so its ExecStart= is checked too.
+    """
     executable = _tool("rotator")
     out = []
     for path in sorted(SYSTEMD.iterdir()):
         text = path.read_text(encoding="utf-8")
-        assert "/opt/rotator/bin/rotator" in text or path.suffix == ".timer"
+        assert "/opt/rotator/bin/rotator" in text or path.suffix == ".timer" or (
+            path.name == FAILURE_TEMPLATE
+        )
         target = tmp_path / path.name
         target.write_text(text.replace("/opt/rotator/bin/rotator", executable))
         out.append(target)
+    out.append(tmp_path / FAILURE_INSTANCE)
     return out
 
 
@@ -649,7 +662,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
 
 
-@pytest.mark.parametrize("unit", ["rotator.service", "rotator-start.service"])
+@pytest.mark.parametrize("unit", ["rotator.service", "rotator-start.service", FAILURE_INSTANCE])
 def test_systemd_units_are_sandboxed(tmp_path: Path, unit: str) -> None:
     """`systemd-analyze security` rates each service's exposure 2.0 or lower ("OK")."""
     analyze = shutil.which("systemd-analyze")
@@ -693,8 +706,9 @@ def test_crontab_runs_run_once_twice_a_day() -> None:
     assert len(hour.split(",")) == 2
     assert rest == ["*", "*", "*"]
     argv = shlex.split(command.split(";")[0].removeprefix("out=$(").rstrip(")"))
-    assert argv[:2] == ["rotator", "run-once"]
+    assert argv[:2] == ["/opt/rotator/bin/rotator", "run-once"], "not left to cron's PATH"
     assert "--config" in argv
+    assert argv[argv.index("--metrics-file") + 1] == METRICS_FILE
     assert env["SHELL"] == "/bin/sh"
     assert "/opt/rotator/bin" in env["PATH"].split(":")
     text = CRONTAB.read_text(encoding="utf-8")
@@ -702,8 +716,15 @@ def test_crontab_runs_run_once_twice_a_day() -> None:
         assert f"#   {code}" in text, f"the comment explains exit code {code.strip()}"
 
 
-def _run_cron_job(tmp_path: Path, rotator_script: str) -> tuple[int, str, str]:
-    """Run the crontab's command with sh, `rotator` and `logger` stood in by scripts."""
+def _run_cron_job(
+    tmp_path: Path, rotator_script: str, *, shell: str | None = None,
+    paths: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """Run the crontab's command as cron would, `rotator` and `logger` stood in by scripts.
+
+    The stand-in rotator takes the place of /opt/rotator/bin/rotator; ``paths``
+    maps other paths of the command (the config, the metrics file) to real ones.
+    """
     _, command, env = _cron_job()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -714,8 +735,12 @@ def _run_cron_job(tmp_path: Path, rotator_script: str) -> tuple[int, str, str]:
     (bin_dir / "rotator").write_text("#!/bin/sh\n" + rotator_script)
     for script in bin_dir.iterdir():
         script.chmod(0o755)
+    for old, new in {"/opt/rotator/bin/rotator": str(bin_dir / "rotator"),
+                     **(paths or {})}.items():
+        assert old in command
+        command = command.replace(old, new)
     proc = subprocess.run(
-        [env["SHELL"], "-c", command],
+        [shell or env["SHELL"], "-c", command],
         env=_clean_env(PATH=f"{bin_dir}:{env['PATH']}"),
         capture_output=True, text=True, timeout=120, check=False,
     )
@@ -736,7 +761,7 @@ def test_crontab_job_logs_a_clean_run_and_mails_nothing(tmp_path: Path) -> None:
 def test_crontab_job_reports_the_real_exit_code_2(tmp_path: Path) -> None:
     """The real CLI's exit 2 (config missing) is logged at user.err and printed for mail."""
     code, stdout, logged = _run_cron_job(tmp_path, f'exec "{sys.executable}" -m rotator "$@"\n')
-    assert code == 0, "the job itself ran; the failure is reported, not lost"
+    assert code == 2, "the job ends with rotator's own exit code"
     assert "run-once failed with exit code 2" in stdout
     assert "ARGS -t rotator -p user.err rotator run-once failed with exit code 2" in logged
     assert "/etc/rotator/rotator.toml" in logged, "rotator's own message reached syslog"
@@ -747,10 +772,139 @@ def test_crontab_job_reports_exit_code_1(tmp_path: Path) -> None:
     code, stdout, logged = _run_cron_job(
         tmp_path, 'echo \'{"event": "rotation.failed", "step": "read"}\' >&2\nexit 1\n'
     )
-    assert code == 0
+    assert code == 1
     assert "exit code 1" in stdout
     assert '"event": "rotation.failed"' in logged
     assert "-p user.err" in logged
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+@pytest.mark.parametrize("rc", [0, 1, 2, 143])
+def test_crontab_job_ends_with_rotators_exit_code(tmp_path: Path, shell: str, rc: int) -> None:
+    """Under sh (cron's SHELL here) and bash alike, the job exits with rotator's code."""
+    code, stdout, logged = _run_cron_job(
+        tmp_path, f'echo \'{{"event": "run.finished"}}\' >&2\nexit {rc}\n', shell=shell
+    )
+    assert code == rc
+    assert '"event": "run.finished"' in logged, "the log still reaches syslog"
+    assert (stdout == "") is (rc == 0), "only a failure prints, so cron mails only failures"
+
+
+def test_crontab_job_runs_rotator_for_real_and_leaves_its_metrics(
+    tmp_path: Path, emulator: Emulator, key_path: Path
+) -> None:
+    """The crontab line, its paths pointed here, rotates for real: exit 0, no mail, metrics."""
+    m2m = tmp_path / "auth0_client_secret"
+    m2m.write_text("image-test-m2m-secret\n")
+    toml = tmp_path / "rotator.toml"
+    toml.write_text(
+        f'[auth0]\ndomain = "{emulator.domain}"\n'
+        'client_id = "imageTestM2MClient00000000000001"\n'
+        f'client_secret_file = "{m2m}"\nca_bundle = "{emulator.ca_pem_path}"\n\n'
+        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
+        f'token_url = "{emulator.apple_token_url}"\n\n'
+        f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
+    )
+    textfiles = tmp_path / "textfile_collector"
+    textfiles.mkdir()
+    code, stdout, logged = _run_cron_job(
+        tmp_path, f'exec "{sys.executable}" -m rotator "$@"\n',
+        paths={"/etc/rotator/rotator.toml": str(toml), TEXTFILES: str(textfiles)},
+    )
+
+    assert (code, stdout) == (0, ""), logged
+    assert '"event": "secret.rotated"' in logged
+    assert "rotator_last_run_success 1.0" in (textfiles / "rotator.prom").read_text()
+    assert emulator.connection("apple")["options"]["client_secret"] != "pasted-by-hand"
+
+
+# -- watching the one-shot runs ---------------------------------------------------------
+
+
+def test_oneshot_unit_reports_failure_through_the_shipped_template() -> None:
+    """rotator.service and rotator-start.service name OnFailure= a template shipped beside them."""
+    template = _unit(SYSTEMD / FAILURE_TEMPLATE)
+    assert _get(template, "Service", "Type") == ["oneshot"]
+    (exec_start,) = _get(template, "Service", "ExecStart")
+    assert "%i" in exec_start, "it says which unit failed"
+    for unit in ("rotator.service", "rotator-start.service"):
+        assert _get(_unit(SYSTEMD / unit), "Unit", "OnFailure") == [
+            FAILURE_TEMPLATE.replace("@", "@%n")
+        ], unit
+    assert "Install" not in template, "OnFailure= starts it"
+
+
+def _writable_in_sandbox(unit: dict[str, list[tuple[str, str]]], path: str) -> bool:
+    """Whether the unit's sandbox lets it create files in directory ``path``.
+
+    ProtectSystem=strict mounts everything read-only but ReadWritePaths= (and the
+    unit's own state, cache, logs and runtime directories); ProtectHome= hides
+    the homes; PrivateTmp= gives the unit /tmp and /var/tmp of its own, which no
+    other process (node_exporter) would see; InaccessiblePaths= and
+    ReadOnlyPaths= win over a wider ReadWritePaths=.
+    """
+
+    def under(roots: list[str]) -> bool:
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def paths(key: str) -> list[str]:
+        return [p.lstrip("-+") for v in _get(unit, "Service", key) for p in v.split()]
+
+    if _get(unit, "Service", "ProtectHome") in (["yes"], ["read-only"], ["tmpfs"]) and under(
+        ["/home", "/root", "/run/user"]
+    ):
+        return False
+    if _get(unit, "Service", "PrivateTmp") == ["yes"] and under(["/tmp", "/var/tmp"]):
+        return False
+    if under(paths("InaccessiblePaths") + paths("ReadOnlyPaths")):
+        return False
+    if _get(unit, "Service", "ProtectSystem") == ["strict"]:
+        return under(paths("ReadWritePaths"))
+    return True
+
+
+def test_oneshot_unit_writes_its_metrics_where_its_sandbox_allows() -> None:
+    """rotator.service's --metrics-file lies in a ReadWritePaths= directory, as user rotator."""
+    unit = _unit(SYSTEMD / "rotator.service")
+    (exec_start,) = _get(unit, "Service", "ExecStart")
+    argv = shlex.split(exec_start)
+    metrics_file = argv[argv.index("--metrics-file") + 1]
+    assert metrics_file == METRICS_FILE
+    assert metrics_file.endswith(".prom"), "the textfile collector reads *.prom only"
+    assert _writable_in_sandbox(unit, os.path.dirname(metrics_file))
+    # The check itself tells a sandbox that allows it from one that does not.
+    for denied in ("/var/lib/rotator", "/tmp", "/home/rotator"):
+        assert not _writable_in_sandbox(unit, denied), denied
+    # A fixed identity that the directory's permissions (an ACL) can name.
+    assert _get(unit, "Service", "User") == ["rotator"]
+    assert _get(unit, "Service", "DynamicUser") == ["yes"]
+
+
+def test_recipes_and_readme_agree_on_watching_runs() -> None:
+    """The crontab and the unit write one metrics path; deploy/README.md says how to alert."""
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert METRICS_FILE in CRONTAB.read_text(encoding="utf-8")
+    assert f"ReadWritePaths=-{TEXTFILES}" in (SYSTEMD / "rotator.service").read_text()
+    for needle in ("OnFailure=", FAILURE_TEMPLATE, METRICS_FILE,
+                   "kube_cronjob_status_last_successful_time", "kube_job_status_failed",
+                   "--collector.textfile.directory", "setfacl"):
+        assert needle in readme, needle
+    cronjob = _container(_manifests()["CronJob"])
+    assert "--metrics-file" not in cronjob["args"], "a pod's file vanishes with the pod"
+
+
+def test_readme_cronjob_alerts_are_valid_prometheus_rules(tmp_path: Path) -> None:
+    """The kube-state-metrics alerts deploy/README.md gives for the CronJob pass promtool."""
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    (block,) = [b for b in blocks if "kube_cronjob_status_last_successful_time" in b]
+    rules = yaml.safe_load(textwrap.dedent(block))
+    assert {r["alert"] for r in rules} == {"RotatorCronJobNotSucceeding", "RotatorCronJobFailed"}
+    path = tmp_path / "cronjob-rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "rotator-cronjob", "rules": rules}]}))
+    proc = subprocess.run([_tool("promtool"), "check", "rules", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- every recipe --------------------------------------------------------------
@@ -858,6 +1012,7 @@ def _entrypoint(venv: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("image")  # one worker builds the image's venv once
 def test_installed_image_cli_answers(image_venv: Path, tmp_path: Path) -> None:
     """The venv the image ships answers --version and --help and mints a verifiable secret."""
     rotator_cmd = _entrypoint(image_venv)
@@ -945,6 +1100,7 @@ def emulator(key_path: Path) -> Iterator[Emulator]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("image")
 def test_installed_image_starts_and_passes_its_healthcheck(
     image_venv: Path, tmp_path: Path, emulator: Emulator, key_path: Path,
 ) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,10 +16,10 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, wait_for
 from structlog.testing import capture_logs
 
-from rotator import config, hooks, secret
+from rotator import cli, config, hooks, secret
 from rotator.emulator import Emulator
 from rotator.errors import ConfigError
 
@@ -70,6 +71,7 @@ def write_config(
     domain: str,
     ca_bundle: str | None = None,
     hook: list[str] | None = None,
+    on_failure: list[str] | None = None,
     hook_timeout: str = "5s",
     secrets_in_files: bool = True,
     token_url: str | None = None,
@@ -87,8 +89,12 @@ def write_config(
         lines.append(f'token_url = "{token_url}"')
     if secrets_in_files:
         lines.append(f"private_key_file = {json.dumps(str(key_path))}")
+    if hook is not None or on_failure is not None:
+        lines += ["[hooks]", f'timeout = "{hook_timeout}"']
     if hook is not None:
-        lines += ["[hooks]", f"post_rotate = {json.dumps(hook)}", f'timeout = "{hook_timeout}"']
+        lines.append(f"post_rotate = {json.dumps(hook)}")
+    if on_failure is not None:
+        lines.append(f"on_failure = {json.dumps(on_failure)}")
     lines += ["[[connections]]", 'connection = "apple"', f'client_id = "{SERVICES_ID}"']
     path = tmp_path / "rotator.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -318,3 +324,169 @@ def test_run_now_dry_run_does_not_call_the_hook(
     assert run.code == 0, run.output
     assert calls(hook) == []
     assert live_secret(emu) == ""
+
+
+# -- on_failure ------------------------------------------------------------------------
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
+    """The CLI in this process (the console script's code path): exit code and log events."""
+    code = cli.main([*args, "--log-format", "json"])
+    err = capsys.readouterr().err
+    return code, [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def refuse_at_read(emu: Emulator, key_path: Path) -> str:
+    """Give the connection a live secret and another Services ID: rotator refuses it at read."""
+    live = secret.mint(secret.load_key(key_path.read_bytes(), "test key"), team_id=TEAM_ID,
+                       key_id=KEY_ID, services_id=SERVICES_ID, lifetime=180 * 86400,
+                       now=int(time.time()))
+    emu.set_connection_options("apple", {**OPTIONS, "client_id": "com.example.somebody-else",
+                                         "client_secret": live})
+    return live
+
+
+def test_on_failure_gets_the_failure_in_its_environment_and_no_secret(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """A rotation refused at read runs on_failure once with connection, tenant, step and error.
+
+    No secret reaches it: not the M2M secret nor the .p8 key (both given to
+    rotator in its environment here), nor the secret live in the connection;
+    not in its environment, its argv or its standard input.
+    """
+    live = refuse_at_read(emu, key_path)
+    page = dump_hook(tmp_path)
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, on_failure=[str(page), "--page"], secrets_in_files=False,
+    )
+    pem = key_path.read_text()
+    run = rotator(
+        "run-now", "--config", str(cfg), "--log-format", "json",
+        env={"AUTH0_CLIENT_SECRET": M2M_SECRET, "APPLE_PRIVATE_KEY": pem},
+    )
+
+    assert run.code == 1, run.output
+    [call] = calls(page)
+    env = call["env"]
+    assert env["ROTATOR_CONNECTION"] == "apple"
+    assert env["ROTATOR_TENANT"] == emu.domain
+    assert env["ROTATOR_STEP"] == "read"
+    assert "com.example.somebody-else" in env["ROTATOR_ERROR"]
+    assert "not the configured Services ID" in env["ROTATOR_ERROR"]
+    assert call["argv"] == [str(page), "--page"]
+    assert call["stdin"] == ""
+    assert "AUTH0_CLIENT_SECRET" not in env
+    assert "APPLE_PRIVATE_KEY" not in env
+    pem_lines = [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")]
+    for value in (M2M_SECRET, live, *pem_lines):
+        assert not [k for k, v in env.items() if value in v], "a secret in on_failure's env"
+        assert not [a for a in call["argv"] if value in a]
+        assert value not in call["stdin"]
+    events = [json.loads(line) for line in run.stderr.splitlines()]
+    [succeeded] = [e for e in events if e["event"] == "hook.succeeded"]
+    assert succeeded["hook"] == "on_failure"
+    assert live_secret(emu) == live, "nothing was written"
+
+
+def test_on_failure_runs_when_the_post_rotate_hook_fails(
+    emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failing post_rotate: the rotation stands, on_failure gets ROTATOR_STEP=hook, exit 1."""
+    failing = script(tmp_path / "fail.sh", "cat >/dev/null\nexit 3\n")
+    (tmp_path / "pager").mkdir()
+    page = dump_hook(tmp_path / "pager")
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, hook=[str(failing)], on_failure=[str(page)],
+    )
+    code, events = run_cli("run-now", "--config", str(cfg), capsys=capsys)
+
+    assert code == 1
+    written = live_secret(emu)
+    assert written != ""
+    [call] = calls(page)
+    assert call["env"]["ROTATOR_STEP"] == "hook"
+    assert call["env"]["ROTATOR_CONNECTION"] == "apple"
+    assert call["env"]["ROTATOR_ERROR"] == "the post_rotate hook failed"
+    assert not [k for k, v in call["env"].items() if written in v]
+    assert call["stdin"] == ""
+    names = [(e["event"], e.get("hook")) for e in events]
+    assert ("secret.rotated", None) in names
+    assert names.index(("hook.failed", "post_rotate")) < names.index(("hook.succeeded",
+                                                                      "on_failure"))
+
+
+def test_on_failure_does_not_run_when_all_is_well(
+    emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rotation that succeeds (its post_rotate too) and a run with nothing due: no on_failure."""
+    true = shutil.which("true")
+    assert true is not None
+    page = dump_hook(tmp_path)
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, hook=[true], on_failure=[str(page)],
+    )
+    assert run_cli("run-now", "--config", str(cfg), capsys=capsys)[0] == 0
+    assert run_cli("run-once", "--config", str(cfg), capsys=capsys)[0] == 0
+
+    assert calls(page) == []
+
+
+def test_a_failing_on_failure_hook_is_logged_and_the_exit_code_stays_1(
+    emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """on_failure exiting 4 is logged hook.failed with hook on_failure; run-once still exits 1."""
+    refuse_at_read(emu, key_path)
+    page = script(tmp_path / "page.sh", 'echo "pager unreachable" >&2\nexit 4\n')
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, on_failure=[str(page)],
+    )
+    code, events = run_cli("run-once", "--config", str(cfg), capsys=capsys)
+
+    assert code == 1
+    [failed] = [e for e in events if e["event"] == "hook.failed"]
+    assert failed["hook"] == "on_failure"
+    assert failed["exit_code"] == 4
+    assert failed["stderr"] == "pager unreachable"
+    assert (failed["connection"], failed["tenant"]) == ("apple", emu.domain)
+    [rotation_failed] = [e for e in events if e["event"] == "rotation.failed"]
+    assert rotation_failed["step"] == "read"
+
+
+def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
+    emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A post_rotate hook outliving the run's deadline: one on_failure call, not a second later.
+
+    The run reports the connection failed at the deadline (step hook) and runs
+    on_failure; when the hook then fails too, its worker must not page again.
+    """
+    release, done = tmp_path / "release", tmp_path / "done"
+    slow = script(tmp_path / "slow.sh", (
+        "cat >/dev/null\n"
+        f'n=0; while [ ! -e "{release}" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done\n'
+        f'touch "{done}"\nexit 1\n'
+    ))
+    (tmp_path / "pager").mkdir()
+    page = dump_hook(tmp_path / "pager")
+    cfg = write_config(
+        tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+        token_url=emu.apple_token_url, hook=[str(slow)], on_failure=[str(page)],
+        hook_timeout="20s",
+    )
+    earlier = set(threading.enumerate())
+    code, _ = run_cli("run-now", "--config", str(cfg), "--deadline", "1s", capsys=capsys)
+    assert code == 1
+    release.touch()
+    wait_for(done.exists, 15, "the slow post_rotate hook to end")
+    wait_for(lambda: not [t for t in threading.enumerate()
+                          if t.name.startswith("tenant-") and t not in earlier],
+             15, "the run's worker to finish")
+
+    [call] = calls(page)
+    assert call["env"]["ROTATOR_STEP"] == "hook"
+    assert "deadline" in call["env"]["ROTATOR_ERROR"]

@@ -1,0 +1,165 @@
+"""`rotator status`: the table, the JSON, and `--warn-within` as a monitoring check.
+
+The CLI runs in this process (``cli.main``, the console script's code path)
+against the emulator over TLS; the live secrets are real ones minted with the
+test key, so Apple (the emulator) accepts them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from auth0_env import Tenant
+from conftest import Run, assert_refused
+
+from rotator import cli
+
+DAY = 86400
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def status(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """`rotator status` in this process, output captured."""
+    code = cli.main(["status", *args, "--log-format", "json"])
+    out, err = capsys.readouterr()
+    return Run(code, out, err)
+
+
+def rows(run: Run) -> dict[str, dict[str, Any]]:
+    """The --json output, by connection."""
+    return {row["connection"]: row for row in json.loads(run.stdout)}
+
+
+def table_line(run: Run, connection: str) -> str:
+    (line,) = [ln for ln in run.stdout.splitlines() if ln.startswith(f"{connection} ")]
+    return line
+
+
+@pytest.fixture
+def two(tenant: Tenant) -> str:
+    """A tenant with `apple` expiring in 10 days and `apple-ios` in about 180; its config."""
+    tenant.add("apple", client_secret=tenant.mint(lifetime=10 * DAY))
+    tenant.add("apple-ios", services_id="com.example.ios")
+    return str(tenant.write_config([("apple", "com.example.webapp"),
+                                    ("apple-ios", "com.example.ios")]))
+
+
+def test_without_warn_within_a_secret_ten_days_from_expiry_is_healthy(
+    two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Readable, unexpired and accepted by Apple: exit 0, nothing marked WARN."""
+    run = status("--config", two, capsys=capsys)
+
+    assert run.code == 0, run.output
+    assert "WARN" not in run.stdout
+
+
+def test_table_marks_a_secret_inside_the_window_and_exits_1(
+    two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--warn-within 14d: the 10-day secret is marked WARN with a note, and status exits 1."""
+    run = status("--config", two, "--warn-within", "14d", capsys=capsys)
+
+    assert run.code == 1, run.output
+    assert "WARN" in table_line(run, "apple")
+    assert "WARN" not in table_line(run, "apple-ios")
+    assert "apple: expires within the --warn-within window" in run.stdout.splitlines()
+    assert "apple-ios: expires within" not in run.stdout
+
+
+def test_table_with_every_secret_outside_the_window_exits_0(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--warn-within 14d with a fresh 180-day secret: no WARN, exit 0."""
+    tenant.add()
+    run = status("--config", str(tenant.write_config()), "--warn-within", "14d", capsys=capsys)
+
+    assert run.code == 0, run.output
+    assert "WARN" not in run.stdout
+
+
+def test_json_marks_a_secret_inside_the_window_and_exits_1(
+    two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json --warn-within 14d: expires_within_warning and healthy say which one, exit 1."""
+    run = status("--config", two, "--json", "--warn-within", "14d", capsys=capsys)
+
+    assert run.code == 1, run.output
+    found = rows(run)
+    assert found["apple"]["expires_within_warning"] is True
+    assert found["apple"]["healthy"] is False
+    assert found["apple"]["apple"] == "accepted"
+    assert found["apple-ios"]["expires_within_warning"] is False
+    assert found["apple-ios"]["healthy"] is True
+
+
+@pytest.mark.parametrize(("window", "code"), [("9d", 0), ("11d", 1)])
+def test_json_window_edges(
+    window: str, code: int, two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 10-day secret is outside a 9-day window and inside an 11-day one."""
+    run = status("--config", two, "--json", "--warn-within", window, capsys=capsys)
+
+    assert run.code == code, run.output
+    assert rows(run)["apple"]["expires_within_warning"] is bool(code)
+
+
+def test_json_without_warn_within_warns_about_nothing(
+    two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --warn-within, expires_within_warning is false for every connection."""
+    run = status("--config", two, "--json", capsys=capsys)
+
+    assert run.code == 0, run.output
+    assert {r["expires_within_warning"] for r in rows(run).values()} == {False}
+
+
+def test_json_carries_iso_8601_utc_beside_each_epoch(
+    two: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issued_at, expires_at and due_at each come with an *_utc twin naming the same second."""
+    run = status("--config", two, "--json", capsys=capsys)
+
+    assert run.code == 0, run.output
+    for row in rows(run).values():
+        for field in ("issued_at", "expires_at", "due_at"):
+            epoch, text = row[field], row[f"{field}_utc"]
+            assert isinstance(epoch, int), (field, epoch)
+            assert ISO_UTC.match(text), (field, text)
+            assert datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) == (
+                datetime.fromtimestamp(epoch, UTC)
+            )
+
+
+def test_json_times_are_null_without_a_secret(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No secret yet: issued and expiry times are null in both forms, due now; exit 1."""
+    tenant.add(client_secret=None)
+    run = status("--config", str(tenant.write_config()), "--json", "--warn-within", "14d",
+                 capsys=capsys)
+
+    assert run.code == 1, run.output
+    (row,) = rows(run).values()
+    for field in ("issued_at", "expires_at"):
+        assert row[field] is None
+        assert row[f"{field}_utc"] is None
+    assert row["due"] is True
+    assert ISO_UTC.match(row["due_at_utc"])
+    assert row["expires_within_warning"] is False
+
+
+@pytest.mark.parametrize("value", ["soon", "0s", "-3d", "14 days", "400d"])
+def test_bad_warn_within_exits_2_naming_it(
+    value: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --warn-within that is no duration, zero or too long: exit 2 naming it, nothing asked."""
+    tenant.add()
+    run = status("--config", str(tenant.write_config()), f"--warn-within={value}", capsys=capsys)
+
+    assert_refused(run, "--warn-within")
+    assert tenant.emu.journal == []
