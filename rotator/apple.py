@@ -86,14 +86,19 @@ def verdict(response: httpx.Response) -> AppleAnswer:
 def refusal_message(which: str, services_id: str) -> str:
     """The message for a secret Apple refused."""
     return (
-        f"Apple refuses the {which} secret for {services_id} (invalid_client); likely causes: "
+        f"Apple refuses {_the(which)} for {services_id} (invalid_client); likely causes: "
         f"{LIKELY_CAUSES}"
     )
 
 
 def unreachable_message(which: str, detail: str) -> str:
     """The message for a secret Apple could not be asked about."""
-    return f"could not ask Apple about the {which} secret: {detail}; {SWITCH_HINT}"
+    return f"could not ask Apple about {_the(which)}: {detail}; {SWITCH_HINT}"
+
+
+def _the(which: str) -> str:
+    """``"live"`` -> "the live secret"; a longer phrase stands as it is."""
+    return f"the {which} secret" if which in ("live", "new") else which
 
 
 __all__ = ["Apple", "RotatorError", "refusal_message", "unreachable_message", "verdict"]

@@ -56,7 +56,7 @@ class Pacer:
     """Waits for the rate-limit bucket when the last answer said it is empty."""
 
     def __init__(self, holder: net.DeadlineHolder,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self._holder = holder
         self._sleep = sleep
         self._limit = 1
@@ -83,7 +83,12 @@ class Pacer:
                     f"the tenant's rate limit asks for a {wait:.1f} s pause, and the run's "
                     f"deadline of {deadline.seconds:g} s comes first"
                 )
-            self._sleep(wait)
+            if self._sleep is not None:
+                self._sleep(wait)
+            elif deadline is not None:
+                deadline.sleep(wait)
+            else:
+                time.sleep(wait)
 
     def after(self, response: httpx.Response) -> None:
         headers = response.headers

@@ -84,10 +84,16 @@ def check_metrics_path(path: Path) -> None:
 
 
 def look(settings: Settings, *, scopes: bool = False, pool: Pool | None = None) -> list[Outcome]:
-    """Read-only: each connection read, judged and shown to Apple (``status``, ``--online``)."""
+    """Read-only: each connection read, judged and shown to Apple (``status``, ``--online``).
+
+    ``scopes`` (``check-config --online``) also checks each token's scopes and
+    shows Apple a secret minted now, so a key id and key that do not belong
+    together are caught before the first rotation needs them.
+    """
     from rotator import runner
 
-    report = runner.run(settings, runner.Options(rotate=False, scopes=scopes), pool)
+    options = runner.Options(rotate=False, scopes=scopes, probe=scopes)
+    report = runner.run(settings, options, pool)
     return report.outcomes
 
 
@@ -129,9 +135,9 @@ def online_lines(outcomes: list[Outcome]) -> tuple[list[str], bool]:
         elif o.apple == "refused" or (o.apple == "unknown" and o.live):
             state = f"FAILED: Apple {o.apple} the live secret: {logs.scrub(o.apple_detail, 300)}"
         else:
-            apple = {"accepted": "Apple accepts the live secret",
+            apple = {"accepted": "Apple accepts the live secret and a secret minted now",
                      "off": "Apple not asked (apple.check is off)"}.get(
-                         o.apple, "no live secret yet: the first run will publish one")
+                         o.apple, "no live secret yet, and Apple accepts a secret minted now")
             state = f"readable, writable options present, all four scopes granted; {apple}"
         ok = ok and state[:6] != "FAILED"
         lines.append(f"  online: {o.connection} on {o.tenant}: {state}")

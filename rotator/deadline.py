@@ -2,11 +2,13 @@
 
 Every run (``run-once``, ``run-now``, ``status``, ``check-config --online``,
 each check of ``start``) gets one. Code that waits asks :meth:`Deadline.allows`
-first; code that sends a request takes its timeout from :meth:`timeout`.
+first and waits with :meth:`Deadline.sleep`, which a stop request (a signal)
+cuts short; code that sends a request takes its timeout from :meth:`timeout`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ class Deadline:
     seconds: float
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     at: float = field(default=0.0)
+    #: Set when the run is asked to stop: every wait ends at once.
+    interrupt: threading.Event = field(default_factory=threading.Event, repr=False,
+                                       compare=False)
 
     def __post_init__(self) -> None:
         if not self.at:
@@ -40,6 +45,11 @@ class Deadline:
     def timeout(self, longest: float) -> float:
         """A request timeout: ``longest``, or what is left if that is less (at least 0.1 s)."""
         return max(0.1, min(longest, self.remaining()))
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; a stop request ends the wait with DeadlineError."""
+        if self.interrupt.wait(seconds):
+            raise DeadlineError("stopped by a signal while waiting to retry; nothing more was sent")
 
     def check(self, doing: str) -> None:
         """Raise DeadlineError when the deadline has passed."""

@@ -178,14 +178,20 @@ def _auth0(auth0: Table, secrets: SecretSources) -> Auth0Settings:
 
 
 def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
-    seen: set[tuple[str, str]] = set()
+    """One connection (same tenant, same name or id) listed twice: both entries named.
+
+    A name and a con_ id that turn out to be the same connection can only be
+    told apart by reading it; the run refuses those (exit 1, nothing written).
+    """
+    seen: dict[tuple[str, str], ConnectionSettings] = {}
     for conn in connections:
         ident = (conn.tenant, conn.connection)
-        if ident in seen:
+        if (first := seen.get(ident)) is not None:
             raise ConfigError(
-                f"connection {conn.connection!r} on {conn.tenant} is listed twice; remove one"
+                f"connection {conn.connection!r} on {conn.tenant} is listed twice, in "
+                f"{first.source} and {conn.source}; remove one"
             )
-        seen.add(ident)
+        seen[ident] = conn
 
 
 def select(

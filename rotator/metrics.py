@@ -93,8 +93,10 @@ class Metrics:
         self.gauges = _Gauges(r)
         self.rotations = Counter("rotator_rotations", "rotations attempted, by result",
                                  (*LABELS, "result"), registry=r)
-        self.checks = Counter("rotator_checks", "checks of a connection, by result",
-                              (*LABELS, "result"), registry=r)
+        # Whether the connection could be read and judged; rotator_check_success
+        # says whether the whole check, rotation included, did its work.
+        self.checks = Counter("rotator_checks", "reads and judgements of a connection's live "
+                              "secret, by result", (*LABELS, "result"), registry=r)
         self.hook_failures = Counter("rotator_hook_failures", "post-rotate hooks that failed",
                                      LABELS, registry=r)
         r.register(_LogErrors())

@@ -15,6 +15,7 @@ client-credentials token request and the question to Apple.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import ssl
 import time
@@ -51,8 +52,16 @@ class DeadlineHolder:
 
 
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """Verify against the system store (or ``SSL_CERT_FILE``), plus ``ca_bundle``."""
+    """Verify against the system store, ``SSL_CERT_FILE`` when set, and ``ca_bundle``.
+
+    OpenSSL reads ``SSL_CERT_FILE`` *instead of* the system's CA file; the system
+    store is loaded as well, so setting it adds trust and takes none away.
+    """
     context = ssl.create_default_context()
+    system = ssl.get_default_verify_paths()
+    if os.environ.get("SSL_CERT_FILE") and system.openssl_cafile \
+            and os.path.isfile(system.openssl_cafile):
+        context.load_verify_locations(cafile=system.openssl_cafile)
     if ca_bundle is not None:
         try:
             context.load_verify_locations(cafile=str(ca_bundle))
@@ -79,6 +88,9 @@ class WaitGuard:
         deadline = self._holder.deadline
         if deadline is None or response.status_code not in RETRY_STATUSES:
             return
+        if deadline.interrupt.is_set():
+            raise DeadlineError(f"{response.url.host} answered {response.status_code}, and a "
+                                "stop was asked for: no retry")
         wait = min(wait_asked(response, 0, 0.0), MAX_WAIT)
         if wait > 0 and not deadline.allows(wait):
             raise DeadlineError(
@@ -201,7 +213,6 @@ def send(
     setting: str,
     what: str,
     error: type[RotatorError],
-    sleep: Callable[[float], None] = time.sleep,
     backoff: float = BACKOFF,
 ) -> httpx.Response:
     """Call ``request(timeout)``, retrying 408/429/5xx and transport errors.
@@ -235,5 +246,5 @@ def send(
             raise DeadlineError(
                 f"{what}: {asked}, and the run's deadline of {deadline.seconds:g} s comes first"
             )
-        sleep(wait)
+        deadline.sleep(wait)
     raise error(f"{what} failed after {ATTEMPTS} tries: {failure}")

@@ -54,6 +54,7 @@ class Context:
     now: Callable[[], float]  # wall clock, epoch seconds
     monotonic: Callable[[], float]
     rotate: bool = True  # False: read-only (status, check-config --online)
+    probe: bool = False  # read-only, yet show Apple a freshly minted secret (--online)
     force: bool = False
     dry_run: bool = False
     stop: Callable[[], bool] = _never  # asked before each write
@@ -92,6 +93,8 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
         outcome.forced = ctx.force and not checked.verdict.due
         check.log_checked(log, checked, ctx.force)
         if not ctx.rotate:
+            if ctx.probe:
+                _probe(conn, outcome, ctx, log)
             return
         if not (checked.verdict.due or ctx.force):
             if problem := check.apple_problem(checked, conn.client_id):
@@ -99,6 +102,11 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
             return
         _rotate(conn, checked, read_at, outcome, ctx, log)
     except StepFailed as failed:
+        if ctx.stop() and failed.step not in ("write", "verify", "hook"):
+            outcome.abandoned = True  # a signal cut a wait short: nothing was written
+            log.warning("rotation.abandoned", reason=f"stopped during {failed.step}",
+                        detail=str(failed))
+            return
         outcome.step, outcome.error = failed.step, str(failed)
         log.error("rotation.failed", step=failed.step, error=str(failed))
 
@@ -113,9 +121,7 @@ def _rotate(
 ) -> None:
     now = int(ctx.now())
     with step("mint", ctx):
-        new = secret.mint(conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
-                          services_id=conn.client_id, lifetime=ctx.schedule.secret_lifetime,
-                          now=now)
+        new = _mint(conn, ctx)
     iat = now - secret.BACKDATE
     exp = iat + ctx.schedule.secret_lifetime
     with logs.secret(new, checked.live):
@@ -152,8 +158,30 @@ def _rotate(
             outcome.hook_failed = not ctx.on_rotated(conn, new, exp)
 
 
+def _probe(conn: ConnectionSettings, outcome: Outcome, ctx: Context, log: logs.Logger) -> None:
+    """check-config --online: would Apple accept a secret minted now? Nothing is written.
+
+    This catches a key id and key that do not belong together, or a wrong team
+    id, before the first rotation needs them (the live secret, made earlier,
+    may still be fine).
+    """
+    with step("mint", ctx):
+        probe = _mint(conn, ctx)
+    live = outcome.apple, outcome.apple_detail  # what the outcome reports is the live secret's
+    with logs.secret(probe):
+        _ask_apple(conn, probe, outcome, ctx, log, what="a secret minted now")
+    outcome.apple, outcome.apple_detail = live
+
+
+def _mint(conn: ConnectionSettings, ctx: Context) -> str:
+    return secret.mint(conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
+                       services_id=conn.client_id, lifetime=ctx.schedule.secret_lifetime,
+                       now=int(ctx.now()))
+
+
 def _ask_apple(
-    conn: ConnectionSettings, new: str, outcome: Outcome, ctx: Context, log: logs.Logger
+    conn: ConnectionSettings, new: str, outcome: Outcome, ctx: Context, log: logs.Logger,
+    what: str = "the new secret",
 ) -> None:
     """Step 3: Apple must accept the new secret before anything is written."""
     ctx.progress("apple_check")
@@ -162,10 +190,10 @@ def _ask_apple(
         log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
                  fingerprint=secret.fingerprint(new))
     if answer.verdict == "refused":
-        raise StepFailed("apple_check", apple_words.refusal_message("new", conn.client_id)
+        raise StepFailed("apple_check", apple_words.refusal_message(what, conn.client_id)
                          + "; nothing was written, the live secret stays")
     if answer.verdict == "unknown":
-        raise StepFailed("apple_check", apple_words.unreachable_message("new", answer.detail)
+        raise StepFailed("apple_check", apple_words.unreachable_message(what, answer.detail)
                          + "; nothing was written, the live secret stays")
     outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
 

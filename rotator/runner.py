@@ -92,6 +92,7 @@ class Options:
     force: bool = False
     dry_run: bool = False
     scopes: bool = False  # check each tenant's granted scopes (check-config --online)
+    probe: bool = False  # show Apple a freshly minted secret too (check-config --online)
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -122,7 +123,8 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
     conns = settings.connections
     state = _Run(
         settings=settings, options=options, pool=pool,
-        deadline=Deadline(settings.schedule.deadline, options.monotonic),
+        deadline=Deadline(settings.schedule.deadline, options.monotonic,
+                          interrupt=options.stop),
         outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
                   for c in conns],
         steps=["queued"] * len(conns), finished=[False] * len(conns),
@@ -219,7 +221,8 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
             apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
         ctx = rotation.Context(
             side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-            monotonic=options.monotonic, rotate=options.rotate, force=options.force,
+            monotonic=options.monotonic, rotate=options.rotate, probe=options.probe,
+            force=options.force,
             dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
             progress=progress,
         )

@@ -232,6 +232,28 @@ def test_check_config_online_reports_apples_verdict_on_each_live_secret(
     assert tenant.patches() == []
 
 
+def test_check_config_online_shows_apple_a_fresh_secret_to_catch_a_mismatched_key(
+    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new key id with the old key: the live secret still passes, a fresh one does not: exit 1."""
+    tenant.add(client_secret=tenant.mint())
+    _, new_key = other_key(tmp_path, "new.p8")
+    tenant.emu.apple_register_key(TEAM_ID, "NEWKEY0001", new_key.public_key)
+    config = tmp_path / "half-changed.toml"
+    config.write_text(tenant.write_config().read_text()
+                      .replace(f'key_id = "{KEY_ID}"', 'key_id = "NEWKEY0001"'))
+    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
+    assert code == 1
+    line = next(x for x in out.splitlines() if "online: apple" in x)
+    assert "FAILED at apple_check" in line
+    assert "Apple refuses a secret minted now" in line
+    code, out, _ = run_cli("check-config", "--online", "--config", str(tenant.write_config()),
+                           capsys=capsys)
+    assert code == 0, out
+    assert "Apple accepts the live secret and a secret minted now" in out
+    assert tenant.patches() == []
+
+
 def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:

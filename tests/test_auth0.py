@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,3 +89,14 @@ def test_transport_errors_are_described_without_details() -> None:
     assert "closed the connection" in describe(
         httpx.RemoteProtocolError("Server disconnected", request=request), url, "auth0.domain"
     )
+
+
+def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any) -> None:
+    """SSL_CERT_FILE adds its CA; the system's CAs stay trusted (OpenSSL alone would drop them)."""
+    import trustme
+
+    plain = len(ssl_context(None).get_ca_certs())
+    bundle = tmp_path / "extra.pem"
+    bundle.write_bytes(trustme.CA().cert_pem.bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert len(ssl_context(None).get_ca_certs()) == plain + 1

@@ -376,9 +376,9 @@ def test_connections_in_file_conflict_with_connection_environment(
 
 
 def test_same_connection_twice_is_refused(doc: dict[str, Any], write: Any) -> None:
-    """Listing one connection twice on one tenant is refused."""
+    """Listing one connection twice on one tenant is refused, naming both entries."""
     doc["connections"].append(dict(doc["connections"][0]))
-    with pytest.raises(ConfigError, match="listed twice"):
+    with pytest.raises(ConfigError, match=r"listed twice, in .*#1 and .*#2; remove one"):
         load_file(write(doc))
 
 

@@ -295,6 +295,30 @@ def test_sigint_before_the_write_abandons_it(tenant: Tenant) -> None:
     assert named(err, "rotation.abandoned")
 
 
+def test_sigterm_cuts_a_retry_wait_short(tenant: Tenant) -> None:
+    """SIGTERM while Apple's 503s are being waited out: the process ends at once, 143, no PATCH."""
+    tenant.add(client_secret=None)
+    tenant.emu.inject(Fault(path="/auth/token", status=503, retry_after=30, times=None))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "rotator", "run-now", "--config",
+                             str(tenant.write_config()), "--log-format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: [r for r in tenant.emu.journal if r.path == "/auth/token"], 20,
+                 "the first answer from Apple (a 503 asking for 30 s)")
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert took < 5
+    assert tenant.patches() == []
+    assert named(err, "rotation.abandoned")
+
+
 # -- one connection twice ----------------------------------------------------------------
 
 
