@@ -34,6 +34,7 @@ from rotator.settings import (
     HookSettings,
     Schedule,
     Settings,
+    check_parallel,
     check_schedule,
     format_duration,
     parse_duration,
@@ -50,7 +51,8 @@ __all__ = [
 SECTIONS: dict[str, tuple[str, ...]] = {
     "auth0": AUTH0_KEYS,
     "apple": APPLE_KEYS,
-    "schedule": ("secret_lifetime", "rotate_every", "check_every", "deadline"),
+    "schedule": ("secret_lifetime", "rotate_every", "check_every", "deadline",
+                 "parallel_tenants"),
     "server": ("listen",),
     "hooks": ("post_rotate", "on_failure", "timeout"),
 }
@@ -82,6 +84,7 @@ ENV_MAP: dict[str, tuple[str, str]] = {
     "ROTATOR_ROTATE_EVERY": ("schedule", "rotate_every"),
     "ROTATOR_CHECK_EVERY": ("schedule", "check_every"),
     "ROTATOR_DEADLINE": ("schedule", "deadline"),
+    "ROTATOR_PARALLEL_TENANTS": ("schedule", "parallel_tenants"),
     "ROTATOR_LISTEN": ("server", "listen"),
 }
 
@@ -242,7 +245,11 @@ def _schedule(values: Table) -> Schedule:
             names[key] = f"schedule.{key} (default)"
     check_schedule(seconds["secret_lifetime"], seconds["rotate_every"], seconds["check_every"],
                    names)
-    return Schedule(**seconds)
+    parallel = values.get("parallel_tenants")
+    tenants = DEFAULTS["parallel_tenants"]
+    if parallel is not None:
+        tenants = check_parallel(parallel.value, parallel.origin)
+    return Schedule(**seconds, parallel_tenants=tenants)
 
 
 def _listen(values: Table) -> str:

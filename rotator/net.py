@@ -14,7 +14,9 @@ client-credentials token request and the question to Apple.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
 import os
 import random
 import ssl
@@ -56,7 +58,24 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
     OpenSSL reads ``SSL_CERT_FILE`` *instead of* the system's CA file; the system
     store is loaded as well, so setting it adds trust and takes none away.
+
+    One context serves every client with the same trust: building one parses
+    every system CA (about 0.8 MiB a time, which ``rotator start`` would pay at
+    each check). A CA file that changes on disk gets a new context.
     """
+    stamp = None
+    if ca_bundle is not None:
+        with contextlib.suppress(OSError):
+            info = ca_bundle.stat()
+            stamp = (info.st_mtime_ns, info.st_size)
+    return _context(ca_bundle, stamp, os.environ.get("SSL_CERT_FILE"),
+                    os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=32)
+def _context(
+    ca_bundle: Path | None, stamp: object, cert_file: str | None, cert_dir: str | None
+) -> ssl.SSLContext:
     context = ssl.create_default_context()
     system = ssl.get_default_verify_paths()
     if os.environ.get("SSL_CERT_FILE") and system.openssl_cafile \

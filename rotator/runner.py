@@ -2,12 +2,14 @@
 
 Connections of one tenant are worked on one after another (they share its
 rate limit, its pacer and its token); tenants are worked on side by side, at
-most :data:`PARALLEL` at once. Each tenant is built lazily, inside its first
-connection's failure boundary: a tenant that cannot be built, authenticated
-or reached fails its own connections only, each with its own
-``rotation.failed``. The run has a deadline: what is unfinished when it passes
-fails alone, naming the step it was in, and the run returns. A stop request (a
-signal) abandons every rotation not yet written; one already written finishes.
+most ``schedule.parallel_tenants`` at once (32 by default: a tenant mostly
+waits on its own rate limit, so twenty tenants take as long as one). Each
+tenant is built lazily, inside its first connection's failure boundary: a
+tenant that cannot be built, authenticated or reached fails its own
+connections only, each with its own ``rotation.failed``. The run has a
+deadline: what is unfinished when it passes fails alone, naming the step it
+was in, and the run returns. A stop request (a signal) abandons every
+rotation not yet written; one already written finishes.
 
 Used by ``run-once``/``run-now``, ``status``, ``check-config --online`` and
 every check of ``start``.
@@ -30,8 +32,6 @@ from rotator.errors import RotatorError, unexpected
 from rotator.outcome import Outcome, Report
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
-#: Tenants worked on at once.
-PARALLEL = 8
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
 
@@ -138,7 +138,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
     done = threading.Semaphore(0)
     workers = [threading.Thread(target=_worker, args=(state, work, done), daemon=True,
                                 name=f"tenant-{n}")
-               for n in range(min(PARALLEL, len(groups)))]
+               for n in range(min(settings.schedule.parallel_tenants, len(groups)))]
     for worker in workers:
         worker.start()
     for _ in workers:

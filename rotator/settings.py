@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "rotate_every": 30 * 86400,
     "check_every": 3600,
     "deadline": 300,
+    "parallel_tenants": 32,
     "listen": "0.0.0.0:8080",
     "hook_timeout": 30,
     "token_url": "https://appleid.apple.com/auth/token",
@@ -34,7 +35,8 @@ APPLE_MAX_LIFETIME = 15_777_000  # seconds; Apple's own limit on exp - now
 DRIFT_WARNING = 86400  # check-config warns when lifetime leaves less than this
 #: Upper bounds past which a duration is a typo, not a wish (the schedule's are
 #: bounded by Apple's limit already).
-MAXIMA = {"hooks.timeout": 3600, "deadline": 86400, "warn_within": 366 * 86400}
+MAXIMA = {"hooks.timeout": 3600, "deadline": 86400, "warn_within": 366 * 86400,
+          "parallel_tenants": 256}
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # ASCII only: \d and \s would otherwise take any Unicode digit or space ("٣s").
@@ -154,11 +156,28 @@ class Schedule:
     rotate_every: int
     check_every: int
     deadline: int = DEFAULTS["deadline"]
+    #: Tenants worked on at once (each has its own rate limit; a tenant's
+    #: connections are always worked on one after another).
+    parallel_tenants: int = DEFAULTS["parallel_tenants"]
 
     def __post_init__(self) -> None:
         check_schedule(self.secret_lifetime, self.rotate_every, self.check_every)
         if not 0 < self.deadline <= MAXIMA["deadline"]:
             raise ConfigError(f"schedule.deadline = {self.deadline} s must be from 1 s to 1 day")
+        check_parallel(self.parallel_tenants, "schedule.parallel_tenants")
+
+
+def check_parallel(value: object, setting: str) -> int:
+    """How many tenants at once: a whole number from 1 to 256."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 < value <= MAXIMA["parallel_tenants"]:
+        raise ConfigError(
+            f"{setting} = {value!r} must be a whole number from 1 to "
+            f"{MAXIMA['parallel_tenants']} (tenants worked on at once)"
+        )
+    return value
 
 
 def check_schedule(

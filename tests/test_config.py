@@ -740,3 +740,17 @@ def test_render_toml_round_trips(doc: dict[str, Any]) -> None:
     data["hooks"] = {"post_rotate": ["/bin/true", "--quiet"], "timeout": "10s"}
     data["connections"][0]["auth0"] = {"client_id": "x"}
     assert tomllib.loads(render_toml(data)) == data
+
+
+@pytest.mark.parametrize("value", ["0", "257", "many", "1.5", "-3"])
+def test_parallel_tenants_must_be_a_sensible_whole_number(env: dict[str, str], value: str) -> None:
+    """ROTATOR_PARALLEL_TENANTS outside 1-256 is refused, naming the variable."""
+    with pytest.raises(ConfigError, match=r"ROTATOR_PARALLEL_TENANTS = .* from 1 to 256"):
+        config.load(Overrides(), {**env, "ROTATOR_PARALLEL_TENANTS": value})
+
+
+def test_parallel_tenants_from_the_file(doc: dict[str, Any], write: Any) -> None:
+    """[schedule] parallel_tenants sets how many tenants are worked on at once (default 32)."""
+    assert load_file(write(doc)).schedule.parallel_tenants == 32
+    doc["schedule"] = {"parallel_tenants": 4}
+    assert load_file(write(doc)).schedule.parallel_tenants == 4
