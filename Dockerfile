@@ -25,9 +25,10 @@ COPY rotator/ rotator/
 # The wheel is built in an isolated environment (setuptools from the index, as
 # pyproject.toml's build-system asks); the venv gets the wheel and its
 # dependencies, byte-compiled at install time, and nothing from the source tree.
+# The builder's pip installs into it (--python): the runtime venv carries no pip.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir /wheels/rotator-*.whl \
+    && python -m venv --without-pip /opt/venv \
+    && pip --python /opt/venv/bin/python install --no-cache-dir /wheels/rotator-*.whl \
     && /opt/venv/bin/rotator --version
 
 # ---- runtime: the venv, a non-root user, nothing else

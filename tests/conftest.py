@@ -192,3 +192,12 @@ def tenant(emu: object, tmp_path: Path, key_path: Path) -> object:
     from auth0_env import Tenant
 
     return Tenant(emu, tmp_path, key_path)  # type: ignore[arg-type]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slowest group (the image's install steps, replayed) first, beside the rest.
+
+    With several workers (make test), it then overlaps everything else instead
+    of starting last and holding the whole run open.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)

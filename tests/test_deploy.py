@@ -984,7 +984,8 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (run,) = [i.args for i in builder if i.keyword == "RUN"]
     steps = [s.strip() for s in run.split("&&")]
     assert any(s.startswith("pip wheel") and "--no-deps" in s for s in steps)
-    assert "python -m venv /opt/venv" in steps
+    assert "python -m venv --without-pip /opt/venv" in steps
+    assert any(s.startswith("pip --python /opt/venv/bin/python install") for s in steps)
     env = _clean_env(**_env(builder))
     for step in steps:
         argv = _replay(step, src=src, wheels=wheels, venv=venv)
