@@ -91,14 +91,22 @@ def _ca_bundle(v: Value) -> Path:
         missing = "does not exist" if not path.exists() else "is not a regular file"
         raise ConfigError(f"{v.origin}: {path} {missing}; give a PEM file of CA certificates")
     pem = read_limited(path, v.origin, "a PEM file of CA certificates", 16 * MAX_FILE)
+    if pem in _LOADED:
+        return path
     try:
-        ssl.create_default_context().load_verify_locations(cadata=pem.decode("ascii"))
+        # A bare context: proving the file loads needs none of the system's CAs.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem.decode("ascii"))
     except (ssl.SSLError, UnicodeDecodeError, ValueError):
         raise ConfigError(
             f"{v.origin}: {path} holds no PEM certificate OpenSSL can load; it must contain "
             "'-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')"
         ) from None
+    _LOADED.add(pem)
     return path
+
+
+#: Bundles already proven loadable (a hundred connections may share one).
+_LOADED: set[bytes] = set()
 
 
 def connection(
