@@ -138,6 +138,18 @@ def _in_process(args: tuple[str, ...], environ: dict[str, str], cwd: Path | None
     return Run(code, out.getvalue(), err.getvalue())
 
 
+def promtool_path() -> str:
+    """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
+    import shutil
+
+    beside = Path(sys.executable).with_name("promtool")
+    found = str(beside) if beside.is_file() else shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is not installed: run `make test`, which puts it at "
+                    ".venv/bin/promtool (scripts/install-promtool)")
+    return found
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
     """Poll ``predicate`` every 0.1 s; its first truthy answer, or fail at the deadline."""
     deadline = time.monotonic() + timeout

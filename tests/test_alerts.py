@@ -12,15 +12,14 @@ rotator exports, and deploy/README.md must explain every alert.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
+from conftest import promtool_path
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
@@ -69,13 +68,7 @@ OPERATOR_DURATION = re.compile(
 
 
 def _promtool() -> str:
-    """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
-    beside = Path(sys.executable).with_name("promtool")
-    found = str(beside) if beside.is_file() else shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is not installed: run `make test`, which puts it at "
-                    ".venv/bin/promtool (scripts/install-promtool)")
-    return found
+    return promtool_path()
 
 
 def _run_promtool(*args: str) -> subprocess.CompletedProcess[str]:

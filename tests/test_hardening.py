@@ -241,6 +241,26 @@ def test_a_ten_megabyte_error_message_becomes_a_short_log_line(
     assert "more characters cut" in failed["error"]
 
 
+def signalled(tenant: Tenant, args: list[str], when: Any, what: str, signum: int
+              ) -> tuple[int, str, float]:
+    """Run ``rotator ARGS`` as a process, send ``signum`` once ``when()`` holds.
+
+    Returns the exit code, stderr, and how long the process took after the signal.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(when, 20, what)
+        asked = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        return proc.returncode, err, time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 # -- signals --------------------------------------------------------------------------
 
 
@@ -253,19 +273,11 @@ def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so
     hook = dump_hook(tmp_path, f'cat > "{got}"\n')
     config = tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n')
     tenant.emu.inject(Fault(method="PATCH", delay=1.5))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "rotator", "run-once", "--config",
-                             str(config), "--log-format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: ("PATCH", f"/api/v2/connections/{conn['id']}")
-                 in tenant.emu.in_flight(), 20, "the PATCH to be in flight")
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
+    code, err, _ = signalled(
+        tenant, ["run-once", "--config", str(config)],
+        lambda: ("PATCH", f"/api/v2/connections/{conn['id']}") in tenant.emu.in_flight(),
+        "the PATCH to be in flight", signal.SIGTERM)
+    assert code == 143, err
     stored = tenant.stored(conn["id"])["options"]["client_secret"]
     [rotated] = named(err, "secret.rotated")
     assert rotated["fingerprint"] == secret.fingerprint(stored)
@@ -277,19 +289,11 @@ def test_sigint_before_the_write_abandons_it(tenant: Tenant) -> None:
     old = tenant.mint(age=40 * 86400)
     conn = tenant.add(client_secret=old)
     tenant.emu.inject(Fault(path="/auth/token", delay=1.5, after=1))  # the new secret's check
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "rotator", "run-now", "--config",
-                             str(tenant.write_config()), "--log-format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: len([r for r in tenant.emu.journal if r.path == "/auth/token"]) == 1
-                 and tenant.emu.in_flight(), 20, "the new secret's Apple check in flight")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err, _ = signalled(
+        tenant, ["run-now", "--config", str(tenant.write_config())],
+        lambda: len([r for r in tenant.emu.journal if r.path == "/auth/token"]) == 1
+        and tenant.emu.in_flight(), "the new secret's Apple check in flight", signal.SIGINT)
+    assert code == 130, err
     assert tenant.patches() == []
     assert tenant.stored(conn["id"])["options"]["client_secret"] == old
     assert named(err, "rotation.abandoned")
@@ -299,21 +303,11 @@ def test_sigterm_cuts_a_retry_wait_short(tenant: Tenant) -> None:
     """SIGTERM while Apple's 503s are being waited out: the process ends at once, 143, no PATCH."""
     tenant.add(client_secret=None)
     tenant.emu.inject(Fault(path="/auth/token", status=503, retry_after=30, times=None))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "rotator", "run-now", "--config",
-                             str(tenant.write_config()), "--log-format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        wait_for(lambda: [r for r in tenant.emu.journal if r.path == "/auth/token"], 20,
-                 "the first answer from Apple (a 503 asking for 30 s)")
-        asked = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        took = time.monotonic() - asked
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
+    code, err, took = signalled(
+        tenant, ["run-now", "--config", str(tenant.write_config())],
+        lambda: [r for r in tenant.emu.journal if r.path == "/auth/token"],
+        "the first answer from Apple (a 503 asking for 30 s)", signal.SIGTERM)
+    assert code == 143, err
     assert took < 5
     assert tenant.patches() == []
     assert named(err, "rotation.abandoned")

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import jwt
 import pytest
 import yaml
 from auth0_env import SERVICES_ID, Tenant
-from conftest import Run, assert_refused, run_rotator
+from conftest import Run, assert_refused, promtool_path, run_rotator
 from prometheus_client.parser import text_string_to_metric_families
 
 import rotator
@@ -67,13 +66,7 @@ def one(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str) -
 
 
 def _promtool() -> str:
-    """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
-    beside = Path(sys.executable).with_name("promtool")
-    found = str(beside) if beside.is_file() else shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is not installed: run `make test`, which puts it at "
-                    ".venv/bin/promtool")
-    return found
+    return promtool_path()
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
