@@ -77,10 +77,15 @@ def corrupt_pem() -> bytes:
     return b"\n".join([lines[0], body, lines[-1]]) + b"\n"
 
 
+def unarmoured() -> bytes:
+    """A key made now with its BEGIN/END lines taken off: base64 text, no PEM."""
+    lines = pkcs8(ec.generate_private_key(ec.SECP256R1())).splitlines()
+    return b"just some text\n" + b"\n".join(lines[1:-1]) + b"\n"
+
+
 # name -> (PEM bytes, words the refusal must contain)
 BAD_KEYS: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
-    "not PEM": (lambda: b"just some text\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n",
-                ("is not a PEM key", "BEGIN PRIVATE KEY")),
+    "not PEM": (unarmoured, ("is not a PEM key", secret.PKCS8_BEGIN)),
     "encrypted PKCS8": (lambda: pkcs8(ec.generate_private_key(ec.SECP256R1()), b"pw"),
                         ("encrypted PEM key", "openssl pkcs8 -topk8 -nocrypt")),
     "RSA": (lambda: pkcs8(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
