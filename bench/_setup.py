@@ -20,6 +20,7 @@ from typing import Any
 
 from rotator import secret
 from rotator.emulator import Emulator
+from rotator.emulator.sample import apple_options
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
@@ -34,21 +35,8 @@ SCOPES = (
 
 
 def options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:
-    """A custom social connection's options for Apple, with keys rotator never heard of."""
-    opts: dict[str, Any] = {
-        "client_id": services_id,
-        "authorizationURL": "https://appleid.apple.com/auth/authorize",
-        "tokenURL": "https://appleid.apple.com/auth/token",
-        "scope": "name email",
-        "scripts": {"fetchUserProfile": "function(a, ctx, cb) { cb(null, {user_id: 'x'}); }"},
-        "customHeaders": {"X-Requested-By": "auth0"},
-        "upstream_params": {"response_mode": {"value": "form_post"}},
-        "set_user_root_attributes": "on_each_login",
-        "non_persistent_attrs": ["ethnicity", "gender"],
-    }
-    if client_secret is not None:
-        opts["client_secret"] = client_secret
-    return opts
+    """A custom social connection's options for Apple: the emulator's sample."""
+    return apple_options(services_id, client_secret)
 
 
 class Tenant:

@@ -18,7 +18,7 @@ import httpx
 from rotator import net
 from rotator.connection import AppleAnswer
 from rotator.deadline import Deadline
-from rotator.errors import AppleUnreachableError, DeadlineError, RotatorError
+from rotator.errors import AppleUnreachableError, DeadlineError
 
 #: What a refusal most often means, for the message an operator reads.
 LIKELY_CAUSES = (
@@ -83,22 +83,15 @@ def verdict(response: httpx.Response) -> AppleAnswer:
     return AppleAnswer("unknown", f"Apple answered {response.status_code} ({shown[:80]})")
 
 
-def refusal_message(which: str, services_id: str) -> str:
-    """The message for a secret Apple refused."""
-    return (
-        f"Apple refuses {_the(which)} for {services_id} (invalid_client); likely causes: "
-        f"{LIKELY_CAUSES}"
-    )
+def problem(answer: AppleAnswer, which: str, services_id: str) -> str | None:
+    """What is wrong when Apple refused ``which`` secret or could not be asked; else None.
 
-
-def unreachable_message(which: str, detail: str) -> str:
-    """The message for a secret Apple could not be asked about."""
-    return f"could not ask Apple about {_the(which)}: {detail}; {SWITCH_HINT}"
-
-
-def _the(which: str) -> str:
-    """``"live"`` -> "the live secret"; a longer phrase stands as it is."""
-    return f"the {which} secret" if which in ("live", "new") else which
-
-
-__all__ = ["Apple", "RotatorError", "refusal_message", "unreachable_message", "verdict"]
+    ``which`` is "live", "new", or a phrase of its own ("a secret minted now").
+    """
+    what = f"the {which} secret" if which in ("live", "new") else which
+    if answer.verdict == "refused":
+        return (f"Apple refuses {what} for {services_id} (invalid_client); likely causes: "
+                f"{LIKELY_CAUSES}")
+    if answer.verdict == "unknown":
+        return f"could not ask Apple about {what}: {answer.detail}; {SWITCH_HINT}"
+    return None

@@ -83,12 +83,8 @@ class Pacer:
                     f"the tenant's rate limit asks for a {wait:.1f} s pause, and the run's "
                     f"deadline of {deadline.seconds:g} s comes first"
                 )
-            if self._sleep is not None:
-                self._sleep(wait)
-            elif deadline is not None:
-                deadline.sleep(wait)
-            else:
-                time.sleep(wait)
+            # A stop request cuts the run's own sleep short.
+            (self._sleep or (deadline.sleep if deadline else time.sleep))(wait)
 
     def after(self, response: httpx.Response) -> None:
         headers = response.headers

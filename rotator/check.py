@@ -132,12 +132,9 @@ def log_checked(log: logs.Logger, checked: Checked, forced: bool) -> None:
 
 def apple_problem(checked: Checked, services_id: str) -> str | None:
     """Why the live secret's Apple check fails the check (refused or not askable), if it does."""
-    answer = checked.apple
-    if answer.verdict == "refused":
-        return apple_words.refusal_message("live", services_id)
-    if answer.verdict == "unknown" and checked.live is not None:
-        return apple_words.unreachable_message("live", answer.detail)
-    return None
+    if checked.live is None:  # nothing to ask about: the rotation publishes one
+        return None
+    return apple_words.problem(checked.apple, "live", services_id)
 
 
 def iso(epoch: int | None) -> str | None:

@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("mint", cmd_mint, "print one fresh secret to stdout; contacts nothing")
     p = add("check-config", cmd_check_config,
             "validate configuration and key offline; --online also fetches a token, checks its "
-            "scopes, reads each connection and asks Apple about its live secret (writes "
-            "nothing)")
+            "scopes, reads each connection and asks Apple about its live secret and about one "
+            "minted now (writes nothing)")
     p.add_argument("--online", action="store_true", help="also contact Auth0 and Apple "
                                                          "(read only)")
     p = add("demo", cmd_demo,
@@ -203,7 +203,7 @@ def cmd_check_config(args: argparse.Namespace) -> str:
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"
-    lines, ok = commands.online_lines(commands.look(settings, scopes=True))
+    lines, ok = commands.online_lines(commands.look(settings, online=True))
     print("\n".join(lines))
     return "ok" if ok else "failed"
 

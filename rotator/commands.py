@@ -53,11 +53,10 @@ def rotate(
     """``run-once`` (due ones) or ``run-now`` (``force``): check and rotate every connection."""
     from rotator import hooks, runner
 
-    h = settings.hooks
+    post_rotate, on_failure = hooks.from_settings(settings.hooks)
     options = runner.Options(
         force=force, dry_run=dry_run, stop=stop or threading.Event(),
-        on_rotated=hooks.Hook(h.post_rotate, h.timeout) if h.post_rotate and not dry_run else None,
-        on_failure=hooks.OnFailure(h.on_failure, h.timeout) if h.on_failure else None,
+        on_rotated=None if dry_run else post_rotate, on_failure=on_failure,
     )
     return runner.run(settings, options, pool)
 
@@ -83,17 +82,16 @@ def check_metrics_path(path: Path) -> None:
         )
 
 
-def look(settings: Settings, *, scopes: bool = False, pool: Pool | None = None) -> list[Outcome]:
+def look(settings: Settings, *, online: bool = False, pool: Pool | None = None) -> list[Outcome]:
     """Read-only: each connection read, judged and shown to Apple (``status``, ``--online``).
 
-    ``scopes`` (``check-config --online``) also checks each token's scopes and
+    ``online`` (``check-config --online``) also checks each token's scopes and
     shows Apple a secret minted now, so a key id and key that do not belong
     together are caught before the first rotation needs them.
     """
     from rotator import runner
 
-    options = runner.Options(rotate=False, scopes=scopes, probe=scopes)
-    report = runner.run(settings, options, pool)
+    report = runner.run(settings, runner.Options(rotate=False, online=online), pool)
     return report.outcomes
 
 

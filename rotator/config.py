@@ -22,7 +22,7 @@ from typing import Any
 from rotator import entries
 from rotator.entries import APPLE_KEYS, AUTH0_KEYS
 from rotator.errors import ConfigError
-from rotator.files import MAX_FILE, read_limited
+from rotator.files import MAX_FILE, Unreadable, read_bounded
 from rotator.settings import (
     APPLE_MAX_LIFETIME,
     DEFAULTS,
@@ -40,7 +40,7 @@ from rotator.settings import (
     parse_duration,
     parse_listen,
 )
-from rotator.sources import SecretSources, Table, Value
+from rotator.sources import Sources, Table, Value
 
 __all__ = [
     "CONNECTION_KEYS", "ENV_MAP", "SECTIONS", "AppleSettings", "Auth0Settings",
@@ -104,8 +104,6 @@ class Overrides:
     log_level: str | None = None
 
 
-
-
 def load(
     overrides: Overrides,
     environ: Mapping[str, str] | None = None,
@@ -126,20 +124,19 @@ def load(
     _check_keys(raw, origin)
     sections = _sections(raw, origin, env, overrides)
     schedule = _schedule(sections["schedule"])
-    secrets = SecretSources(env)
+    sources = Sources(env)
     connections = [
-        entries.connection(entry, where, sections, secrets, need_auth0, need_connection_name)
+        entries.connection(entry, where, sections, sources, need_auth0, need_connection_name)
         for entry, where in entries.entries(raw, origin, env)
     ]
     if need_connection_name:
         entries.refuse_duplicates(connections)
     connections = entries.select(connections, overrides.connections)
-    warnings = list(secrets.warnings)
-    if APPLE_MAX_LIFETIME - schedule.secret_lifetime < DRIFT_WARNING:
-        warnings.insert(0,
-            f"secret_lifetime {format_duration(schedule.secret_lifetime)} leaves less than a day "
-            "below Apple's limit for clock drift; 180d is the safe default"
-        )
+    warnings = [
+        f"secret_lifetime {format_duration(schedule.secret_lifetime)} leaves less than a day "
+        "below Apple's limit for clock drift; 180d is the safe default"
+    ] if APPLE_MAX_LIFETIME - schedule.secret_lifetime < DRIFT_WARNING else []
+    warnings += sources.warnings
     return Settings(
         connections=tuple(connections),
         schedule=schedule,
@@ -158,14 +155,12 @@ def _read_toml(path: Path, from_env: bool) -> dict[str, Any]:
     import tomllib  # here: `rotator mint` from the environment never needs it
 
     where = "ROTATOR_CONFIG" if from_env else "--config"
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; check {where}")
     try:
-        text = read_limited(path, f"config file {path}", "a TOML file", 4 * MAX_FILE)
-        return tomllib.loads(text.decode("utf-8"))
-    except ConfigError as exc:
-        reason = str(exc).split(": ", 1)[-1].replace(f"{path} ", "", 1)
-        raise ConfigError(f"config file {path} cannot be read ({reason})") from None
+        return tomllib.loads(read_bounded(path, 4 * MAX_FILE).decode("utf-8"))
+    except Unreadable as why:
+        if why.kind == "missing":
+            raise ConfigError(f"config file {path} does not exist; check {where}") from None
+        raise ConfigError(f"config file {path} cannot be read ({why})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} cannot be read (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:

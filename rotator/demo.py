@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotator import commands, config, logs, secret, status
+from rotator.emulator.sample import apple_connection
 
 if TYPE_CHECKING:
     from rotator.emulator import Emulator, Request
@@ -26,36 +27,6 @@ TEAM_ID = "DEMO123456"
 KEY_ID = "DEMOKEY001"
 SERVICES_ID = "com.example.webapp"
 M2M_CLIENT = "demoRotatorM2MClient0000000000001"
-
-
-def realistic_connection(old_secret: str) -> dict[str, Any]:
-    """A custom social connection for Apple as teams set it up in Auth0."""
-    return {
-        "name": "apple",
-        "display_name": "Sign in with Apple",
-        "strategy": "oauth2",
-        "enabled_clients": ["demoAppClientId000000000000000001"],
-        "options": {
-            "client_id": SERVICES_ID,
-            "client_secret": old_secret,
-            "authorizationURL": "https://appleid.apple.com/auth/authorize",
-            "tokenURL": "https://appleid.apple.com/auth/token",
-            "scope": "name email",
-            "scripts": {
-                "fetchUserProfile": (
-                    "function(accessToken, ctx, cb) {\n"
-                    "  const claims = JSON.parse(Buffer.from(ctx.id_token.split('.')[1], "
-                    "'base64'));\n"
-                    "  cb(null, { user_id: claims.sub, email: claims.email });\n}"
-                ),
-            },
-            "customHeaders": {"X-Requested-By": "auth0"},
-            "upstream_params": {"response_mode": {"value": "form_post"}},
-            "set_user_root_attributes": "on_each_login",
-            "non_persistent_attrs": [],
-            "icon_url": "https://example.com/apple.png",
-        },
-    }
 
 
 def _say(text: str) -> None:
@@ -130,7 +101,7 @@ def _set_up(work: Path, emu: Emulator) -> _Stage:
     # A secret someone made by hand two months ago, valid for 180 days.
     old = secret.mint(key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
                       lifetime=180 * 86400, now=int(time.time()) - 60 * 86400)
-    conn = emu.add_connection(realistic_connection(old))
+    conn = emu.add_connection(apple_connection(SERVICES_ID, old))
     settings = config.load(config.Overrides(config=str(_config(work, emu, key_path))), {})
     print("rotator demo: everything below runs on this machine; nothing leaves it.")
     print(f"  emulator:        https://{emu.domain} plays Auth0 and Apple (a throwaway CA, "

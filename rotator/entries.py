@@ -9,11 +9,9 @@ is read). Each value is checked with a message naming where it came from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rotator.errors import ConfigError
-from rotator.files import MAX_FILE, read_limited
 from rotator.settings import (
     AUDIENCE_EXAMPLE,
     DEFAULTS,
@@ -24,7 +22,7 @@ from rotator.settings import (
     check_domain,
     check_https_url,
 )
-from rotator.sources import SecretSources, Table, Value, str_value
+from rotator.sources import Sources, Table, Value, str_value
 
 AUTH0_KEYS = ("domain", "client_id", "client_secret_file", "ca_bundle", "audience")
 APPLE_KEYS = ("team_id", "key_id", "private_key_file", "check", "token_url")
@@ -82,38 +80,11 @@ def _bool(v: Value) -> bool:
     raise ConfigError(f"{v.origin} = {v.value!r} must be true or false")
 
 
-def _ca_bundle(v: Value) -> Path:
-    """A file of PEM CA certificates that OpenSSL accepts."""
-    import ssl  # here: only tenants with a ca_bundle need it at load time
-
-    path = Path(str_value(v, "a PEM file of CA certificates"))
-    if not path.is_file():
-        missing = "does not exist" if not path.exists() else "is not a regular file"
-        raise ConfigError(f"{v.origin}: {path} {missing}; give a PEM file of CA certificates")
-    pem = read_limited(path, v.origin, "a PEM file of CA certificates", 16 * MAX_FILE)
-    if pem in _LOADED:
-        return path
-    try:
-        # A bare context: proving the file loads needs none of the system's CAs.
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem.decode("ascii"))
-    except (ssl.SSLError, UnicodeDecodeError, ValueError):
-        raise ConfigError(
-            f"{v.origin}: {path} holds no PEM certificate OpenSSL can load; it must contain "
-            "'-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')"
-        ) from None
-    _LOADED.add(pem)
-    return path
-
-
-#: Bundles already proven loadable (a hundred connections may share one).
-_LOADED: set[bytes] = set()
-
-
 def connection(
     values: dict[str, Table],
     where: str,
     sections: dict[str, Table],
-    secrets: SecretSources,
+    sources: Sources,
     need_auth0: bool,
     need_name: bool,
 ) -> ConnectionSettings:
@@ -124,8 +95,8 @@ def connection(
     if "connection" in own or need_name:
         name = str_value(_required(own, "connection", where),
                           "the Auth0 connection name or id")
-    apple = _apple({**sections["apple"], **values["apple"]}, secrets)
-    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, secrets) if need_auth0 else None
+    apple = _apple({**sections["apple"], **values["apple"]}, sources)
+    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if need_auth0 else None
     return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
                               source=where or "the environment")
 
@@ -147,7 +118,7 @@ def _required(own: Table, key: str, where: str) -> Value:
     raise ConfigError(f"{var} ({what}) is not set; set it along with {other}")
 
 
-def _apple(apple: Table, secrets: SecretSources) -> AppleSettings:
+def _apple(apple: Table, sources: Sources) -> AppleSettings:
     ids = {}
     for key, what in (("team_id", "Team ID"), ("key_id", "Key ID")):
         if key not in apple:
@@ -159,13 +130,13 @@ def _apple(apple: Table, secrets: SecretSources) -> AppleSettings:
                                     apple["token_url"].origin, DEFAULTS["token_url"])
     return AppleSettings(
         **ids,
-        key=secrets.apple_key(apple.get("private_key_file")),
+        key=sources.apple_key(apple.get("private_key_file")),
         check=_bool(apple["check"]) if "check" in apple else True,
         token_url=str(token_url),
     )
 
 
-def _auth0(auth0: Table, secrets: SecretSources) -> Auth0Settings:
+def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
     for key, var in (("domain", "AUTH0_DOMAIN"), ("client_id", "AUTH0_CLIENT_ID")):
         if key not in auth0:
             raise ConfigError(f"auth0.{key} is not set; set it in [auth0] or {var}")
@@ -179,8 +150,8 @@ def _auth0(auth0: Table, secrets: SecretSources) -> Auth0Settings:
     return Auth0Settings(
         domain=domain,
         client_id=str_value(auth0["client_id"], "the M2M application's client id"),
-        client_secret=secrets.auth0_secret(auth0.get("client_secret_file")),
-        ca_bundle=_ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
+        client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
+        ca_bundle=sources.ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
         audience=audience,
     )
 

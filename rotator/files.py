@@ -15,6 +15,32 @@ from rotator.errors import ConfigError
 MAX_FILE = 256 * 1024
 
 
+class Unreadable(Exception):
+    """Why a file could not be read: ``kind`` for code, the text for people."""
+
+    def __init__(self, kind: str, words: str) -> None:
+        super().__init__(words)
+        self.kind = kind  # "missing", "directory", "denied", "large" or "other"
+
+
+def read_bounded(path: Path, limit: int = MAX_FILE) -> bytes:
+    """At most ``limit`` bytes of ``path``; :class:`Unreadable` says why not."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise Unreadable("missing", "does not exist") from None
+    except IsADirectoryError:
+        raise Unreadable("directory", "is a directory") from None
+    except PermissionError:
+        raise Unreadable("denied", "permission denied") from None
+    except OSError as exc:
+        raise Unreadable("other", exc.strerror or type(exc).__name__) from None
+    if len(data) > limit:
+        raise Unreadable("large", f"larger than {limit // 1024} KiB")
+    return data
+
+
 def read_limited(
     path: Path,
     setting: str,
@@ -27,23 +53,14 @@ def read_limited(
     """At most ``limit`` bytes of ``path``, else ``error`` naming ``setting``, ``what``, ``fix``."""
     tail = f"; {fix}" if fix else ""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise error(f"{setting}: {path} does not exist{tail}") from None
-    except IsADirectoryError:
-        raise error(f"{setting}: {path} is a directory, not {what}{tail}") from None
-    except PermissionError:
-        raise error(
-            f"{setting}: {path} cannot be read (permission denied); "
-            "make it readable by the user rotator runs as"
-        ) from None
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise error(f"{setting}: {path} cannot be read ({reason}){tail}") from None
-    if len(data) > limit:
-        raise error(
-            f"{setting}: {path} is larger than {limit // 1024} KiB, too big for {what}; "
-            f"check the path{tail}"
-        )
-    return data
+        return read_bounded(path, limit)
+    except Unreadable as why:
+        messages = {
+            "missing": f"{path} does not exist{tail}",
+            "directory": f"{path} is a directory, not {what}{tail}",
+            "denied": f"{path} cannot be read (permission denied); make it readable by the "
+                      "user rotator runs as",
+            "large": f"{path} is {why}, too big for {what}; check the path{tail}",
+        }
+        raise error(f"{setting}: {messages.get(why.kind, f'{path} cannot be read ({why}){tail}')}"
+                    ) from None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from rotator import check, logs
 from rotator.outcome import Outcome
-from rotator.settings import ConnectionSettings
+from rotator.settings import ConnectionSettings, HookSettings
 
 _STRIPPED = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY")
 
@@ -120,3 +120,12 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
+
+
+def from_settings(
+    settings: HookSettings, failed: Callable[[ConnectionSettings], None] | None = None
+) -> tuple[Hook | None, OnFailure | None]:
+    """The configured hooks (None where not configured)."""
+    post = Hook(settings.post_rotate, settings.timeout, failed) if settings.post_rotate else None
+    on_failure = OnFailure(settings.on_failure, settings.timeout) if settings.on_failure else None
+    return post, on_failure

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rotator import apple as apple_words
 from rotator import check, logs, secret
-from rotator.connection import JSON, AppleSide, Auth0Side, Connection
+from rotator.connection import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -94,7 +94,7 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
         check.log_checked(log, checked, ctx.force)
         if not ctx.rotate:
             if ctx.probe:
-                _probe(conn, outcome, ctx, log)
+                _probe(conn, ctx, log)
             return
         if not (checked.verdict.due or ctx.force):
             if problem := check.apple_problem(checked, conn.client_id):
@@ -119,13 +119,13 @@ def _rotate(
     ctx: Context,
     log: logs.Logger,
 ) -> None:
-    now = int(ctx.now())
+    now = int(ctx.now())  # one reading: the claims minted are the ones logged
     with step("mint", ctx):
-        new = _mint(conn, ctx)
-    iat = now - secret.BACKDATE
-    exp = iat + ctx.schedule.secret_lifetime
+        new = _mint(conn, ctx, now)
+    iat, exp = secret.issued(now, ctx.schedule.secret_lifetime)
     with logs.secret(new, checked.live):
-        _ask_apple(conn, new, outcome, ctx, log)
+        answer = _ask_apple(conn, new, ctx, log)
+        outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
         if ctx.dry_run:
             outcome.dry_run = True
             log.info("rotation.dry_run",
@@ -158,7 +158,7 @@ def _rotate(
             outcome.hook_failed = not ctx.on_rotated(conn, new, exp)
 
 
-def _probe(conn: ConnectionSettings, outcome: Outcome, ctx: Context, log: logs.Logger) -> None:
+def _probe(conn: ConnectionSettings, ctx: Context, log: logs.Logger) -> None:
     """check-config --online: would Apple accept a secret minted now? Nothing is written.
 
     This catches a key id and key that do not belong together, or a wrong team
@@ -166,36 +166,29 @@ def _probe(conn: ConnectionSettings, outcome: Outcome, ctx: Context, log: logs.L
     may still be fine).
     """
     with step("mint", ctx):
-        probe = _mint(conn, ctx)
-    live = outcome.apple, outcome.apple_detail  # what the outcome reports is the live secret's
-    with logs.secret(probe):
-        _ask_apple(conn, probe, outcome, ctx, log, what="a secret minted now")
-    outcome.apple, outcome.apple_detail = live
+        probe = _mint(conn, ctx, int(ctx.now()))
+    with logs.secret(probe):  # the outcome keeps reporting the live secret's verdict
+        _ask_apple(conn, probe, ctx, log, what="a secret minted now")
 
 
-def _mint(conn: ConnectionSettings, ctx: Context) -> str:
+def _mint(conn: ConnectionSettings, ctx: Context, now: int) -> str:
     return secret.mint(conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
                        services_id=conn.client_id, lifetime=ctx.schedule.secret_lifetime,
-                       now=int(ctx.now()))
+                       now=now)
 
 
 def _ask_apple(
-    conn: ConnectionSettings, new: str, outcome: Outcome, ctx: Context, log: logs.Logger,
-    what: str = "the new secret",
-) -> None:
+    conn: ConnectionSettings, new: str, ctx: Context, log: logs.Logger, what: str = "new",
+) -> AppleAnswer:
     """Step 3: Apple must accept the new secret before anything is written."""
     ctx.progress("apple_check")
     answer = check.ask(ctx.apple, new, conn.client_id)
     if answer.verdict != "off":
         log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
                  fingerprint=secret.fingerprint(new))
-    if answer.verdict == "refused":
-        raise StepFailed("apple_check", apple_words.refusal_message(what, conn.client_id)
-                         + "; nothing was written, the live secret stays")
-    if answer.verdict == "unknown":
-        raise StepFailed("apple_check", apple_words.unreachable_message(what, answer.detail)
-                         + "; nothing was written, the live secret stays")
-    outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
+    if wrong := apple_words.problem(answer, what, conn.client_id):
+        raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
+    return answer
 
 
 def _body(found: Connection, new: str) -> dict[str, JSON]:

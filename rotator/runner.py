@@ -91,8 +91,9 @@ class Options:
     rotate: bool = True  # False: read-only (status, check-config --online)
     force: bool = False
     dry_run: bool = False
-    scopes: bool = False  # check each tenant's granted scopes (check-config --online)
-    probe: bool = False  # show Apple a freshly minted secret too (check-config --online)
+    # check-config --online: each tenant's granted scopes, and Apple's word on a
+    # freshly minted secret as well as the live one
+    online: bool = False
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -127,7 +128,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
                           interrupt=options.stop),
         outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
                   for c in conns],
-        steps=["queued"] * len(conns), finished=[False] * len(conns),
+        steps=["connect"] * len(conns), finished=[False] * len(conns),
     )
     groups: dict[Auth0Settings | None, list[int]] = {}
     for index, conn in enumerate(conns):
@@ -221,13 +222,13 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
             apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
         ctx = rotation.Context(
             side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-            monotonic=options.monotonic, rotate=options.rotate, probe=options.probe,
+            monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
             force=options.force,
             dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
             progress=progress,
         )
         rotation.process(conn, outcome, ctx)
-        if options.scopes and outcome.ok:
+        if options.online and outcome.ok:
             outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
         _fail(outcome, "connect", str(exc))
@@ -284,7 +285,7 @@ def _report(state: _Run) -> Report:
                 continue
             state.late.add(index)
             late = dataclasses.replace(outcome)
-            step = state.steps[index] if state.steps[index] != "queued" else "connect"
+            step = state.steps[index]
             _fail(late, step, f"the run's deadline of {state.deadline.seconds:g} s passed during "
                   f"the {step} step; raise schedule.deadline if the tenant is this slow, and "
                   "run rotator status to see what is live")

@@ -121,15 +121,20 @@ def load_key(pem: bytes, source: str) -> AppleKey:
 BACKDATE = 60
 
 
+def issued(now: int, lifetime: int) -> tuple[int, int]:
+    """``(iat, exp)`` of a secret minted at ``now``: iat = now - 60 s, exp = iat + lifetime."""
+    return now - BACKDATE, now - BACKDATE + lifetime
+
+
 def mint(
     key: AppleKey, *, team_id: str, key_id: str, services_id: str, lifetime: int, now: int
 ) -> str:
-    """Sign a fresh client secret: ``iat`` = now - 60 s, ``exp`` = iat + ``lifetime``."""
-    iat = now - BACKDATE
+    """Sign a fresh client secret with the claims of :func:`issued`."""
+    iat, exp = issued(now, lifetime)
     claims = {
         "iss": team_id,
         "iat": iat,
-        "exp": iat + lifetime,
+        "exp": exp,
         "aud": APPLE_AUDIENCE,
         "sub": services_id,
     }

@@ -75,10 +75,8 @@ class Service:
         self.readiness: Mapping[tuple[str, str], Outcome] = MappingProxyType({})
         self._check_began: float | None = None
         self._last_completed = monotonic()
-        h = settings.hooks
-        self.hook = (hooks.Hook(h.post_rotate, h.timeout, failed=self.metrics.hook_failed)
-                     if h.post_rotate else None)
-        self.on_failure = hooks.OnFailure(h.on_failure, h.timeout) if h.on_failure else None
+        self.hook, self.on_failure = hooks.from_settings(settings.hooks,
+                                                         failed=self.metrics.hook_failed)
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.server = Server(settings.listen, healthy=self.healthy, ready=self.ready,
                              metrics=self.metrics.render)

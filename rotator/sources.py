@@ -1,9 +1,9 @@
-"""Where each setting came from, and the secret values read from files or the environment.
+"""Where each setting came from, and what settings point at: secrets, the key, CA bundles.
 
 A :class:`Value` carries a raw setting with its origin (file and key, variable
-or flag) so every message can name it. :class:`SecretSources` reads the M2M
-client secret and the Apple key from their files or variables, with a size
-limit, once per file.
+or flag) so every message can name it. :class:`Sources` reads the M2M client
+secret and the Apple key from their files or variables, and proves each CA
+bundle loads, with a size limit, once per file for one load of the settings.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import ConfigError
-from rotator.files import read_limited
+from rotator.files import MAX_FILE, read_limited
 
 if TYPE_CHECKING:
     from rotator.secret import AppleKey
@@ -38,8 +38,8 @@ def str_value(v: Value, what: str) -> str:
     return v.value.strip()
 
 
-class SecretSources:
-    """Reads secret values from the environment or files, once per file.
+class Sources:
+    """Reads what settings point at, from the environment or files, once per file.
 
     Precedence for each: a file set by the connection's own entry, else the
     environment's value, else the file from [auth0]/[apple] or its variable.
@@ -48,6 +48,7 @@ class SecretSources:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self._keys: dict[str, AppleKey] = {}
+        self._bundles: set[Path] = set()
         self.warnings: list[str] = []
 
     def _env_value(self, var: str) -> str | None:
@@ -99,3 +100,26 @@ class SecretSources:
             if warning := secret.key_file_warning(path):
                 self.warnings.append(f"{file.origin}: {warning}")
         return self._keys[cache_key]
+
+    def ca_bundle(self, v: Value) -> Path:
+        """A file of PEM CA certificates that OpenSSL accepts (proven once per file)."""
+        import ssl  # here: only tenants with a ca_bundle need it at load time
+
+        path = Path(str_value(v, "a PEM file of CA certificates"))
+        if path in self._bundles:
+            return path
+        if not path.is_file():
+            missing = "does not exist" if not path.exists() else "is not a regular file"
+            raise ConfigError(f"{v.origin}: {path} {missing}; give a PEM file of CA certificates")
+        pem = read_limited(path, v.origin, "a PEM file of CA certificates", 16 * MAX_FILE)
+        try:
+            # A bare context: proving the file loads needs none of the system's CAs.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+                cadata=pem.decode("ascii"))
+        except (ssl.SSLError, UnicodeDecodeError, ValueError):
+            raise ConfigError(
+                f"{v.origin}: {path} holds no PEM certificate OpenSSL can load; it must contain "
+                "'-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')"
+            ) from None
+        self._bundles.add(path)
+        return path

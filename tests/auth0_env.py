@@ -10,6 +10,7 @@ from typing import Any
 
 from rotator import secret
 from rotator.emulator import Emulator
+from rotator.emulator.sample import apple_options
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
@@ -23,21 +24,14 @@ SCOPES = (
 
 
 def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:
-    """Options of a custom social connection for Apple, with keys rotator never heard of."""
-    options: dict[str, Any] = {
-        "client_id": services_id,
-        "authorizationURL": "https://appleid.apple.com/auth/authorize",
-        "tokenURL": "https://appleid.apple.com/auth/token",
-        "scope": "name email",
-        "scripts": {"fetchUserProfile": "function(a, ctx, cb) { cb(null, {user_id: 'x'}); }"},
-        "customHeaders": {"X-Requested-By": "auth0", "X-Empty": ""},
-        "upstream_params": {"response_mode": {"value": "form_post"}},
-        "set_user_root_attributes": "on_each_login",
-        "non_persistent_attrs": ["ethnicity", "gender"],
+    """The emulator's sample options, plus values whose types and shapes must survive."""
+    options = apple_options(services_id)
+    options["customHeaders"]["X-Empty"] = ""
+    options.update({
         "x_custom": {"nested": {"deeper": [1, 2.5, None, True, {"k": "v"}]}, "empty": {}},
         "unicode_label": "Connexion Apple — ßø",
         "null_option": None,
-    }
+    })
     if client_secret is not None:
         options["client_secret"] = client_secret
     return options

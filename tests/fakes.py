@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -140,6 +141,24 @@ class FakeTenant:
                 raise error(f"{doing} on {self.name}: {_said(status, got)}")
             return got
         raise AssertionError("unreachable")
+
+
+class AlteringTenant(FakeTenant):
+    """A tenant whose PATCH answers come back with the stored options changed by ``alter``.
+
+    For the verification step: what Auth0 says it stored is not what was sent.
+    """
+
+    def __init__(self, alter: Callable[[dict[str, JSON]], dict[str, JSON]],
+                 options: dict[str, JSON]) -> None:
+        super().__init__(name="echo.example")
+        self.alter = alter
+        self.backend.add_connection({"name": "apple", "display_name": "Apple",
+                                     "options": options})
+
+    def write(self, conn_id: str, body: Mapping[str, JSON]) -> Connection:
+        stored = super().write(conn_id, body)
+        return replace(stored, options=self.alter(dict(stored.options or {})))
 
 
 class FakeApple:

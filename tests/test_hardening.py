@@ -122,20 +122,13 @@ def test_verification_sees_a_changed_json_type(
     tenant: Tenant, stored_as: Any, sent: Any
 ) -> None:
     """An option stored back with another JSON type than sent fails verification."""
-    from dataclasses import replace
 
-    from fakes import FakeTenant
+    from fakes import AlteringTenant
 
     from rotator import config, runner
 
-    class _Retyping(FakeTenant):
-        def write(self, conn_id: str, body: Any) -> Any:
-            stored = super().write(conn_id, body)
-            return replace(stored, options={**(stored.options or {}), "flag": stored_as})
-
-    side = _Retyping()
-    side.backend.add_connection({"name": "apple", "options": {"client_id": SERVICES_ID,
-                                                              "flag": sent}})
+    side = AlteringTenant(lambda options: {**options, "flag": stored_as},
+                          {"client_id": SERVICES_ID, "flag": sent})
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
     report = runner.run(settings, runner.Options(force=True), runner.Pool(auth0=lambda _: side))
     [outcome] = report.outcomes

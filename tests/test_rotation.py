@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import jwt
 import pytest
 from auth0_env import SERVICES_ID, Tenant
 from conftest import run_rotator
-from fakes import FakeTenant
+from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
 from rotator.connection import Connection
@@ -478,20 +477,6 @@ def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
     assert ("Traceback" in stream.getvalue()) is traceback_logged
 
 
-class _AlteringTenant(FakeTenant):
-    """The shared fake, whose stored connection comes back changed by ``alter``."""
-
-    def __init__(self, alter: Any) -> None:
-        super().__init__(name="echo.example")
-        self.alter = alter
-        self.backend.add_connection({"name": "apple", "display_name": "Apple",
-                                     "options": {"client_id": SERVICES_ID, "scope": "name email"}})
-
-    def write(self, conn_id: str, body: Any) -> Connection:
-        stored = super().write(conn_id, body)
-        return replace(stored, options=self.alter(dict(stored.options or {})))
-
-
 @pytest.mark.parametrize(
     ("alter", "rotated", "event"),
     [
@@ -513,7 +498,7 @@ def test_verification_fails_on_any_lost_or_changed_option(
     stream = io.StringIO()
     logs.configure("json", "info", stream)
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    side = _AlteringTenant(alter)
+    side = AlteringTenant(alter, {"client_id": SERVICES_ID, "scope": "name email"})
     report = runner.run(settings, runner.Options(force=True),
                         runner.Pool(auth0=lambda _: side))
     assert report.outcomes[0].rotated is rotated

@@ -15,6 +15,7 @@ The modules, from the socket inwards:
 * :mod:`~rotator.emulator.faults`: :class:`Fault`, the fault queue, the rate limit;
 * :mod:`~rotator.emulator.exchange`: requests, responses, the journal;
 * :mod:`~rotator.emulator.admin`: admin endpoints to change Apple keys while running;
+* :mod:`~rotator.emulator.sample`: the one realistic Apple connection everyone starts from;
 * :mod:`~rotator.emulator.cli`: ``python -m rotator.emulator``.
 
 Importing this package loads neither ``trustme`` nor any network library.

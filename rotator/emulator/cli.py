@@ -16,9 +16,9 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from rotator.emulator import admin
+from rotator.emulator.sample import apple_connection
 
 PROG = "python -m rotator.emulator"
 COMMANDS = ("serve", "apple-register", "apple-revoke")
@@ -152,7 +152,7 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         with Emulator(port=args.port, audience=args.audience) as emu:
             client_id, client_secret = "emulator-client", secrets.token_urlsafe(24)
             emu.add_client(client_id, client_secret)
-            conn = emu.add_connection(_sample_connection(services_ids[0]))
+            conn = emu.add_connection(apple_connection(services_ids[0]))
             for team, kid, pem in pems:
                 emu.apple_register_key(team, kid, pem)
                 for services_id in services_ids:
@@ -173,21 +173,6 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 pass
     return 0
-
-
-def _sample_connection(services_id: str) -> dict[str, Any]:
-    """A custom social connection for Apple with no secret yet."""
-    return {
-        "name": "apple",
-        "display_name": "Sign in with Apple",
-        "options": {
-            "client_id": services_id,
-            "client_secret": "",
-            "authorizationURL": "https://appleid.apple.com/auth/authorize",
-            "tokenURL": "https://appleid.apple.com/auth/token",
-            "scope": "openid name email",
-        },
-    }
 
 
 def _say(label: str, value: str) -> None:
