@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 
 from rotator import net
-from rotator.connection import AppleAnswer
 from rotator.deadline import Deadline
 from rotator.errors import AppleUnreachableError, DeadlineError
+from rotator.seams import AppleAnswer
 
 #: What a refusal most often means, for the message an operator reads.
 LIKELY_CAUSES = (

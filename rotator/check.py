@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from rotator import apple as apple_words
 from rotator import due, logs
-from rotator.connection import AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.errors import RefusedError
 from rotator.outcome import Outcome
+from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from rotator import apple as apple_words
 from rotator import check, logs, secret
-from rotator.connection import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -28,6 +27,7 @@ from rotator.errors import (
 )
 from rotator.jsonvalue import differing
 from rotator.outcome import Outcome
+from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rotator import logs, rotation, tokens
-from rotator.connection import AppleSide, Auth0Side
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.outcome import Outcome, Report
+from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
 #: How long past the deadline a step may take to report its own failure.
