@@ -14,7 +14,7 @@ from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_rota
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from rotator import config
+from rotator import config, environment
 from rotator.config import Overrides
 from rotator.errors import ConfigError
 from rotator.secret import generate_throwaway_key
@@ -670,9 +670,7 @@ def test_example_documents_every_key() -> None:
         assert set(keys) <= assigned, set(keys) - assigned
     for key in config.CONNECTION_KEYS:
         assert key in assigned or f"connections.{key}" in tables, key
-    extra = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY", "AUTH0_CONNECTION", "APPLE_CLIENT_ID",
-             "ROTATOR_LOG_FORMAT", "ROTATOR_CONFIG")
-    for var in (*config.ENV_MAP, *extra):
+    for var in sorted(n for n in environment.NAMES if n.startswith(environment.PREFIXES)):
         assert re.search(rf"\b{var}\b", text), var
 
 
