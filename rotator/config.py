@@ -34,6 +34,7 @@ from rotator.settings import (
     Auth0Settings,
     ConnectionSettings,
     HookSettings,
+    Listen,
     Schedule,
     Settings,
     check_parallel,
@@ -231,13 +232,12 @@ def _schedule(values: Table) -> Schedule:
     return Schedule(**seconds, parallel_tenants=tenants)
 
 
-def _listen(values: Table) -> str:
+def _listen(values: Table) -> Listen:
     listen = values.get("listen", Value(DEFAULTS["listen"], "server.listen"))
     if not isinstance(listen.value, str):
         raise ConfigError(f"{listen.origin} must be a string like \"0.0.0.0:8080\"")
     in_file = listen.origin.endswith("[server] listen")
-    parse_listen(listen.value, "server.listen" if in_file else listen.origin)
-    return listen.value
+    return parse_listen(listen.value, "server.listen" if in_file else listen.origin)
 
 
 def _log_format(overrides: Overrides, env: Mapping[str, str]) -> str | None:

@@ -212,7 +212,7 @@ def test_defaults_fill_what_nobody_set(env: dict[str, str]) -> None:
     assert settings.schedule == config.Schedule(
         secret_lifetime=180 * 86400, rotate_every=30 * 86400, check_every=3600
     )
-    assert settings.listen == "0.0.0.0:8080"
+    assert str(settings.listen) == "0.0.0.0:8080"
     assert settings.warnings == ()
     (conn,) = settings.connections
     assert (conn.connection, conn.client_id, conn.tenant) == ("apple", SERVICES_ID,
@@ -296,7 +296,7 @@ def test_flag_beats_environment_beats_file(
         flags = {"check_every": "4h", "listen": "127.0.0.1:1003"}
     settings = load_file(path, environ, **flags)
     assert settings.schedule.check_every == check_every
-    assert settings.listen == listen
+    assert str(settings.listen) == listen
 
 
 def test_environment_overrides_apple_section_of_file(doc: dict[str, Any], write: Any) -> None:

@@ -534,7 +534,7 @@ def test_configmap_config_loads_with_the_pod_environment(tmp_path: Path) -> None
     settings = config.load(config.Overrides(), environ=local)
 
     assert [c.connection for c in settings.connections] == ["apple"]
-    assert settings.listen.rpartition(":")[2] == "8080"
+    assert str(settings.listen).rpartition(":")[2] == "8080"
     assert settings.log_format == "json"
     assert settings.warnings == ()
 
