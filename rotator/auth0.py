@@ -107,8 +107,12 @@ class Tenant(Auth0Connections):
         self.settings = settings
         self.holder = net.DeadlineHolder()
         self.pacer = Pacer(self.holder)
+        # Both are touched from every thread using this tenant (httpx hooks run in
+        # the calling thread, and a worker abandoned at a deadline may still be
+        # answering while the next run closes the tenant): only under _lock.
+        self._lock = threading.Lock()
         self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # secrets seen in answers, registered for redaction
         self.http = net.client(
             settings.trust,
             self.holder,
@@ -133,8 +137,9 @@ class Tenant(Auth0Connections):
     def close(self) -> None:
         self.http.close()
         self.tokens.invalidate()
-        logs.SECRETS.discard(self.settings.client_secret, *self._seen)
-        self._seen.clear()
+        with self._lock:
+            seen, self._seen = self._seen, set()
+        logs.SECRETS.discard(self.settings.client_secret, *seen)
 
     def granted_scopes(self) -> frozenset[str]:
         self._call(lambda: self.tokens(), Auth0ReadError, "fetching a token")
@@ -165,7 +170,8 @@ class Tenant(Auth0Connections):
     def write(self, conn_id: str, body: Mapping[str, JSON]) -> Connection:
         """PATCH exactly ``body``; the stored connection from the answer."""
         wire = json.dumps(body).encode()
-        self._intended[threading.get_ident()] = wire
+        with self._lock:
+            self._intended[threading.get_ident()] = wire
         options = self._options()
         # Handed over as extra body parameters, not as typed arguments: auth0-python
         # would rename option keys that match its own field names (to camelCase).
@@ -176,7 +182,8 @@ class Tenant(Auth0Connections):
                 Auth0WriteError, f"writing connection {conn_id}",
             )
         finally:
-            self._intended.pop(threading.get_ident(), None)
+            with self._lock:
+                self._intended.pop(threading.get_ident(), None)
         return _connection(updated)
 
     def _options(self) -> RequestOptions:
@@ -190,7 +197,8 @@ class Tenant(Auth0Connections):
         """Refuse to send a PATCH whose body differs from the one intended."""
         if request.method != "PATCH":
             return
-        intended = self._intended.get(threading.get_ident())
+        with self._lock:
+            intended = self._intended.get(threading.get_ident())
         sent: Any = None
         with contextlib.suppress(ValueError):
             sent = json.loads(request.content)
@@ -207,8 +215,10 @@ class Tenant(Auth0Connections):
         response.read()
         for match in _SECRET_IN_ANSWER.finditer(response.content):
             value = match.group(1).decode("utf-8", "replace")
-            if value not in self._seen:
+            with self._lock:
+                new = value not in self._seen
                 self._seen.add(value)
+            if new:
                 logs.SECRETS.add(value)
 
     def _call(self, fn: Callable[[], T], error: type[RotatorError], doing: str) -> T:

@@ -50,10 +50,11 @@ class Tokens:
     def __call__(self) -> str:
         """A valid access token (fetching one when there is none or it is about to expire)."""
         with self._lock:
-            if self._token is None or self._clock() >= self._expires - LEEWAY:
-                self._replace(*self._fetch())
-            assert self._token is not None
-            return self._token
+            token = self._token
+            if token is None or self._clock() >= self._expires - LEEWAY:
+                token, expires, scopes = self._fetch()
+                self._replace(token, expires, scopes)
+            return token
 
     def invalidate(self) -> None:
         """Forget the token (Auth0 answered 401): the next call fetches a new one."""
@@ -73,8 +74,7 @@ class Tokens:
             "client_secret": settings.client_secret,
             "audience": settings.api_audience,
         }
-        deadline = self._holder.deadline
-        assert deadline is not None, "a tenant serves a run, which has a deadline"
+        deadline = self._holder.current()
         try:
             response = net.send(
                 lambda timeout: self._http.post(self.url, data=form, timeout=timeout),

@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 
-from rotator.auth0 import Pacer
+from rotator import logs
+from rotator.auth0 import Pacer, Tenant
 from rotator.net import DeadlineHolder, describe, ssl_context
-from rotator.settings import Trust
+from rotator.settings import Auth0Settings, Trust
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -101,3 +102,33 @@ def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any
     bundle.write_bytes(trustme.CA().cert_pem.bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1
+
+
+class _OwnedSet(set[str]):
+    """A set that refuses to be touched unless its owner's lock is held."""
+
+    def __init__(self, lock: Any) -> None:
+        super().__init__()
+        self.lock = lock
+
+    def add(self, value: str) -> None:
+        assert self.lock.locked(), "added to without the tenant's lock"
+        super().add(value)
+
+    def __contains__(self, value: object) -> bool:
+        assert self.lock.locked(), "read without the tenant's lock"
+        return super().__contains__(value)
+
+
+def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
+    """_seen (answers' secrets, touched from every request thread) is only used under _lock."""
+    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", client_secret="s" * 16))
+    tenant._seen = _OwnedSet(tenant._lock)
+    answer = httpx.Response(200, content=b'{"options": {"client_secret": "live-secret-123"}}',
+                            request=httpx.Request("GET", "https://t.example/api/v2/connections"))
+    try:
+        tenant._watch_secrets(answer)
+        assert logs.scrub("live-secret-123") == logs.REDACTED
+    finally:
+        tenant.close()
+    assert logs.scrub("live-secret-123") == "live-secret-123"
