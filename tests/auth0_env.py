@@ -117,7 +117,7 @@ class Tenant:
 
     def other_options(self, conn: dict[str, Any]) -> dict[str, Any]:
         """The connection's options as added, without the secret."""
-        options = copy.deepcopy(conn["options"])
+        options: dict[str, Any] = copy.deepcopy(conn["options"])
         options.pop("client_secret", None)
         return options
 

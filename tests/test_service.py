@@ -27,6 +27,7 @@ from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+import rotator
 from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
@@ -263,7 +264,7 @@ def test_start_rotates_reports_and_stops_cleanly(
         assert svc.metric("rotator_rotations_total", result="success", **labels) == 1
         assert svc.metric("rotator_check_success", **labels) == 1
         assert svc.metric("rotator_secret_apple_accepted", **labels) == 1
-        assert svc.metric("rotator_build_info", version=cli.__version__) == 1
+        assert svc.metric("rotator_build_info", version=rotator.__version__) == 1
         wait_for(lambda: svc.status("/readyz") == 200, 30, "/readyz 200")
         assert svc.status("/healthz") == 200
         assert svc.terminate(within=10) == 0
@@ -603,7 +604,12 @@ def test_stop_without_start_returns_and_frees_the_port(
     listen = f"127.0.0.1:{free_port()}"
     svc = Service(load(write_config(tmp_path, emu, key_path, listen=listen)))
     done = threading.Event()
-    stopper = threading.Thread(target=lambda: (svc.stop(), done.set()), daemon=True)
+
+    def stop() -> None:
+        svc.stop()
+        done.set()
+
+    stopper = threading.Thread(target=stop, daemon=True)
     stopper.start()
     assert done.wait(10), "stop() of a never-started Service hangs"
     host, port = listen.split(":")
