@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from rotator import secret
+from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
 from rotator.emulator.sample import apple_options
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
-SCOPES = (
-    "read:connections",
-    "update:connections",
-    "read:connections_options",
-    "update:connections_options",
-)
 
 
 def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:

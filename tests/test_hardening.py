@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import trustme
 from auth0_env import SERVICES_ID, Tenant
-from conftest import assert_refused, run_rotator, wait_for
+from conftest import assert_refused, named, run_cli, run_rotator, wait_for
 
-from rotator import cli, secret
+from rotator import secret
 from rotator.emulator import Fault
 from rotator.jsonvalue import same
 from rotator.modes import Mode
@@ -41,15 +41,8 @@ ALIAS_LIKE: dict[str, Any] = {
 }
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    found = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
-    return [e for e in found if e["event"] == event]
 
 
 def pieces(value: str, size: int = 20) -> set[str]:
