@@ -164,7 +164,9 @@ class Backend:
             answer = self._faulted(fault, method, path, query, headers, body)
         logged = raw.decode("utf-8", "replace") if body is INVALID else body
         status = answer.response.status if answer.response else 0
-        self._journal.record(seq, Request(method, path, query, headers, logged, status, arrival))
+        self._journal.record(
+            seq, Request(method, path, query, headers, logged, status, arrival, answer.response)
+        )
         return answer
 
     def _service(self, path: str) -> Service:
