@@ -84,7 +84,13 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
         ]
         emu.set_rate_limit(2, 2.0)  # Auth0's free tier: the pacer and 429s come into play
         runs.append(run_rotator("run-now", "--connection", "apple", "--config", str(config)))
+        runs.append(run_rotator("status", "--config", str(config)))
         emu.set_rate_limit(None, None)
+        # A native apple connection: looked up among oauth2, then by name alone, refused.
+        emu.add_connection({"name": "native", "strategy": "apple", "options": {}})
+        native = tenant.write_config([("native", "com.example.webapp")])  # over config
+        refused = run_rotator("status", "--config", str(native))
+        assert refused.code == 1, refused.output
         ended = time.time()
         for run in runs:
             assert run.code == 0, run.output
@@ -96,7 +102,8 @@ def test_flows_cover_every_operation_rotator_uses(flows: Flows) -> None:
     seen = {(operation(r.method, r.path) or _unknown(r)).name for r in flows.rotator}
     assert seen == {"GET /connections", "GET /connections/{id}", "PATCH /connections/{id}"}
     lists = [r for r in flows.rotator if r.method == "GET" and r.path == "/api/v2/connections"]
-    assert all(r.query.get("name") and r.query.get("strategy") for r in lists)
+    assert all(r.query.get("name") for r in lists)
+    assert {tuple(r.query.get("strategy", [])) for r in lists} == {("oauth2",), ()}
     assert 429 in {r.status for r in flows.rotator}
     assert {r.status for r in flows.rotator if r.method == "PATCH"} >= {200, 429}
 
