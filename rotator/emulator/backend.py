@@ -89,7 +89,10 @@ class Backend:
         self.auth0.expire_tokens()
 
     def set_rate_limit(self, burst: int | None, per_second: float | None) -> None:
-        """Limit the Management API to a bucket of ``burst`` refilled at ``per_second``."""
+        """Limit the Management API to a bucket of ``burst`` refilled at ``per_second``.
+
+        None for both: the default, a paid tenant's bucket that nothing here exhausts.
+        """
         self.auth0.set_rate_limit(burst, per_second)
 
     # -- Apple's state ---------------------------------------------------------------
