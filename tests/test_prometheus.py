@@ -48,7 +48,9 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "rotator-dashboard.json"
 HOOKED_KEY_ID = "HOOKED0KEY"
 HOOKED_SERVICES_ID = "com.example.ios"
 DAY = 86400
-WITHIN = 30.0  # seconds any awaited condition may take
+# Seconds any awaited condition may take: generous, for a loaded machine (a
+# deadline, not a wait: all is well within a few seconds on an idle one).
+WITHIN = 90.0
 
 # The metrics PRODUCT.md names for `rotator start`, with the labels each carries.
 CONTRACT_METRICS = {
@@ -131,7 +133,7 @@ def _config(stack_dir: Path, a: Tenant, b: Tenant, hooked_key: Path, listen: str
     hook = ["/bin/sh", "-c", f"cat >/dev/null; test ! -e '{flag}'"]
     body = (
         a.auth0_toml() + "\n" + a.apple_toml() + "\n"
-        '[schedule]\ncheck_every = "1s"\ndeadline = "4s"\n\n'
+        '[schedule]\ncheck_every = "1s"\ndeadline = "20s"\n\n'
         f'[server]\nlisten = "{listen}"\n\n'
         f"[hooks]\npost_rotate = {json.dumps(hook)}\n\n"
         f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n\n'
@@ -231,10 +233,15 @@ def _ready(stack: Stack) -> bool:
 def _await_all_well(stack: Stack) -> None:
     """Prometheus up and holding, for every connection, a successful check and rotation."""
     wait_for(lambda: _ready(stack), WITHIN, "Prometheus to be ready")
-    wait_for(lambda: len(stack.query("rotator_check_success == 1")) == 3
-             and len(stack.query('rotator_secret_apple_accepted == 1')) == 3
-             and stack.query('rotator_rotations_total{result="success"} > 0'),
-             WITHIN, "rotator's first checks and its start-up rotation, scraped")
+    try:
+        wait_for(lambda: len(stack.query("rotator_check_success == 1")) == 3
+                 and len(stack.query('rotator_secret_apple_accepted == 1')) == 3
+                 and stack.query('rotator_rotations_total{result="success"} > 0'),
+                 WITHIN, "rotator's first checks and its start-up rotation, scraped")
+    except pytest.fail.Exception as exc:
+        failures = [line for line in stack.rotator_log.read_text().splitlines()
+                    if '"rotation.failed"' in line or '"level": "error"' in line]
+        pytest.fail(f"{exc}; rotator's failures: {failures[-5:]}")
 
 
 def test_target_is_up(stack: Stack) -> None:
