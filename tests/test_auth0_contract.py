@@ -28,7 +28,7 @@ import pytest
 from auth0_env import Tenant, realistic_options
 from auth0_oas import description, operation, query_errors, schema_errors, validator
 from conftest import run_rotator
-from emulator_helpers import bearer, client_for
+from emulator_helpers import bearer, client_for, get_token
 
 from rotator.emulator import Emulator, Fault, Request
 from rotator.secret import generate_throwaway_key
@@ -254,6 +254,42 @@ def test_every_management_answer_carries_the_rate_limit_headers(flows: Flows) ->
         assert flows.began - 1 <= reset <= flows.ended + limit + 1, request
         if request.status == 429:
             assert remaining == 0 or "retry-after" in headers, request
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/v2/connections"), ("GET", "/api/v2/connections/{id}"),
+    ("PATCH", "/api/v2/connections/{id}"),
+])
+def test_emulator_refuses_query_parameters_the_description_does_not_declare(
+    patcher: tuple[httpx.Client, str, str], method: str, path: str,
+) -> None:
+    """A query parameter the operation does not declare is refused with Auth0's 400
+    invalid_query_string; every declared one is accepted (the forms asked above)."""
+    http, token, target = patcher
+    url = path.replace("/api/v2/connections/{id}", target)
+    op = operation(method, url) or pytest.fail(url)
+    assert "per_page_max" not in op.parameters("query")
+    body = {"display_name": "x"} if method == "PATCH" else None
+    response = http.request(method, url, headers=bearer(token), params={"per_page_max": "1"},
+                            json=body)
+    assert response.status_code == 400, response.text
+    said = response.json()
+    assert said["errorCode"] == "invalid_query_string"
+    assert said["message"].startswith("Query validation error: "), said
+
+
+def test_a_plain_list_holds_the_description_default_of_100() -> None:
+    """Without page parameters a list answers per_page's documented default, 100, at most."""
+    with Emulator() as emu:
+        emu.add_client("m2m", "m2m-secret")
+        for number in range(110):
+            emu.add_connection({"name": f"filler-{number:03d}"})
+        with client_for(emu) as http:
+            token = get_token(http, emu, "m2m", "m2m-secret")
+            response = _get(http, "/api/v2/connections", token)
+            assert len(response.json()) == 100
+            last = _get(http, "/api/v2/connections", token, page=1)
+            assert len(last.json()) == 10
 
 
 # -- the emulator's PATCH validation, held against UpdateConnectionRequestContent -------

@@ -22,6 +22,11 @@ Scopes = frozenset[str]  # of the token the request carries
 #: Keys a connection has in a GET or PATCH answer but not in a list's items
 #: (``ConnectionForList`` in Auth0's description: the deprecated enabled_clients).
 _NOT_LISTED: Final = frozenset({"enabled_clients"})
+#: The query parameters each operation declares in Auth0's description; Auth0
+#: refuses any other with 400 invalid_query_string.
+_LIST_QUERY: Final = frozenset({"per_page", "page", "include_totals", "from", "take",
+                                "strategy", "name", "fields", "include_fields"})
+_GET_QUERY: Final = frozenset({"fields", "include_fields"})
 
 
 def api_error(status: int, message: str, code: str) -> Response:
@@ -40,13 +45,23 @@ def route(
     if parts[3:4] != ["connections"] or len(parts) > 5:
         return api_error(404, "Not Found", "not_found")
     if len(parts) == 4 and method == "GET":
-        return _list(connections, scopes, query)
+        return _undeclared(query, _LIST_QUERY) or _list(connections, scopes, query)
     if len(parts) == 5 and parts[4] and method in ("GET", "PATCH"):
+        denied = _undeclared(query, _GET_QUERY if method == "GET" else frozenset())
+        if denied:
+            return denied
         conn_id = unquote(parts[4])
         if method == "GET":
             return _get(connections, scopes, conn_id, query)
         return _patch(connections, scopes, conn_id, body)
     return api_error(404, "Not Found", "not_found")
+
+
+def _undeclared(query: Query, declared: frozenset[str]) -> Response | None:
+    extra = [name for name in query if name not in declared]
+    if not extra:
+        return None
+    return _query_error(f"'Additional properties not allowed: {','.join(extra)}'")
 
 
 def _bool_param(query: Query, name: str, default: bool) -> bool | None:
@@ -117,7 +132,7 @@ def _list(connections: Connections, scopes: Scopes, query: Query) -> Response:
     if "from" in query or "take" in query:
         return _checkpoint_page(found, scopes, query)
     page_no = _int_param(query, "page", 0)
-    per_page = _int_param(query, "per_page", 50)
+    per_page = _int_param(query, "per_page", 100)  # the description's default
     if page_no is None or per_page is None or not 1 <= per_page <= 100:
         return _query_error("'page' must be >= 0 and 'per_page' from 1 to 100")
     totals = _bool_param(query, "include_totals", False)
