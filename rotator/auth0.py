@@ -58,9 +58,11 @@ class Pacer:
     """Waits for the rate-limit bucket when the last answer said it is empty."""
 
     def __init__(self, holder: net.DeadlineHolder,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._holder = holder
         self._sleep = sleep
+        self._clock = clock  # wall clock, epoch seconds: x-ratelimit-reset is one
         self._limit = 1
         self._remaining: int | None = None
         self._reset = 0.0
@@ -76,7 +78,7 @@ class Pacer:
                 # at most 1/limit of that. Waiting no longer keeps the bucket from
                 # ever sitting full (which would waste its refill) and sends no
                 # request that would only earn a 429.
-                wait = min((self._reset - time.time()) / max(self._limit, 1), MAX_PACE)
+                wait = min((self._reset - self._clock()) / max(self._limit, 1), MAX_PACE)
             self._remaining = None
         if wait > 0:
             deadline = self._holder.deadline
