@@ -118,7 +118,7 @@ class Tenant:
             domain=settings.domain, token=self.tokens, httpx_client=self.http,
             timeout=net.TIMEOUT,
         )
-        logs.SECRETS.add(settings.client_secret)
+        logs.SECRETS.add(*settings.auth.hidden)
 
     @property
     def name(self) -> str:
@@ -130,8 +130,8 @@ class Tenant:
 
     def close(self) -> None:
         self.http.close()
-        self.tokens.invalidate()
-        logs.SECRETS.discard(self.settings.client_secret, *self._seen)
+        self.tokens.close()
+        logs.SECRETS.discard(*self.settings.auth.hidden, *self._seen)
         self._seen.clear()
 
     def granted_scopes(self) -> frozenset[str]:

@@ -68,12 +68,17 @@ CONNECTION_KEYS = (
 _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
+    "client_assertion_signing_key": "keep it out of the file: use "
+                                    "client_assertion_signing_key_file or "
+                                    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
 }
 #: Environment variable -> (section, key).
 ENV_MAP: dict[str, tuple[str, str]] = {
     "AUTH0_DOMAIN": ("auth0", "domain"),
     "AUTH0_CLIENT_ID": ("auth0", "client_id"),
     "AUTH0_CLIENT_SECRET_FILE": ("auth0", "client_secret_file"),
+    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY_FILE": ("auth0", "client_assertion_signing_key_file"),
+    "AUTH0_CLIENT_ASSERTION_SIGNING_ALG": ("auth0", "client_assertion_signing_alg"),
     "AUTH0_AUDIENCE": ("auth0", "audience"),
     "APPLE_TEAM_ID": ("apple", "team_id"),
     "APPLE_KEY_ID": ("apple", "key_id"),

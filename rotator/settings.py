@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rotator.client_auth import ClientAuth
     from rotator.secret import AppleKey
 
 # One table of defaults (seconds for durations).
@@ -211,7 +212,8 @@ class Auth0Settings:
 
     domain: str
     client_id: str
-    client_secret: str = field(repr=False)
+    #: How the M2M application authenticates: its client secret or Private Key JWT.
+    auth: ClientAuth = field(repr=False)
     ca_bundle: Path | None = None
     audience: str | None = None  # None: https://{domain}/api/v2/
 

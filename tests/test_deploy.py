@@ -57,6 +57,7 @@ SERVICES_ID = "com.example.webapp"
 # Every variable rotator reads (rotator.config is the one module that reads them).
 ROTATOR_ENV = set(config.ENV_MAP) | {
     "AUTH0_CLIENT_SECRET",
+    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
     "APPLE_PRIVATE_KEY",
     "AUTH0_CONNECTION",
     "APPLE_CLIENT_ID",
