@@ -4,7 +4,7 @@
 or environment. ``on_failure`` gets the failing connection, step and error in
 its environment (never a secret), so a team can page from cron without a
 monitoring stack. rotator's own secrets (``AUTH0_CLIENT_SECRET``,
-``APPLE_PRIVATE_KEY``) are removed from the environment either inherits. A
+``AUTH0_CLIENT_ASSERTION_SIGNING_KEY``, ``APPLE_PRIVATE_KEY``) are removed from the environment either inherits. A
 hook that fails or outlives its timeout is killed and logged as
 ``hook.failed``; a failed ``post_rotate`` makes the run's exit code 1 (the
 rotation it follows stands) and is counted in ``rotator_hook_failures_total``.
@@ -25,7 +25,7 @@ from rotator import logs, words
 from rotator.outcome import Outcome
 from rotator.settings import ConnectionSettings, HookSettings
 
-_STRIPPED = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY")
+_STRIPPED = ("AUTH0_CLIENT_SECRET", "AUTH0_CLIENT_ASSERTION_SIGNING_KEY", "APPLE_PRIVATE_KEY")
 
 
 def _environment(extra: Mapping[str, str]) -> dict[str, str]:
