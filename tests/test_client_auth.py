@@ -193,10 +193,10 @@ def test_each_bad_client_authentication_is_exit_2_with_nothing_contacted(
     refused_run(pkjwt, spoiled, env, *needles)
 
 
-def test_the_key_from_the_environment_in_pkcs1_on_one_line_works(
+def test_the_key_from_the_environment_in_pkcs1_on_one_line_works_and_hooks_never_see_it(
     pkjwt: Tenant, tmp_path: Path
 ) -> None:
-    """AUTH0_CLIENT_ASSERTION_SIGNING_KEY: a traditional RSA PEM flattened with \\n escapes."""
+    """AUTH0_CLIENT_ASSERTION_SIGNING_KEY: a one-line PKCS#1 PEM works; a hook does not get it."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = load_pem_private_key(pkjwt.signing_key_file.read_bytes(), password=None)
@@ -204,15 +204,23 @@ def test_the_key_from_the_environment_in_pkcs1_on_one_line_works(
     pkcs1 = write_key(tmp_path / "pkcs1.pem", key, serialization.PrivateFormat.TraditionalOpenSSL)
     flat = pkcs1.read_text().strip().replace("\n", "\\n")
     conn = pkjwt.add(client_secret=None)
-    toml = pkjwt.write_config().read_text().replace(key_file_line(pkjwt), "")
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\nenv > {tmp_path / 'hook.env'}\n")
+    hook.chmod(0o755)
+    toml = pkjwt.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n').read_text()
     path = tmp_path / "env-key.toml"
-    path.write_text(toml)
+    path.write_text(toml.replace(key_file_line(pkjwt), ""))
     run = run_rotator("run-now", "--config", str(path),
                       env={"AUTH0_CLIENT_ASSERTION_SIGNING_KEY": flat})
     assert run.code == 0, run.output
     assert "client_secret" in pkjwt.stored(conn["id"])["options"]
     assert "client_assertion" in pkjwt.token_requests()[0]
-    assert all(line not in run.output for line in flat.split("\\n")[1:-1])
+    body = flat.split("\\n")[1:-1]
+    assert all(line not in run.output for line in body)
+    hook_env = (tmp_path / "hook.env").read_text()
+    assert "ROTATOR_CONNECTION=apple" in hook_env
+    assert "AUTH0_CLIENT_ASSERTION_SIGNING_KEY" not in hook_env
+    assert all(line not in hook_env for line in body)
 
 
 def test_a_connections_own_credential_replaces_the_inherited_one(

@@ -203,9 +203,8 @@ def test_two_credentials_at_most_and_a_rollover_keeps_working(
 )
 def test_credentials_auth0_would_not_take_are_refused(public: str, alg: str, why: str) -> None:
     """An RSA key under 2048 bits, a non-RSA key or another alg cannot be registered."""
-    key: object = {"rsa-1024": lambda: rsa_key(1024).public_key(),
-                   "ec": lambda: ec.generate_private_key(ec.SECP256R1()).public_key(),
-                   "rsa-2048": lambda: rsa_key().public_key()}[public]()
+    key: object = (ec.generate_private_key(ec.SECP256R1()).public_key() if public == "ec"
+                   else rsa_key(1024 if public == "rsa-1024" else 2048).public_key())
     with sample_emulator() as emu:
         emu.add_client(CLIENT, None)
         with pytest.raises(ValueError, match=why):
