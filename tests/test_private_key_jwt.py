@@ -178,3 +178,19 @@ def test_the_key_and_the_assertion_sent_are_redacted_while_the_tenant_is_in_use(
         side.close()
     assert logs.scrub(sent) == sent
     assert logs.scrub(key_lines[0]) == key_lines[0]
+
+
+def test_a_retried_token_request_carries_a_new_assertion(
+    emu: Emulator, tmp_path: Path, key_path: Path
+) -> None:
+    """A 503 on the token request: the retry is signed afresh (new jti), and the run works."""
+    from rotator.emulator import Fault
+
+    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant.add(client_secret=None)
+    emu.inject(Fault(path="/oauth/token", status=503, times=1))
+    run = rotate(tenant)
+    assert run.code == 0, run.output
+    first, second = assertions(tenant)
+    jtis = {jwt.decode(a, options={"verify_signature": False})["jti"] for a in (first, second)}
+    assert len(jtis) == 2
