@@ -49,6 +49,10 @@ class ClientSecret:
         """The form fields that authenticate one token request."""
         return {"client_secret": self.secret}
 
+    def describe(self) -> str:
+        """How the application authenticates, in words (no secret)."""
+        return "its client secret"
+
     @property
     def hidden(self) -> tuple[str, ...]:
         """What the redactor hides while the tenant is in use."""
@@ -80,6 +84,9 @@ class PrivateKeyJWT:
         from auth0.authentication.client_authentication import add_client_authentication
 
         return add_client_authentication({}, domain, client_id, None, self.pem, self.alg)
+
+    def describe(self) -> str:
+        return f"Private Key JWT ({self.alg}, the key in {self.source})"
 
     def refusal_hint(self, client_id: str) -> str:
         return (

@@ -251,10 +251,15 @@ def test_a_connections_own_credential_replaces_the_inherited_one(
     assert "inherited-client-secret" not in repr(first.auth0)
 
 
-def test_check_config_warns_about_a_signing_key_readable_by_others(pkjwt: Tenant) -> None:
-    """A signing key file of mode 0644 passes check-config with a chmod 600 warning."""
+def test_check_config_says_how_the_client_authenticates_and_warns_of_a_0644_key(
+    pkjwt: Tenant
+) -> None:
+    """check-config names Private Key JWT, its alg and key file; mode 0644 earns a warning."""
     os.chmod(pkjwt.signing_key_file, 0o644)
     run = run_rotator("check-config", "--config", str(pkjwt.write_config()))
     assert run.code == 0, run.output
+    assert (f"M2M client {pkjwt.client_id} authenticates with Private Key JWT (RS256, the key "
+            "in ") in run.stdout
+    assert f"({pkjwt.signing_key_file}))" in run.stdout
     assert "client_assertion_signing_key_file" in run.stderr
     assert "chmod 600" in run.stderr
