@@ -43,8 +43,6 @@ class ClientSecret:
 
     secret: str = field(repr=False)
 
-    kind = "client secret"
-
     def fields(self, domain: str, client_id: str) -> dict[str, str]:
         """The form fields that authenticate one token request."""
         return {"client_secret": self.secret}
@@ -76,8 +74,6 @@ class PrivateKeyJWT:
     source: str  # where the key came from, for messages
     pem: str = field(repr=False)  # unencrypted PKCS#8, what the signer is given
     hidden: tuple[str, ...] = field(repr=False, compare=False, default=())
-
-    kind = "Private Key JWT"
 
     def fields(self, domain: str, client_id: str) -> dict[str, str]:
         """A fresh signed assertion (new ``jti``) and its type, for one token request."""
