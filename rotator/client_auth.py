@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from rotator.errors import ConfigError
 
@@ -72,14 +72,18 @@ class PrivateKeyJWT:
     key: rsa.RSAPrivateKey = field(repr=False, compare=False)
     alg: str
     source: str  # where the key came from, for messages
-    pem: str = field(repr=False)  # unencrypted PKCS#8, what the signer is given
+    pem: str = field(repr=False)  # unencrypted PKCS#8: two loads of one key compare equal
     hidden: tuple[str, ...] = field(repr=False, compare=False, default=())
 
     def fields(self, domain: str, client_id: str) -> dict[str, str]:
         """A fresh signed assertion (new ``jti``) and its type, for one token request."""
         from auth0.authentication.client_authentication import add_client_authentication
 
-        return add_client_authentication({}, domain, client_id, None, self.pem, self.alg)
+        # The helper is annotated to take PEM text but hands the key to PyJWT,
+        # which takes the loaded key as well; a PEM would be parsed (and the RSA
+        # key validated) again for every assertion: 0.2 s at 2048 bits, 1.5 s at 4096.
+        key = cast(str, self.key)
+        return add_client_authentication({}, domain, client_id, None, key, self.alg)
 
     def describe(self) -> str:
         return f"Private Key JWT ({self.alg}, the key in {self.source})"
