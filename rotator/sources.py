@@ -131,7 +131,7 @@ class Sources:
             return env_secret.strip()
         if file is None:
             raise ConfigError(
-                "no Auth0 client credential: set auth0.client_secret_file, "
+                "no Auth0 client secret or signing key: set auth0.client_secret_file, "
                 "AUTH0_CLIENT_SECRET_FILE or AUTH0_CLIENT_SECRET (the M2M client secret), or "
                 "auth0.client_assertion_signing_key_file or AUTH0_CLIENT_ASSERTION_SIGNING_KEY "
                 "(Private Key JWT)"
