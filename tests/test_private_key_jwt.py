@@ -194,3 +194,26 @@ def test_a_retried_token_request_carries_a_new_assertion(
     first, second = assertions(tenant)
     jtis = {jwt.decode(a, options={"verify_signature": False})["jti"] for a in (first, second)}
     assert len(jtis) == 2
+
+
+def test_the_rollover_runbook_keeps_every_run_working(
+    emu: Emulator, tmp_path: Path, key_path: Path
+) -> None:
+    """Add a second credential, switch rotator to its key, remove the old: no run fails."""
+    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant.add()
+    config = tenant.write_config()
+    old_key, new_key = tenant.signing_key_file, tmp_path / "auth0_m2m_key-2.pem"
+
+    def check() -> int:
+        return run_rotator("check-config", "--online", "--config", str(config)).code
+
+    new = emu.add_client_key(tenant.client_id, write_rsa_key(new_key), "PS256")  # 1. add
+    assert check() == 0
+    config.write_text(config.read_text().replace(str(old_key), str(new_key))
+                      .replace('"RS256"', '"PS256"'))  # 2. switch rotator
+    assert check() == 0
+    emu.remove_client_key(tenant.client_id, tenant.credential)  # 3. remove the old
+    assert check() == 0
+    emu.remove_client_key(tenant.client_id, new)
+    assert check() == 1
