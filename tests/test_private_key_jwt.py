@@ -161,12 +161,12 @@ def test_the_key_and_the_assertion_sent_are_redacted_while_the_tenant_is_in_use(
     from rotator.auth0 import Tenant as Auth0Tenant
     from rotator.client_auth import load_signing_key
     from rotator.deadline import Deadline
-    from rotator.settings import Auth0Settings
+    from rotator.settings import Auth0Settings, Trust
 
     tenant = Tenant(emu, tmp_path, key_path, signing_alg="PS256")
     auth = load_signing_key(tenant.signing_key_file.read_bytes(), "test", "PS256")
     side = Auth0Tenant(Auth0Settings(domain=emu.domain, client_id=tenant.client_id, auth=auth,
-                                     ca_bundle=Path(emu.ca_pem_path)))
+                                     trust=Trust(Path(emu.ca_pem_path))))
     side.serve(Deadline(30))
     key_lines = [x for x in tenant.signing_key_file.read_text().splitlines() if "-----" not in x]
     try:
