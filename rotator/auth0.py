@@ -126,7 +126,7 @@ class Tenant(Auth0Connections):
             domain=settings.domain, token=self.tokens, httpx_client=self.http,
             timeout=net.TIMEOUT,
         )
-        logs.SECRETS.add(settings.client_secret)
+        logs.SECRETS.add(*settings.auth.hidden)
 
     @property
     def name(self) -> str:
@@ -138,10 +138,10 @@ class Tenant(Auth0Connections):
 
     def close(self) -> None:
         self.http.close()
-        self.tokens.invalidate()
+        self.tokens.close()
         with self._lock:
             seen, self._seen = self._seen, set()
-        logs.SECRETS.discard(self.settings.client_secret, *seen)
+        logs.SECRETS.discard(*self.settings.auth.hidden, *seen)
 
     def granted_scopes(self) -> frozenset[str]:
         self._call(lambda: self.tokens(), Auth0ReadError, "fetching a token")
