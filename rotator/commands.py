@@ -17,7 +17,13 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from rotator.errors import ConfigError
-from rotator.settings import Settings, format_duration
+from rotator.settings import (
+    ConnectionSettings,
+    Settings,
+    format_duration,
+    label,
+    several_tenants,
+)
 
 if TYPE_CHECKING:
     from rotator.outcome import Outcome, Report
@@ -29,17 +35,26 @@ def mint(settings: Settings, now: float | None = None) -> str:
     from rotator import secret
 
     if len(settings.connections) != 1:
-        names = ", ".join(c.connection or c.client_id for c in settings.connections)
-        raise ConfigError(
-            f"mint prints one secret but {len(settings.connections)} connections are configured "
-            f"({names}); choose one with --connection"
-        )
+        raise ConfigError(_choose_one(settings.connections))
     conn = settings.connections[0]
     return secret.mint(
         conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
         services_id=conn.client_id, lifetime=settings.schedule.secret_lifetime,
         now=int(time.time() if now is None else now),
     )
+
+
+def _choose_one(connections: tuple[ConnectionSettings, ...]) -> str:
+    """mint's refusal of several connections, naming a ``--connection`` that picks each."""
+    several = several_tenants(connections)
+    names = [label(c.connection or c.client_id, c.tenant, several) for c in connections]
+    choices = " or ".join(f"--connection {label(c.connection, c.tenant, several)}"
+                          for c in connections if c.connection) or "--connection NAME"
+    if len({c.connection for c in connections}) == 1 and connections[0].connection:
+        return (f"mint prints one secret but connection {connections[0].connection!r} is "
+                f"configured in {len(connections)} tenants; choose one with {choices}")
+    return (f"mint prints one secret but {len(connections)} connections are configured "
+            f"({', '.join(names)}); choose one with {choices}")
 
 
 def rotate(
@@ -116,6 +131,10 @@ def summary(settings: Settings) -> list[str]:
         asks = f"asks {conn.apple.token_url}" if conn.apple.check else "apple.check is off"
         lines.append(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
                      f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}")
+        lines.append(f"    Apple key from {conn.apple.key.source}")
+        if conn.auth0 is not None:
+            lines.append(f"    M2M client secret from {conn.auth0.client_secret_source}")
+    lines += [f"  warning: {warning}" for warning in settings.warnings]
     return lines
 
 

@@ -21,6 +21,8 @@ from rotator.settings import (
     check_apple_id,
     check_domain,
     check_https_url,
+    label,
+    several_tenants,
 )
 from rotator.sources import Sources, Table, Value, str_value
 
@@ -96,9 +98,14 @@ def connection(
         name = str_value(_required(own, "connection", where),
                           "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
-    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if need_auth0 else None
-    return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
-                              source=where or "the environment")
+    auth0_values = {**sections["auth0"], **values["auth0"]}
+    auth0 = _auth0(auth0_values, sources) if need_auth0 else None
+    domain = auth0_values.get("domain")
+    return ConnectionSettings(
+        connection=name, client_id=services_id, auth0=auth0, apple=apple,
+        source=where or "the environment",
+        domain=domain.value.strip() if domain and isinstance(domain.value, str) else "",
+    )
 
 
 _MISSING = {
@@ -128,9 +135,11 @@ def _apple(apple: Table, sources: Sources) -> AppleSettings:
     if "token_url" in apple:
         token_url = check_https_url(str_value(apple["token_url"], "an https:// URL"),
                                     apple["token_url"].origin, DEFAULTS["token_url"])
+    apple_key = sources.apple_key(apple.get("private_key_file"))
+    sources.key_name(apple_key, apple["key_id"], apple["team_id"])
     return AppleSettings(
         **ids,
-        key=sources.apple_key(apple.get("private_key_file")),
+        key=apple_key,
         check=_bool(apple["check"]) if "check" in apple else True,
         token_url=str(token_url),
     )
@@ -147,10 +156,12 @@ def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
         audience = check_https_url(
             str_value(auth0["audience"], "the Management API identifier"),
             auth0["audience"].origin, AUDIENCE_EXAMPLE)
+    client_secret, secret_source = sources.auth0_secret(auth0.get("client_secret_file"))
     return Auth0Settings(
         domain=domain,
         client_id=str_value(auth0["client_id"], "the M2M application's client id"),
-        client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
+        client_secret=client_secret,
+        client_secret_source=secret_source,
         ca_bundle=sources.ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
         audience=audience,
     )
@@ -176,13 +187,27 @@ def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
 def select(
     connections: list[ConnectionSettings], wanted: tuple[str, ...]
 ) -> list[ConnectionSettings]:
+    """The connections ``--connection`` names: ``NAME`` in every tenant, ``TENANT/NAME`` in one.
+
+    A selection that matches nothing is refused, naming what is configured.
+    """
     if not wanted:
         return connections
-    known = {c.connection for c in connections}
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"--connection {unknown[0]!r} is not configured; "
-            f"configured: {', '.join(sorted(known)) or 'none'}"
-        )
-    return [c for c in connections if c.connection in wanted]
+    several = several_tenants(connections)
+    chosen: list[ConnectionSettings] = []
+    for want in wanted:
+        tenant, slash, name = want.rpartition("/")
+        found = [c for c in connections
+                 if c.connection == name and (not slash or c.tenant == tenant)]
+        if not found:
+            configured = ", ".join(sorted(label(c.connection, c.tenant, several)
+                                          for c in connections)) or "none"
+            tenants = sorted({c.tenant for c in connections})
+            hint = ""
+            if slash and tenant not in tenants:
+                hint = f"; no tenant has auth0.domain {tenant!r} (tenants: {', '.join(tenants)})"
+            raise ConfigError(
+                f"--connection {want!r} is not configured{hint}; configured: {configured}"
+            )
+        chosen += [c for c in found if c not in chosen]
+    return [c for c in connections if c in chosen]

@@ -144,18 +144,30 @@ def use_json(fmt: str | None, stream: TextIO) -> bool:
     """JSON when asked, or when the stream is not a terminal."""
     if fmt is not None:
         return fmt == "json"
-    return not (hasattr(stream, "isatty") and stream.isatty())
+    return not at_terminal(stream)
 
 
-def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog for the whole process."""
+def at_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def default_level(stream: TextIO) -> str:
+    """A person at a terminal sees warnings and errors; a machine gets info and up."""
+    return "warning" if at_terminal(stream) else "info"
+
+
+def configure(
+    fmt: str | None = None, level: str | None = "info", stream: TextIO | None = None
+) -> None:
+    """Set up structlog for the whole process (``level`` None: :func:`default_level`)."""
     out = stream or sys.stderr
+    level = level or default_level(out)
     writer = LineWriter(out)  # one writer, one lock: lines from every thread stay whole
     renderer: Any
     if use_json(fmt, out):
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=at_terminal(out))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -17,6 +17,18 @@ from rotator.connection import Verdict
 STEPS = ("connect", "token", "read", "apple_check", "mint", "write", "verify", "hook")
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a dry run would have written: the new secret's claims, and the options kept."""
+
+    kid: str
+    sub: str
+    iat: int
+    exp: int
+    fingerprint: str
+    options_kept: int
+
+
 @dataclass
 class Outcome:
     """One connection in one run."""
@@ -40,6 +52,7 @@ class Outcome:
     fingerprint: str | None = None
     rotated: bool = False
     dry_run: bool = False
+    planned: Planned | None = None  # a dry run: what would have been written
     abandoned: bool = False  # stopped before its write (a signal); the old secret stays
     step: str | None = None  # where it failed
     error: str | None = None
@@ -50,6 +63,7 @@ class Outcome:
     def ok(self) -> bool:
         """No step failed (a failed hook counts: what it should have done is not done)."""
         return self.error is None and not self.hook_failed and not self.abandoned
+
 
 @dataclass
 class Report:

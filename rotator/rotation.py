@@ -27,7 +27,7 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.jsonvalue import differing
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Planned
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;
@@ -124,15 +124,20 @@ def _rotate(
         new = _mint(conn, ctx, now)
     iat, exp = secret.issued(now, ctx.schedule.secret_lifetime)
     with logs.secret(new, checked.live):
-        answer = _ask_apple(conn, new, ctx, log)
+        answer = _ask_apple(conn, new, ctx, log, evidence=check.evidence(checked))
         outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
         if ctx.dry_run:
             outcome.dry_run = True
+            outcome.planned = Planned(
+                kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
+                fingerprint=secret.fingerprint(new),
+                options_kept=len(checked.options) - ("client_secret" in checked.options))
             log.info("rotation.dry_run",
                      would_write=list(_body(checked.connection, new)),
-                     options_kept=len(checked.options) - ("client_secret" in checked.options),
+                     options_kept=outcome.planned.options_kept,
                      kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                     fingerprint=secret.fingerprint(new))
+                     issued_at=check.iso(iat), expires_at=check.iso(exp),
+                     fingerprint=outcome.planned.fingerprint)
             return
         found = checked.connection
         if ctx.monotonic() - read_at > REREAD_AFTER:
@@ -179,14 +184,16 @@ def _mint(conn: ConnectionSettings, ctx: Context, now: int) -> str:
 
 def _ask_apple(
     conn: ConnectionSettings, new: str, ctx: Context, log: logs.Logger, what: str = "new",
+    evidence: str = "",
 ) -> AppleAnswer:
     """Step 3: Apple must accept the new secret before anything is written."""
     ctx.progress("apple_check")
     answer = check.ask(ctx.apple, new, conn.client_id)
     if answer.verdict != "off":
-        log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
-                 fingerprint=secret.fingerprint(new))
-    if wrong := apple_words.problem(answer, what, conn.client_id):
+        emit = log.warning if answer.verdict == "refused" else log.info
+        emit("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
+             fingerprint=secret.fingerprint(new))
+    if wrong := apple_words.problem(answer, what, conn.client_id, evidence):
         raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
     return answer
 

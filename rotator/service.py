@@ -40,7 +40,7 @@ from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome, Report
-from rotator.settings import Settings
+from rotator.settings import Settings, label, several_tenants
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
@@ -102,14 +102,16 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         """Whether every connection's last check succeeded and Apple accepts its secret."""
         snapshot = self.readiness
+        several = several_tenants(self.settings.connections)
         for conn in self.settings.connections:
             outcome = snapshot.get((conn.tenant, conn.connection))
+            name = label(conn.connection, conn.tenant, several)
             if outcome is None:
-                return False, f"not ready: {conn.connection} not checked yet"
+                return False, f"not ready: {name} not checked yet"
             if outcome.apple == "refused":
-                return False, f"not ready: Apple refuses the live secret of {conn.connection}"
+                return False, f"not ready: Apple refuses the live secret of {name}"
             if outcome.error is not None:
-                return False, f"not ready: {conn.connection} failed at {outcome.step}"
+                return False, f"not ready: {name} failed at {outcome.step}"
         return True, "ready"
 
     # -- the job --------------------------------------------------------------------

@@ -212,6 +212,8 @@ class Auth0Settings:
     domain: str
     client_id: str
     client_secret: str = field(repr=False)
+    #: Where the secret came from, for check-config: "AUTH0_CLIENT_SECRET" or the file.
+    client_secret_source: str = field(default="", compare=False)
     ca_bundle: Path | None = None
     audience: str | None = None  # None: https://{domain}/api/v2/
 
@@ -252,10 +254,24 @@ class ConnectionSettings:
     apple: AppleSettings
     #: Where it was configured, for messages ("rotator.toml [[connections]] #2").
     source: str = "the environment"
+    #: auth0.domain as configured, for naming the tenant when auth0 is not loaded (mint).
+    domain: str = ""
 
     @property
     def tenant(self) -> str:
-        return self.auth0.domain if self.auth0 else ""
+        return self.auth0.domain if self.auth0 else self.domain
+
+
+def label(connection: str, tenant: str, several: bool) -> str:
+    """How output names a connection: ``TENANT/NAME`` when several tenants are configured.
+
+    The same spelling ``--connection`` takes, so a name shown can be pasted back.
+    """
+    return f"{tenant}/{connection}" if several and tenant else connection
+
+
+def several_tenants(connections: tuple[ConnectionSettings, ...] | list[ConnectionSettings]) -> bool:
+    return len({c.tenant for c in connections}) > 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,7 +292,7 @@ class Settings:
     listen: str = DEFAULTS["listen"]
     hooks: HookSettings = HookSettings()
     log_format: str | None = None
-    log_level: str = "info"
+    log_level: str | None = None  # None: as logs.default_level decides (terminal or not)
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

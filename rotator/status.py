@@ -14,6 +14,7 @@ from typing import Any
 from rotator import logs
 from rotator.check import iso
 from rotator.outcome import Outcome
+from rotator.settings import label
 
 
 def days_left(outcome: Outcome, now: float) -> float | None:
@@ -39,6 +40,13 @@ def healthy(outcome: Outcome, now: float, warn_within: int | None = None) -> boo
     )
 
 
+def apple_shown(outcome: Outcome) -> str:
+    """Apple's verdict as shown: "no secret" when there was nothing to ask about."""
+    if outcome.checked and not outcome.live and outcome.apple == "unknown":
+        return "no secret"
+    return outcome.apple
+
+
 def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
     rows: list[dict[str, Any]] = []
     for o in outcomes:
@@ -57,7 +65,7 @@ def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = N
             "due": o.due,
             "reason": o.reason,
             "why": o.why,
-            "apple": o.apple,
+            "apple": apple_shown(o).replace(" ", "_"),
             "apple_detail": logs.scrub(o.apple_detail, 300),
             "expires_within_warning": warned(o, now, warn_within),
             "healthy": healthy(o, now, warn_within),
@@ -76,24 +84,34 @@ def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = 
             "DUE AT (UTC)", "DUE", "APPLE")
     lines = [head]
     notes = []
+    several = len({o.tenant for o in outcomes}) > 1
     for o in outcomes:
+        name = label(o.connection, o.tenant, several)
         if o.error:
             lines.append((o.connection, o.tenant, "-", "-", "-", "-", "-", "-", "error", "-"))
-            notes.append(f"{o.connection}: {logs.scrub(o.error, 1000)}")
+            notes.append(f"{name}: {logs.scrub(o.error, 1000)}")
             continue
         left = days_left(o, now)
         shown = f"{left:.1f}" if left is not None else "-"
         if warned(o, now, warn_within):
             shown += " WARN"
+        apple = apple_shown(o)
         lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", _when(o.iat),
-                      _when(o.exp), shown, _when(o.due_at), "yes" if o.due else "no", o.apple))
-        notes.append(f"{o.connection}: {o.why}")
-        if o.apple == "off":
-            notes.append(f"{o.connection}: Apple was not asked (apple.check is off)")
-        elif o.apple != "accepted":
-            notes.append(f"{o.connection}: Apple {o.apple}: {logs.scrub(o.apple_detail, 300)}")
+                      _when(o.exp), shown, _when(o.due_at), "yes" if o.due else "no", apple))
+        notes.append(f"{name}: {o.why}")
+        if apple == "off":
+            notes.append(f"{name}: Apple was not asked (apple.check is off)")
+        elif apple == "no secret":
+            notes.append(f"{name}: no secret to show Apple; run-once or run-now publishes one")
+        elif apple == "unknown":
+            from rotator.apple import SWITCH_HINT
+
+            notes.append(f"{name}: Apple could not be asked: "
+                         f"{logs.scrub(o.apple_detail, 300)}; {SWITCH_HINT}")
+        elif apple != "accepted":
+            notes.append(f"{name}: Apple {apple}: {logs.scrub(o.apple_detail, 300)}")
         if warned(o, now, warn_within):
-            notes.append(f"{o.connection}: expires within the --warn-within window")
+            notes.append(f"{name}: expires within the --warn-within window")
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = [
         "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()

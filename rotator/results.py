@@ -1,0 +1,88 @@
+"""What ``run-once`` and ``run-now`` print on stdout: a line per connection, then a count.
+
+For people reading a terminal or a cron mail; the log (stderr) carries the
+details for machines. Each line says what happened to one connection in words:
+rotated (the new expiry and Apple's verdict), not due (when it falls due),
+failed (the step and the reason), a dry run (what would be written), or
+stopped before its write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rotator import logs
+from rotator.outcome import Outcome
+
+_APPLE_NEW = {
+    "accepted": "Apple accepted it",
+    "off": "Apple not asked (apple.check is off)",
+}
+_APPLE_LIVE = {
+    "accepted": "Apple accepts the live secret",
+    "off": "Apple not asked (apple.check is off)",
+}
+
+
+def iso(epoch: int | None) -> str:
+    """Epoch seconds as ISO 8601 UTC ("2027-05-31T12:00:00Z"), or "-"."""
+    if epoch is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _in(epoch: int, now: float) -> str:
+    days = (epoch - now) / 86400
+    if days >= 1:
+        return f"in {days:.0f} days"
+    if days > 0:
+        return f"in {max(1, round(days * 24))} hours"
+    return "now"
+
+
+def line(outcome: Outcome, name: str, now: float) -> str:
+    """One connection's line; ``name`` is how it is shown (with its tenant when several)."""
+    o = outcome
+    if o.abandoned:
+        return f"{name}: stopped before its write (interrupted); nothing was written"
+    if o.error is not None:
+        return f"{name}: FAILED at {o.step}: {logs.scrub(o.error, 1000)}"
+    if o.planned is not None:
+        p = o.planned
+        apple = _APPLE_NEW.get(o.apple, f"Apple {o.apple}")
+        return (f"{name}: dry run: would write a new client_secret (kid {p.kid}, sub {p.sub}, "
+                f"issued {iso(p.iat)}, expires {iso(p.exp)}, fingerprint {p.fingerprint}) "
+                f"and keep the other {p.options_kept} options; {apple}; nothing was written")
+    if o.rotated:
+        apple = _APPLE_NEW.get(o.apple, f"Apple {o.apple}")
+        text = (f"{name}: rotated; the new secret expires {iso(o.exp)}"
+                f"{f' ({_in(o.exp, now)})' if o.exp else ''}; {apple}")
+        if o.hook_failed:
+            text += "; the post-rotate hook FAILED (see the log)"
+        return text
+    apple = _APPLE_LIVE.get(o.apple, f"Apple {o.apple}")
+    due = f"falls due {iso(o.due_at)}" + (f" ({_in(o.due_at, now)})" if o.due_at else "")
+    return f"{name}: not due; {due}, expires {iso(o.exp)}; {apple}"
+
+
+def closing(outcomes: Sequence[Outcome], *, dry_run: bool = False) -> str:
+    """The count under the lines: "3 connections: 1 rotated, 1 not due, 1 failed"."""
+    counts = {
+        "would be rotated" if dry_run else "rotated":
+            sum(o.ok and (o.rotated or o.planned is not None) for o in outcomes),
+        "not due": sum(o.ok and not o.rotated and o.planned is None for o in outcomes),
+        "failed": sum(o.error is not None or o.hook_failed for o in outcomes),
+        "interrupted": sum(o.abandoned and o.error is None for o in outcomes),
+    }
+    n = len(outcomes)
+    shown = [f"{count} {what}" for what, count in counts.items()
+             if count or what in ("rotated", "would be rotated", "failed")]
+    return f"{n} connection{'s' if n != 1 else ''}: {', '.join(shown)}"
+
+
+def lines(outcomes: Sequence[Outcome], names: Sequence[str], now: float, *,
+          dry_run: bool = False) -> list[str]:
+    """Every line ``run-once``/``run-now`` prints, the count last."""
+    return [*(line(o, n, now) for o, n in zip(outcomes, names, strict=True)),
+            closing(outcomes, dry_run=dry_run)]
