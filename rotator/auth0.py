@@ -77,6 +77,9 @@ class Pacer:
                 wait = min((self._reset - time.time()) / max(self._limit, 1), MAX_PACE)
             self._remaining = None
         if wait > 0:
+            logs.waiting(wait, f"the rate limit of {request.url.host} before {request.method} "
+                         f"{request.url.path}", "its last answer said no request is left "
+                         "until the bucket refills (x-ratelimit-remaining: 0)")
             deadline = self._holder.deadline
             if deadline is not None and not deadline.allows(wait):
                 raise DeadlineError(
@@ -107,11 +110,12 @@ class Tenant:
         self.pacer = Pacer(self.holder)
         self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
         self._seen: set[str] = set()
+        guard = net.WaitGuard(self.holder, MAX_RETRIES)
         self.http = net.client(
             settings.ca_bundle,
             self.holder,
             request_hooks=[self.pacer.before, self._guard_body],
-            response_hooks=[self.pacer.after, self._watch_secrets, net.WaitGuard(self.holder)],
+            response_hooks=[self.pacer.after, self._watch_secrets, guard],
         )
         self.tokens = Tokens(self.http, settings, self.holder)
         self.api = ManagementClient(

@@ -181,8 +181,12 @@ def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
-    with commands.interruptible() as (stop, received):
-        report = commands.rotate(settings, force=force, dry_run=args.dry_run, stop=stop)
+    from rotator.outcome import InFlight
+
+    in_flight = InFlight()
+    with commands.interruptible(in_flight) as (stop, received):
+        report = commands.rotate(settings, force=force, dry_run=args.dry_run, stop=stop,
+                                 in_flight=in_flight)
     ending = _ending(report, received)
     _print_results(settings, report, dry_run=args.dry_run)
     if metrics_file is not None:

@@ -8,6 +8,7 @@ function that needs them, so ``rotator mint`` loads only what minting needs.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from rotator.settings import (
 )
 
 if TYPE_CHECKING:
-    from rotator.outcome import Outcome, Report
+    from rotator.outcome import InFlight, Outcome, Report
     from rotator.runner import Pool
 
 
@@ -64,14 +65,17 @@ def rotate(
     dry_run: bool = False,
     stop: threading.Event | None = None,
     pool: Pool | None = None,
+    in_flight: InFlight | None = None,
 ) -> Report:
     """``run-once`` (due ones) or ``run-now`` (``force``): check and rotate every connection."""
     from rotator import hooks, runner
+    from rotator.outcome import InFlight
 
     post_rotate, on_failure = hooks.from_settings(settings.hooks)
     options = runner.Options(
         force=force, dry_run=dry_run, stop=stop or threading.Event(),
         on_rotated=None if dry_run else post_rotate, on_failure=on_failure,
+        in_flight=in_flight or InFlight(),
     )
     return runner.run(settings, options, pool)
 
@@ -162,11 +166,15 @@ def online_lines(outcomes: list[Outcome]) -> tuple[list[str], bool]:
 
 
 @contextmanager
-def interruptible() -> Iterator[tuple[threading.Event, list[str]]]:
+def interruptible(
+    in_flight: InFlight | None = None,
+) -> Iterator[tuple[threading.Event, list[str]]]:
     """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
 
     Yields the stop event and the list of signals received. A second SIGINT
-    raises KeyboardInterrupt as usual (someone insists).
+    raises KeyboardInterrupt as usual (someone insists). At a terminal, the
+    first SIGINT says what is being finished (from ``in_flight``) and that a
+    second one stops at once: the person pressing Ctrl-C is not left guessing.
     """
     stop = threading.Event()
     received: list[str] = []
@@ -177,6 +185,13 @@ def interruptible() -> Iterator[tuple[threading.Event, list[str]]]:
         if signum == signal.SIGINT and stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        if signum == signal.SIGINT and sys.stderr.isatty():
+            busy = in_flight.describe() if in_flight is not None else ""
+            doing = (f"finishing {busy}: a rotation already writing completes, one not yet "
+                     "writing stops before its write" if busy else "finishing up")
+            sys.stderr.write(f"rotator: interrupted; {doing}. Press Ctrl-C again to stop at "
+                             "once.\n")
+            sys.stderr.flush()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, on_signal)

@@ -187,6 +187,28 @@ def configure(
     )
 
 
+#: A wait longer than this is logged when it starts: nothing waits silently.
+NOTICEABLE_WAIT = 1.0
+
+
+def waiting(seconds: float, awaited: str, because: str) -> None:
+    """Say that a wait of ``seconds`` starts, for what, and why (when it is noticeable).
+
+    At warning level, so a person at a terminal (who sees warnings and errors)
+    knows why nothing happens. The connection and tenant come from :func:`context`.
+    """
+    if seconds > NOTICEABLE_WAIT:
+        get().warning("wait.started", awaited=awaited, seconds=round(seconds, 1),
+                      because=because)
+
+
+@contextmanager
+def context(**values: Any) -> Iterator[None]:
+    """Bind ``values`` (connection, tenant) to every event this thread logs in the block."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield
+
+
 def get(**context: Any) -> Logger:
     """A logger bound to ``context`` (connection, tenant...)."""
     return cast(Logger, structlog.get_logger("rotator").bind(**context))

@@ -9,6 +9,7 @@ exit code is decided in ``cli`` alone.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from rotator.connection import Verdict
@@ -63,6 +64,28 @@ class Outcome:
     def ok(self) -> bool:
         """No step failed (a failed hook counts: what it should have done is not done)."""
         return self.error is None and not self.hook_failed and not self.abandoned
+
+
+class InFlight:
+    """The connections being worked on right now, and the step each is at (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._at: dict[int, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def at(self, index: int, name: str, step: str) -> None:
+        with self._lock:
+            self._at[index] = (name, step)
+
+    def done(self, index: int) -> None:
+        with self._lock:
+            self._at.pop(index, None)
+
+    def describe(self) -> str:
+        """"apple (at write), apple-ios (at read)", or "" when nothing is in flight."""
+        with self._lock:
+            busy = sorted(self._at.items())
+        return ", ".join(f"{name} (at {step})" for _, (name, step) in busy)
 
 
 @dataclass

@@ -29,8 +29,14 @@ from rotator import logs, rotation, tokens
 from rotator.connection import AppleSide, Auth0Side
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
-from rotator.outcome import Outcome, Report
-from rotator.settings import Auth0Settings, ConnectionSettings, Settings
+from rotator.outcome import InFlight, Outcome, Report
+from rotator.settings import (
+    Auth0Settings,
+    ConnectionSettings,
+    Settings,
+    label,
+    several_tenants,
+)
 
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
@@ -97,6 +103,8 @@ class Options:
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Where each connection worked on stands, for the first SIGINT's message.
+    in_flight: InFlight = field(default_factory=InFlight)
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
@@ -211,34 +219,39 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
 
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
     options, outcome = state.options, state.outcomes[index]
+    name = label(conn.connection, conn.tenant, several_tenants(state.settings.connections))
     apple = None
 
     def progress(step: str) -> None:
         state.steps[index] = step
+        options.in_flight.at(index, name, step)
 
-    try:
-        if conn.apple.check:
-            ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
-            apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
-        ctx = rotation.Context(
-            side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-            monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
-            force=options.force,
-            dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
-            progress=progress,
-        )
-        rotation.process(conn, outcome, ctx)
-        if options.online and outcome.ok:
-            outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
-    except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
-        _fail(outcome, "connect", str(exc))
-    except Exception as exc:  # one connection's surprise must not stop the run
-        log = logs.get(connection=conn.connection, tenant=conn.tenant)
-        _fail(outcome, state.steps[index], unexpected(exc))
-        log.debug("rotation.traceback", exc_info=True)
-    finally:
-        if apple is not None:
-            apple.close()
+    # Events logged below the seam (a wait, a retry) carry the connection too.
+    with logs.context(connection=conn.connection, tenant=conn.tenant):
+        try:
+            if conn.apple.check:
+                ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
+                apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
+            ctx = rotation.Context(
+                side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
+                monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
+                force=options.force,
+                dry_run=options.dry_run, stop=options.stop.is_set,
+                on_rotated=options.on_rotated, progress=progress,
+            )
+            rotation.process(conn, outcome, ctx)
+            if options.online and outcome.ok:
+                outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
+        except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
+            _fail(outcome, "connect", str(exc))
+        except Exception as exc:  # one connection's surprise must not stop the run
+            log = logs.get(connection=conn.connection, tenant=conn.tenant)
+            _fail(outcome, state.steps[index], unexpected(exc))
+            log.debug("rotation.traceback", exc_info=True)
+        finally:
+            options.in_flight.done(index)
+            if apple is not None:
+                apple.close()
 
 
 def _fail(outcome: Outcome, step: str, error: str) -> None:
