@@ -9,10 +9,9 @@ stopped before its write.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
-from rotator import logs
+from rotator import logs, words
 from rotator.outcome import Outcome
 
 _APPLE_NEW = {
@@ -26,10 +25,8 @@ _APPLE_LIVE = {
 
 
 def iso(epoch: int | None) -> str:
-    """Epoch seconds as ISO 8601 UTC ("2027-05-31T12:00:00Z"), or "-"."""
-    if epoch is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    """ISO 8601 UTC ("2027-05-31T12:00:00Z"), or "-" when unknown."""
+    return words.iso(epoch) or "-"
 
 
 def _in(epoch: int, now: float) -> str:

@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rotator import apple as apple_words
-from rotator import check, logs, secret
-from rotator.connection import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator import check, logs, secret, words
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -28,6 +26,7 @@ from rotator.errors import (
 )
 from rotator.jsonvalue import differing
 from rotator.outcome import Outcome, Planned
+from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;
@@ -136,7 +135,7 @@ def _rotate(
                      would_write=list(_body(checked.connection, new)),
                      options_kept=outcome.planned.options_kept,
                      kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                     issued_at=check.iso(iat), expires_at=check.iso(exp),
+                     issued_at=words.iso(iat), expires_at=words.iso(exp),
                      fingerprint=outcome.planned.fingerprint)
             return
         found = checked.connection
@@ -156,7 +155,7 @@ def _rotate(
         outcome.fingerprint, outcome.kid, outcome.sub = (
             secret.fingerprint(new), conn.apple.key_id, conn.client_id)
         log.info("secret.rotated", kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                 expires_at=check.iso(exp), fingerprint=outcome.fingerprint,
+                 expires_at=words.iso(exp), fingerprint=outcome.fingerprint,
                  reason=checked.verdict.reason if checked.verdict.due else "forced")
         if ctx.on_rotated is not None:
             ctx.progress("hook")
@@ -193,7 +192,7 @@ def _ask_apple(
         emit = log.warning if answer.verdict == "refused" else log.info
         emit("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
              fingerprint=secret.fingerprint(new))
-    if wrong := apple_words.problem(answer, what, conn.client_id, evidence):
+    if wrong := words.apple_problem(answer, what, conn.client_id, evidence):
         raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
     return answer
 

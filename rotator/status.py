@@ -7,14 +7,13 @@ presents them, as a table or as JSON, and says which connections are healthy.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from rotator import logs
-from rotator.check import iso
 from rotator.outcome import Outcome
 from rotator.settings import label
+from rotator.words import SWITCH_HINT, iso, minute
 
 
 def days_left(outcome: Outcome, now: float) -> float | None:
@@ -74,10 +73,6 @@ def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = N
     return json.dumps(rows, indent=2)
 
 
-def _when(epoch: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch is not None else "-"
-
-
 def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
     """A table a person reads: one line per connection, then the reasons."""
     head = ("CONNECTION", "TENANT", "KID", "SUB", "ISSUED (UTC)", "EXPIRES (UTC)", "DAYS LEFT",
@@ -96,16 +91,14 @@ def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = 
         if warned(o, now, warn_within):
             shown += " WARN"
         apple = apple_shown(o)
-        lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", _when(o.iat),
-                      _when(o.exp), shown, _when(o.due_at), "yes" if o.due else "no", apple))
+        lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", minute(o.iat),
+                      minute(o.exp), shown, minute(o.due_at), "yes" if o.due else "no", apple))
         notes.append(f"{name}: {o.why}")
         if apple == "off":
             notes.append(f"{name}: Apple was not asked (apple.check is off)")
         elif apple == "no secret":
             notes.append(f"{name}: no secret to show Apple; run-once or run-now publishes one")
         elif apple == "unknown":
-            from rotator.apple import SWITCH_HINT
-
             notes.append(f"{name}: Apple could not be asked: "
                          f"{logs.scrub(o.apple_detail, 300)}; {SWITCH_HINT}")
         elif apple != "accepted":
