@@ -60,7 +60,7 @@ class Expected:
     key_id: str
     services_id: str
     public_key: ec.EllipticCurvePublicKey
-    key_source: str = "the configured key"  # where the key came from, for messages
+    key_source: str = "apple.private_key_file"  # where the key came from, for messages
 
 
 @dataclass(frozen=True)

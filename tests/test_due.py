@@ -31,7 +31,7 @@ def apple_key(key_path: Path) -> secret.AppleKey:
 def expected(apple_key: secret.AppleKey) -> due.Expected:
     """What the configuration says a live secret must look like."""
     return due.Expected(team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
-                        public_key=apple_key.public_key)
+                        public_key=apple_key.public_key, key_source=apple_key.source)
 
 
 def minted(key: secret.AppleKey, *, iat: int = NOW, lifetime: int = 180 * DAY) -> str:
@@ -94,22 +94,50 @@ def test_unsigned_jwt_is_due(expected: due.Expected) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("change", "reason", "why"),
     [
-        ({"kid": "ZZZ999ZZZZ"}, due.KID_CHANGED),
-        ({"iss": "ZZZZZ99999"}, due.ISS_CHANGED),
-        ({"sub": "com.example.other"}, due.SUB_CHANGED),
-        ({"aud": "https://example.com"}, due.AUD_CHANGED),
+        ({"kid": "ZZZ999ZZZZ"}, due.KID_CHANGED,
+         f"the secret's kid ZZZ999ZZZZ differs from apple.key_id {KEY_ID}"),
+        ({"iss": "ZZZZZ99999"}, due.ISS_CHANGED,
+         f"the secret's iss ZZZZZ99999 differs from apple.team_id {TEAM_ID}"),
+        ({"sub": "com.example.other"}, due.SUB_CHANGED,
+         f"the secret's sub com.example.other differs from the connection's client_id "
+         f"{SERVICES_ID}"),
+        ({"aud": "https://example.com"}, due.AUD_CHANGED,
+         f"the secret's aud https://example.com differs from Apple's audience {AUDIENCE}"),
     ],
 )
-def test_claim_mismatch_is_due(
-    apple_key: secret.AppleKey, expected: due.Expected, change: dict[str, str], reason: str
+def test_claim_mismatch_is_due_naming_both_values(
+    apple_key: secret.AppleKey, expected: due.Expected, change: dict[str, str], reason: str,
+    why: str,
 ) -> None:
-    """A fresh, well-signed secret whose kid, iss, sub or aud differ is due for that reason."""
+    """A well-signed secret whose kid, iss, sub or aud differ: due, the live and configured values named."""
     verdict = assess(signed(apple_key.private_key, **change), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (True, reason, NOW)
+    assert verdict.explanation == why
     assert verdict.live is not None
     assert verdict.live.signature_ok
+
+
+def test_team_and_key_ids_swapped_are_named(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """A secret whose kid is the configured team id and iss the key id: "look swapped"."""
+    verdict = assess(signed(apple_key.private_key, kid=TEAM_ID, iss=KEY_ID), expected)
+    assert (verdict.due, verdict.reason) == (True, due.KID_CHANGED)
+    assert verdict.explanation.startswith(
+        f"the secret's kid {TEAM_ID} and iss {KEY_ID} are apple.team_id and apple.key_id the "
+        "other way round: the two ids look swapped")
+
+
+def test_a_missing_claim_is_named_missing(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """A secret without iss: "the secret's iss missing differs from apple.team_id ..."."""
+    claims = {"iat": NOW, "exp": NOW + 180 * DAY, "aud": AUDIENCE, "sub": SERVICES_ID}
+    live = jwt.encode(claims, apple_key.private_key, algorithm="ES256", headers={"kid": KEY_ID})
+    verdict = assess(live, expected)
+    assert verdict.explanation == f"the secret's iss missing differs from apple.team_id {TEAM_ID}"
 
 
 def test_signature_from_another_key_is_due(expected: due.Expected) -> None:
@@ -117,6 +145,9 @@ def test_signature_from_another_key_is_due(expected: due.Expected) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     verdict = assess(signed(other), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (True, due.BAD_SIGNATURE, NOW)
+    assert verdict.explanation == (
+        f"the secret's signature does not verify with the configured key (test key): "
+        f"another key signed it (its kid is {KEY_ID})")
 
 
 def test_audience_as_a_list_is_accepted(apple_key: secret.AppleKey, expected: due.Expected) -> None:
