@@ -327,7 +327,9 @@ def test_check_config_default_lifetime_gives_no_warning(full_env: dict[str, str]
 # --- common flags before or after the command ----------------------------------------
 
 
-def test_common_flags_are_accepted_before_the_command(two_connections: Path, key_path: Path) -> None:
+def test_common_flags_are_accepted_before_the_command(
+    two_connections: Path, key_path: Path
+) -> None:
     """`rotator --config X --connection NAME mint` works as `rotator mint --config X ...`."""
     before = run_rotator("--config", str(two_connections), "--connection", "apple-partner", "mint")
     assert before.code == 0, before.output

@@ -111,7 +111,7 @@ def test_claim_mismatch_is_due_naming_both_values(
     apple_key: secret.AppleKey, expected: due.Expected, change: dict[str, str], reason: str,
     why: str,
 ) -> None:
-    """A well-signed secret whose kid, iss, sub or aud differ: due, the live and configured values named."""
+    """A well-signed secret whose kid, iss, sub or aud differ: due, both values named."""
     verdict = assess(signed(apple_key.private_key, **change), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (True, reason, NOW)
     assert verdict.explanation == why

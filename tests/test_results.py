@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant
+from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant, two_tenants
 from conftest import Run
 
 from rotator import cli, words
@@ -116,7 +116,7 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
 def test_a_rotation_whose_hook_failed_is_counted_failed(
     tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A failing post-rotate hook: the line says rotated and the hook FAILED; the count says failed."""
+    """A failing post-rotate hook: the line says rotated, the hook FAILED; counted failed."""
     tenant.add()
     config = tenant.write_config(extra='[hooks]\npost_rotate = ["false"]\n')
     run = run_cli("run-now", "--config", str(config), capsys=capsys)
@@ -151,22 +151,6 @@ def test_with_two_tenants_each_line_names_the_tenant(
     assert count == "2 connections: 0 rotated, 2 not due, 0 failed"
 
 
-def two_tenants(tmp_path: Path, tenants: list[Tenant], name: str = "apple") -> Path:
-    """A config with connection ``name`` on each tenant."""
-    body = tenants[0].apple_toml() + "\n"
-    for tenant in tenants:
-        body += (
-            f'[[connections]]\nconnection = "{name}"\nclient_id = "{SERVICES_ID}"\n'
-            f'domain = "{tenant.emu.domain}"\nca_bundle = "{tenant.emu.ca_pem_path}"\n'
-            f'client_secret_file = "{tenant.secret_file}"\n'
-            f'token_url = "{tenant.emu.apple_token_url}"\n'
-            f'[connections.auth0]\nclient_id = "{tenant.client_id}"\n\n'
-        )
-    path = tmp_path / "two.toml"
-    path.write_text(body)
-    return path
-
-
 def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -182,7 +166,8 @@ def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
     [wait] = [e for e in log if e["event"] == "wait.started"]
     assert wait["level"] == "warning"
     assert wait["seconds"] == 2
-    assert "asking Apple" in wait["awaited"] and "try 2 of 4" in wait["awaited"]
+    assert "asking Apple" in wait["awaited"]
+    assert "try 2 of 4" in wait["awaited"]
     assert "503 with Retry-After" in wait["because"]
     assert (wait["connection"], wait["tenant"]) == ("apple", tenant.emu.domain)
     # logged before the wait, so before the answer that came after it
@@ -255,7 +240,9 @@ def test_a_mismatch_names_the_live_and_the_configured_value(
         "sub": ("com.example.old", "the connection's client_id", SERVICES_ID),
     }[claim]
     field = {"iss": "team_id", "kid": "key_id", "sub": "services_id"}[claim]
-    tenant.add(client_secret=tenant.mint(**{field: live}))
+    ids = {"team_id": TEAM_ID, "key_id": KEY_ID, "services_id": SERVICES_ID, field: live}
+    tenant.add(client_secret=tenant.mint(team_id=ids["team_id"], key_id=ids["key_id"],
+                                         services_id=ids["services_id"]))
     run = run_cli("status", "--json", "--config", str(tenant.write_config()), capsys=capsys)
 
     [row] = json.loads(run.stdout)
