@@ -286,7 +286,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
 def test_a_wrong_audience_is_called_that_not_a_custom_domain(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """auth0.audience set without its trailing slash: the error names the audience, not the domain."""
+    """auth0.audience without its trailing slash: the error names the audience, not the domain."""
     tenant.add()
     config_path = tenant.write_config()
     wrong = f"https://{tenant.emu.domain}/api/v2"
