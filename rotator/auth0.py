@@ -77,15 +77,15 @@ class Pacer:
                 wait = min((self._reset - time.time()) / max(self._limit, 1), MAX_PACE)
             self._remaining = None
         if wait > 0:
-            logs.waiting(wait, f"the rate limit of {request.url.host} before {request.method} "
-                         f"{request.url.path}", "its last answer said no request is left "
-                         "until the bucket refills (x-ratelimit-remaining: 0)")
             deadline = self._holder.deadline
             if deadline is not None and not deadline.allows(wait):
                 raise DeadlineError(
                     f"the tenant's rate limit asks for a {wait:.1f} s pause, and the run's "
                     f"deadline of {deadline.seconds:g} s comes first"
                 )
+            logs.waiting(wait, f"the rate limit of {request.url.host} before {request.method} "
+                         f"{request.url.path}", "its last answer said no request is left "
+                         "until the bucket refills (x-ratelimit-remaining: 0)")
             # A stop request cuts the run's own sleep short.
             (self._sleep or (deadline.sleep if deadline else time.sleep))(wait)
 
