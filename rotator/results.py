@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rotator import logs, words
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Report, trouble
 
 _APPLE_NEW = {
     "accepted": "Apple accepted it",
@@ -45,6 +45,8 @@ def line(outcome: Outcome, name: str, now: float) -> str:
         return f"{name}: stopped before its write (interrupted); nothing was written"
     if o.error is not None:
         return f"{name}: FAILED at {o.step}: {logs.scrub(o.error, 1000)}"
+    if (wrong := trouble(o, now)) is not None:
+        return f"{name}: FAILED: {wrong}"
     if o.planned is not None:
         p = o.planned
         apple = _APPLE_NEW.get(o.apple, f"Apple {o.apple}")
@@ -63,14 +65,21 @@ def line(outcome: Outcome, name: str, now: float) -> str:
     return f"{name}: not due; {due}, expires {iso(o.exp)}; {apple}"
 
 
-def closing(outcomes: Sequence[Outcome], *, dry_run: bool = False) -> str:
-    """The count under the lines: "3 connections: 1 rotated, 1 not due, 1 failed"."""
+def closing(report: Report, *, dry_run: bool = False) -> str:
+    """The count under the lines: "3 connections: 1 rotated, 1 not due, 1 failed".
+
+    Failed is what the health predicate (:func:`~rotator.outcome.trouble`) says,
+    as for the exit code: 0 failed and no hook failed is exit 0.
+    """
+    outcomes, now = report.outcomes, report.at
+    healthy = [o for o in outcomes if trouble(o, now) is None]
+    written = sum(o.rotated or o.planned is not None for o in healthy)
     counts = {
-        "would be rotated" if dry_run else "rotated":
-            sum(o.ok and (o.rotated or o.planned is not None) for o in outcomes),
-        "not due": sum(o.ok and not o.rotated and o.planned is None for o in outcomes),
-        "failed": sum(o.error is not None or o.hook_failed for o in outcomes),
-        "interrupted": sum(o.abandoned and o.error is None for o in outcomes),
+        "would be rotated" if dry_run else "rotated": written,
+        "not due": len(healthy) - written,
+        "failed": sum(trouble(o, now) is not None and not o.abandoned for o in outcomes),
+        "interrupted": sum(o.abandoned for o in outcomes),
+        "post-rotate hook failed": sum(o.hook_failed for o in outcomes),
     }
     n = len(outcomes)
     shown = [f"{count} {what}" for what, count in counts.items()
@@ -78,8 +87,7 @@ def closing(outcomes: Sequence[Outcome], *, dry_run: bool = False) -> str:
     return f"{n} connection{'s' if n != 1 else ''}: {', '.join(shown)}"
 
 
-def lines(outcomes: Sequence[Outcome], names: Sequence[str], now: float, *,
-          dry_run: bool = False) -> list[str]:
+def lines(report: Report, names: Sequence[str], *, dry_run: bool = False) -> list[str]:
     """Every line ``run-once``/``run-now`` prints, the count last."""
-    return [*(line(o, n, now) for o, n in zip(outcomes, names, strict=True)),
-            closing(outcomes, dry_run=dry_run)]
+    return [*(line(o, n, report.at) for o, n in zip(report.outcomes, names, strict=True)),
+            closing(report, dry_run=dry_run)]

@@ -29,7 +29,8 @@ from rotator import logs, rotation
 from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
-from rotator.outcome import InFlight, Outcome, Report
+from rotator.modes import Mode
+from rotator.outcome import InFlight, Outcome, Report, Step, trouble
 from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import (
     Auth0Settings,
@@ -60,13 +61,12 @@ def _real_apple(token_url: str, ca_bundle: Path | None, deadline: Deadline) -> A
 
 
 class Pool:
-    """Auth0 sides by tenant, built on first use; kept across runs when ``keep``."""
+    """Auth0 sides by tenant, built on first use and kept until :meth:`close`."""
 
-    def __init__(self, auth0: Auth0Factory | None = None, apple: AppleFactory | None = None,
-                 *, keep: bool = False) -> None:
+    def __init__(self, auth0: Auth0Factory | None = None,
+                 apple: AppleFactory | None = None) -> None:
         self.make_tenant = auth0 or _real_tenant
         self.make_apple = apple or _real_apple
-        self.keep = keep
         self._sides: dict[Auth0Settings, Auth0Side] = {}
         self._lock = threading.Lock()
 
@@ -95,12 +95,7 @@ class Pool:
 class Options:
     """What a run does."""
 
-    rotate: bool = True  # False: read-only (status, check-config --online)
-    force: bool = False
-    dry_run: bool = False
-    # check-config --online: each tenant's granted scopes, and Apple's word on a
-    # freshly minted secret as well as the live one
-    online: bool = False
+    mode: Mode = field(default_factory=Mode)  # handed unchanged to the steps and outcomes
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -119,7 +114,7 @@ class _Run:
     pool: Pool
     deadline: Deadline
     outcomes: list[Outcome]
-    steps: list[str]
+    steps: list[Step]
     finished: list[bool]
     lock: threading.Lock = field(default_factory=threading.Lock)
     late: set[int] = field(default_factory=set)  # reported failed at the deadline
@@ -135,9 +130,9 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
         settings=settings, options=options, pool=pool,
         deadline=Deadline(settings.schedule.deadline, options.monotonic,
                           interrupt=options.stop),
-        outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
-                  for c in conns],
-        steps=["connect"] * len(conns), finished=[False] * len(conns),
+        outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source,
+                          mode=options.mode) for c in conns],
+        steps=[Step.CONNECT] * len(conns), finished=[False] * len(conns),
     )
     groups: dict[Auth0Settings | None, list[int]] = {}
     for index, conn in enumerate(conns):
@@ -180,16 +175,16 @@ def _worker(state: _Run, work: queue.SimpleQueue[list[int]], done: threading.Sem
 def _tenant(state: _Run, group: Sequence[int]) -> None:
     """Work through one tenant's connections, in configuration order."""
     conns = [state.settings.connections[i] for i in group]
-    failure: tuple[str, str] | None = None  # a tenant-wide failure: (step, error)
+    failure: tuple[Step, str] | None = None  # a tenant-wide failure: (step, error)
     side: Auth0Side | None = None
     try:
         assert conns[0].auth0 is not None
         side = state.pool.tenant(conns[0].auth0)
         side.serve(state.deadline)
     except RotatorError as exc:
-        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: {exc}")
+        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: {exc}")
     except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
-        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: "
+        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: "
                               f"{unexpected(exc)}")
         logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
     duplicates = {group[n]: text for n, text in _duplicates(conns, side).items()} if side else {}
@@ -200,17 +195,17 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
             logs.get(connection=conn.connection, tenant=conn.tenant).warning(
                 "rotation.abandoned", reason="interrupted before its check")
         elif failure is not None or index in duplicates or side is None:
-            step, error = failure or ("read", duplicates[index])
+            step, error = failure or (Step.READ, duplicates[index])
             _fail(outcome, step, error)
         else:
             _connection(state, index, conn, side)
-            if outcome.step in ("token", "connect"):
+            if outcome.step in (Step.TOKEN, Step.CONNECT):
                 failure = (outcome.step, outcome.error or "")
         with state.lock:
             state.finished[index] = True
             late = index in state.late  # the run already reported it failed, and said so
-        if (not late and not outcome.ok and not outcome.abandoned
-                and state.options.on_failure is not None):
+        if (not late and not outcome.abandoned and state.options.on_failure is not None
+                and (outcome.hook_failed or trouble(outcome, state.options.now()))):
             state.options.on_failure(conn, outcome)
     with state.lock:
         forgotten = any(i in state.late for i in group)
@@ -223,7 +218,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
     name = label(conn.connection, conn.tenant, several_tenants(state.settings.connections))
     apple = None
 
-    def progress(step: str) -> None:
+    def progress(step: Step) -> None:
         state.steps[index] = step
         options.in_flight.at(index, name, step)
 
@@ -235,16 +230,15 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
                 apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
             ctx = rotation.Context(
                 side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-                monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
-                force=options.force,
-                dry_run=options.dry_run, stop=options.stop.is_set,
-                on_rotated=options.on_rotated, progress=progress,
+                monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,
+                on_rotated=None if options.mode.dry_run else options.on_rotated,
+                progress=progress,
             )
             rotation.process(conn, outcome, ctx)
-            if options.online and outcome.ok:
+            if options.mode.probe and outcome.error is None:
                 outcome.missing_scopes = missing_scopes(side.granted_scopes())
         except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
-            _fail(outcome, "connect", str(exc))
+            _fail(outcome, Step.CONNECT, str(exc))
         except Exception as exc:  # one connection's surprise must not stop the run
             log = logs.get(connection=conn.connection, tenant=conn.tenant)
             _fail(outcome, state.steps[index], unexpected(exc))
@@ -255,7 +249,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
                 apple.close()
 
 
-def _fail(outcome: Outcome, step: str, error: str) -> None:
+def _fail(outcome: Outcome, step: Step, error: str) -> None:
     outcome.step, outcome.error = step, error
     logs.get(connection=outcome.connection, tenant=outcome.tenant).error(
         "rotation.failed", step=step, error=error)
@@ -291,7 +285,7 @@ def _duplicates(conns: Sequence[ConnectionSettings], side: Auth0Side) -> dict[in
 
 def _report(state: _Run) -> Report:
     """The outcomes; those unfinished at the deadline fail there, naming their step."""
-    report = Report()
+    report = Report(at=state.options.now())
     with state.lock:
         for index, outcome in enumerate(state.outcomes):
             if state.finished[index]:

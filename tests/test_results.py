@@ -116,7 +116,7 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
 def test_a_rotation_whose_hook_failed_is_counted_failed(
     tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A failing post-rotate hook: the line says rotated, the hook FAILED; counted failed."""
+    """A failing post-rotate hook: the line says rotated, the hook FAILED; the count says so."""
     tenant.add()
     config = tenant.write_config(extra='[hooks]\npost_rotate = ["false"]\n')
     run = run_cli("run-now", "--config", str(config), capsys=capsys)
@@ -125,7 +125,7 @@ def test_a_rotation_whose_hook_failed_is_counted_failed(
     line, count = run.stdout.splitlines()
     assert line.startswith("apple: rotated; the new secret expires")
     assert line.endswith("the post-rotate hook FAILED (see the log)")
-    assert count == "1 connection: 0 rotated, 1 failed"
+    assert count == "1 connection: 1 rotated, 0 failed, 1 post-rotate hook failed"
 
 
 def test_with_two_tenants_each_line_names_the_tenant(
