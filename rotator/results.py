@@ -47,15 +47,17 @@ def line(outcome: Outcome, name: str, now: float) -> str:
         return f"{name}: FAILED at {o.step}: {logs.scrub(o.error, 1000)}"
     if (wrong := trouble(o, now)) is not None:
         return f"{name}: FAILED: {wrong}"
+    because = "run-now replaces it, due or not" if o.forced else (o.why or "due")
     if o.planned is not None:
         p = o.planned
         apple = _APPLE_NEW.get(o.apple, f"Apple {o.apple}")
-        return (f"{name}: dry run: would write a new client_secret (kid {p.kid}, sub {p.sub}, "
+        return (f"{name}: dry run ({because}): would write a new client_secret (kid {p.kid}, "
+                f"sub {p.sub}, "
                 f"issued {iso(p.iat)}, expires {iso(p.exp)}, fingerprint {p.fingerprint}) "
                 f"and keep the other {p.options_kept} options; {apple}; nothing was written")
     if o.rotated:
         apple = _APPLE_NEW.get(o.apple, f"Apple {o.apple}")
-        text = (f"{name}: rotated; the new secret expires {iso(o.exp)}"
+        text = (f"{name}: rotated ({because}); the new secret expires {iso(o.exp)}"
                 f"{f' ({_in(o.exp, now)})' if o.exp else ''}; {apple}")
         if o.hook_failed:
             text += "; the post-rotate hook FAILED (see the log)"

@@ -44,15 +44,15 @@ def named(stderr: str, event: str) -> list[dict[str, Any]]:
 def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """run-now: "apple: rotated; the new secret expires <ISO> (in 180 days); Apple accepted it"."""
+    """run-now: "apple: rotated (why); the new secret expires <ISO> (in 180 days); Apple accepted it"."""
     tenant.add()
     run = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
 
     assert run.code == 0, run.output
     line, count = run.stdout.splitlines()
     [rotated] = named(run.stderr, "secret.rotated")
-    assert line == (f"apple: rotated; the new secret expires {words.iso(rotated['exp'])} "
-                    "(in 180 days); Apple accepted it")
+    assert line == (f"apple: rotated (run-now replaces it, due or not); the new secret expires "
+                    f"{words.iso(rotated['exp'])} (in 180 days); Apple accepted it")
     assert count == "1 connection: 1 rotated, 0 failed"
     assert events(run.stderr)  # the log stays on stderr, every line JSON
     assert "{" not in run.stdout
@@ -106,7 +106,8 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
     line, count = run.stdout.splitlines()
     kept = len(conn["options"]) - 1
     assert line == (
-        f"apple: dry run: would write a new client_secret (kid {KEY_ID}, sub {SERVICES_ID}, "
+        f"apple: dry run (the secret is older than rotate_every): would write a new "
+        f"client_secret (kid {KEY_ID}, sub {SERVICES_ID}, "
         f"issued {dry['issued_at']}, expires {dry['expires_at']}, fingerprint "
         f"{dry['fingerprint']}) and keep the other {kept} options; Apple accepted it; "
         "nothing was written")
@@ -123,7 +124,7 @@ def test_a_rotation_whose_hook_failed_is_counted_failed(
 
     assert run.code == 1, run.output
     line, count = run.stdout.splitlines()
-    assert line.startswith("apple: rotated; the new secret expires")
+    assert line.startswith("apple: rotated (run-now replaces it, due or not); the new secret")
     assert line.endswith("the post-rotate hook FAILED (see the log)")
     assert count == "1 connection: 1 rotated, 0 failed, 1 post-rotate hook failed"
 
