@@ -44,7 +44,7 @@ def named(stderr: str, event: str) -> list[dict[str, Any]]:
 def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """run-now: "apple: rotated (why); the new secret expires <ISO> (in 180 days); Apple accepted"."""
+    """run-now: "apple: rotated (why); the new secret expires <ISO> (in 180 days); Apple ..."."""
     tenant.add()
     run = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
 
