@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import secret
 from rotator.seams import Verdict as AppleVerdict
-from rotator.settings import Schedule
+from rotator.settings import Schedule, format_duration
 
 # Why a connection is (or is not) due; logged as ``reason``.
 NO_SECRET = "no_secret"  # noqa: S105 - a reason code, not a password
@@ -131,6 +131,10 @@ def _mismatch(info: secret.LiveSecret, expected: Expected) -> tuple[str, str] | 
     return None
 
 
+def _days(seconds: int) -> str:
+    return f"{seconds / 86400:.1f} days" if abs(seconds) >= 86400 else f"{seconds} s"
+
+
 def _shown(value: object) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else f"{text[:80]}..."
@@ -144,18 +148,26 @@ def _by_the_secret(live: object, expected: Expected, schedule: Schedule, now: in
     except secret.NotAJwt:
         return Verdict(True, NOT_ES256_JWT, None, now)
     if info.alg != secret.ALGORITHM:
-        return Verdict(True, NOT_ES256_JWT, info, now)
+        return Verdict(True, NOT_ES256_JWT, info, now,
+                       f"the client secret is a JWT signed with {info.alg}, not ES256")
     if mismatch := _mismatch(info, expected):
         reason, evidence = mismatch
         return Verdict(True, reason, info, now, evidence)
     if info.iat is None or info.exp is None:
         return Verdict(True, BAD_CLAIMS, info, now)
     if info.iat > now + FUTURE_SLACK:
-        return Verdict(True, FROM_THE_FUTURE, info, now)
+        return Verdict(True, FROM_THE_FUTURE, info, now,
+                       f"the secret's iat is {info.iat - now} s in the future, which Apple "
+                       "refuses")
     by_age = info.iat + schedule.rotate_every
     by_expiry = info.exp - (schedule.secret_lifetime - schedule.rotate_every)
     if now >= by_age:
-        return Verdict(True, AGE, info, by_age)
+        return Verdict(True, AGE, info, by_age,
+                       f"the secret is {_days(now - info.iat)} old; rotate_every is "
+                       f"{format_duration(schedule.rotate_every)}")
     if now >= by_expiry:
-        return Verdict(True, EXPIRING, info, by_expiry)
+        return Verdict(True, EXPIRING, info, by_expiry,
+                       f"the secret expires in {_days(info.exp - now)}, within "
+                       "secret_lifetime - rotate_every = "
+                       f"{format_duration(schedule.secret_lifetime - schedule.rotate_every)}")
     return Verdict(False, NOT_DUE, info, min(by_age, by_expiry))

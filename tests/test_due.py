@@ -79,6 +79,7 @@ def test_hs256_jwt_is_due(expected: due.Expected) -> None:
     assert (verdict.due, verdict.reason) == (True, due.NOT_ES256_JWT)
     assert verdict.live is not None
     assert verdict.live.alg == "HS256"
+    assert verdict.explanation == "the client secret is a JWT signed with HS256, not ES256"
 
 
 def test_es384_jwt_is_due(expected: due.Expected) -> None:
@@ -191,6 +192,7 @@ def test_old_expired_secret_is_due_by_age(
     verdict = assess(minted(apple_key, iat=iat), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (
         True, due.AGE, iat + SCHEDULE.rotate_every)
+    assert verdict.explanation == "the secret is 400.0 days old; rotate_every is 30d"
 
 
 def test_hand_made_two_day_secret_is_due_as_expiring(
@@ -199,6 +201,8 @@ def test_hand_made_two_day_secret_is_due_as_expiring(
     """A two-day secret issued now is due at once, reason expiring, not by age."""
     verdict = assess(minted(apple_key, lifetime=2 * DAY), expected)
     assert (verdict.due, verdict.reason) == (True, due.EXPIRING)
+    assert verdict.explanation == (
+        "the secret expires in 2.0 days, within secret_lifetime - rotate_every = 150d")
     assert verdict.due_at == NOW + 2 * DAY - (SCHEDULE.secret_lifetime - SCHEDULE.rotate_every)
 
 
@@ -229,6 +233,7 @@ def test_secret_issued_in_the_future_is_due(
     """A secret whose iat is ahead of now (minted on a fast clock) is due: Apple refuses it."""
     verdict = assess(minted(apple_key, iat=NOW + 3600), expected)
     assert (verdict.due, verdict.reason) == (True, due.FROM_THE_FUTURE)
+    assert verdict.explanation == "the secret's iat is 3600 s in the future, which Apple refuses"
 
 
 def test_secret_a_little_ahead_is_tolerated(

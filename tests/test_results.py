@@ -106,7 +106,7 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
     line, count = run.stdout.splitlines()
     kept = len(conn["options"]) - 1
     assert line == (
-        f"apple: dry run (the secret is older than rotate_every): would write a new "
+        f"apple: dry run (the secret is 40.0 days old; rotate_every is 30d): would write a new "
         f"client_secret (kid {KEY_ID}, sub {SERVICES_ID}, "
         f"issued {dry['issued_at']}, expires {dry['expires_at']}, fingerprint "
         f"{dry['fingerprint']}) and keep the other {kept} options; Apple accepted it; "
