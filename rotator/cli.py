@@ -21,7 +21,7 @@ from rotator.errors import ConfigError, RotatorError, unexpected
 from rotator.modes import Mode, Needs
 
 if TYPE_CHECKING:
-    from rotator.outcome import Report
+    from rotator.outcome import InFlight, Report
     from rotator.settings import Settings
 
 #: The one map from how a command ended to the process exit code.
@@ -176,7 +176,7 @@ def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
 def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     from pathlib import Path
 
-    from rotator import commands
+    from rotator import commands, signals
 
     settings = _settings(args)
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
@@ -186,13 +186,28 @@ def _rotate(args: argparse.Namespace, *, force: bool) -> str:
 
     mode = Mode.rotating(force=force, dry_run=args.dry_run)
     in_flight = InFlight()
-    with commands.interruptible(in_flight) as (stop, received):
-        report = commands.rotate(settings, mode, stop=stop, in_flight=in_flight)
-    ending = _ending(report, received)
+    with signals.caught(on_first_interrupt=_finishing(in_flight)) as caught:
+        report = commands.rotate(settings, mode, stop=caught.stop, in_flight=in_flight)
+    ending = _ending(report, caught.received)
     _print_results(settings, report, dry_run=args.dry_run)
     if metrics_file is not None:
         commands.write_metrics(metrics_file, report, ok=ending == "ok")
     return ending
+
+
+def _finishing(in_flight: InFlight) -> Callable[[], None]:
+    """What the first Ctrl-C at a terminal says: what is being finished, and how to stop now."""
+
+    def say() -> None:
+        if not sys.stderr.isatty():
+            return  # cron, systemd: the log says what was abandoned
+        busy = in_flight.describe()
+        doing = (f"finishing {busy}: a rotation already writing completes, one not yet "
+                 "writing stops before its write" if busy else "finishing up")
+        sys.stderr.write(f"rotator: interrupted; {doing}. Press Ctrl-C again to stop at once.\n")
+        sys.stderr.flush()
+
+    return say
 
 
 def _print_results(settings: Settings, report: Report, *, dry_run: bool) -> None:

@@ -7,14 +7,9 @@ function that needs them, so ``rotator mint`` loads only what minting needs.
 
 from __future__ import annotations
 
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from rotator.errors import ConfigError
@@ -161,40 +156,3 @@ def online_lines(report: Report) -> tuple[list[str], bool]:
             state = f"readable, writable options present, all four scopes granted; {apple}"
         lines.append(f"  online: {o.connection} on {o.tenant}: {state}")
     return lines, not report.failed
-
-
-@contextmanager
-def interruptible(
-    in_flight: InFlight | None = None,
-) -> Iterator[tuple[threading.Event, list[str]]]:
-    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
-
-    Yields the stop event and the list of signals received. A second SIGINT
-    raises KeyboardInterrupt as usual (someone insists). At a terminal, the
-    first SIGINT says what is being finished (from ``in_flight``) and that a
-    second one stops at once: the person pressing Ctrl-C is not left guessing.
-    """
-    stop = threading.Event()
-    received: list[str] = []
-    previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        if signum == signal.SIGINT and sys.stderr.isatty():
-            busy = in_flight.describe() if in_flight is not None else ""
-            doing = (f"finishing {busy}: a rotation already writing completes, one not yet "
-                     "writing stops before its write" if busy else "finishing up")
-            sys.stderr.write(f"rotator: interrupted; {doing}. Press Ctrl-C again to stop at "
-                             "once.\n")
-            sys.stderr.flush()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, on_signal)
-    try:
-        yield stop, received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
