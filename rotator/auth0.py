@@ -112,7 +112,7 @@ class Tenant:
         self._seen: set[str] = set()
         guard = net.WaitGuard(self.holder, MAX_RETRIES)
         self.http = net.client(
-            settings.ca_bundle,
+            settings.trust,
             self.holder,
             request_hooks=[self.pacer.before, self._guard_body],
             response_hooks=[self.pacer.after, self._watch_secrets, guard],
