@@ -51,7 +51,7 @@ class ClientSecret:
 
     def describe(self) -> str:
         """How the application authenticates, in words (no secret)."""
-        return f"its client secret from {self.source}" if self.source else "its client secret"
+        return "its client secret"
 
     @property
     def hidden(self) -> tuple[str, ...]:

@@ -129,6 +129,12 @@ def summary(settings: Settings) -> list[str]:
         lines.append(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
                      f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}{auth}")
         lines.append(f"    Apple key from {conn.apple.key.source}")
+        if conn.auth0 is not None:
+            from rotator.client_auth import ClientSecret
+
+            what = ("M2M client secret" if isinstance(conn.auth0.auth, ClientSecret)
+                    else "M2M signing key")
+            lines.append(f"    {what} from {conn.auth0.auth.source}")
     lines += [f"  warning: {warning}" for warning in settings.warnings]
     return lines
 
