@@ -71,6 +71,9 @@ CONNECTION_KEYS = (
 _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
+    "client_assertion_signing_key": "keep it out of the file: use "
+                                    "client_assertion_signing_key_file or "
+                                    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
 }
 #: Environment variable -> (section, key): the rows of the one table that set keys.
 ENV_MAP = environment.KEYS
@@ -128,7 +131,7 @@ def load(
         listen=_listen(sections["server"]),
         hooks=_hooks(sections["hooks"], env.get("PATH")),
         log_format=_log_format(overrides, env),
-        log_level=overrides.log_level or "info",
+        log_level=overrides.log_level,
         warnings=tuple(warnings),
     )
 

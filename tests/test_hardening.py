@@ -88,13 +88,14 @@ def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
 def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) -> None:
     """The Auth0 client refuses to send a PATCH it was not asked for; nothing reaches Auth0."""
     from rotator.auth0 import Tenant as Auth0Tenant
+    from rotator.client_auth import ClientSecret
     from rotator.deadline import Deadline
     from rotator.errors import Auth0WriteError
     from rotator.settings import Auth0Settings, Trust
 
     conn = tenant.add(client_secret=None)
     side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
-                                     client_secret=tenant.client_secret,
+                                     auth=ClientSecret(tenant.client_secret),
                                      trust=Trust(Path(tenant.emu.ca_pem_path))))
     side.serve(Deadline(30))
     try:

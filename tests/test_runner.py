@@ -356,3 +356,23 @@ def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: Tenant
     wait_for(lambda: side.closed, 10, "the abandoned worker to finish and close its tenant")
     assert (late.step, late.checked, late.rotated) == (Step.VERIFY, False, False)
     assert "deadline of 1 s passed during the verify step" in (late.error or "")
+
+
+def test_a_wrong_audience_is_called_that_not_a_custom_domain(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """auth0.audience without its trailing slash: the error names the audience, not the domain."""
+    tenant.add()
+    config_path = tenant.write_config()
+    wrong = f"https://{tenant.emu.domain}/api/v2"
+    config_path.write_text(config_path.read_text().replace(
+        "[auth0]\n", f'[auth0]\naudience = "{wrong}"\n'))
+    code, out, err = run_cli("run-once", "--config", str(config_path), capsys=capsys)
+
+    assert code == 1, err
+    [failed] = named(err, "rotation.failed")
+    assert failed["step"] == "token"
+    assert f"auth0.audience '{wrong}' is not an API of this tenant" in failed["error"]
+    assert "the trailing slash is part of it" in failed["error"]
+    assert "custom domain" not in failed["error"]
+    assert "FAILED at token" in out
