@@ -74,14 +74,28 @@ class Pool:
         self.make_tenant = auth0 or _real_tenant
         self.make_apple = apple or _real_apple
         self._sides: dict[Auth0Settings, Destination] = {}
+        self._building: dict[Auth0Settings, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def tenant(self, settings: Auth0Settings) -> Destination:
-        """The tenant's side, built under the lock: two workers never build one twice."""
+        """The tenant's side, built once: a second worker asking waits for the first build.
+
+        Each tenant is built under a lock of its own, so tenants still build side
+        by side; ``_lock`` guards the two dictionaries only.
+        """
         with self._lock:
             side = self._sides.get(settings)
+            if side is not None:
+                return side
+            building = self._building.setdefault(settings, threading.Lock())
+        with building:
+            with self._lock:
+                side = self._sides.get(settings)
             if side is None:
-                side = self._sides[settings] = self.make_tenant(settings)
+                side = self.make_tenant(settings)
+                with self._lock:
+                    self._sides[settings] = side
+                    self._building.pop(settings, None)
             return side
 
     def discard(self, settings: Auth0Settings) -> None:

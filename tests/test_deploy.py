@@ -11,6 +11,7 @@ own builder commands, run on this machine, then the installed CLI.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -953,15 +954,32 @@ def _replay(command: str, *, src: Path, wheels: Path, venv: Path) -> list[str]:
     return argv
 
 
-@pytest.fixture(scope="module")
-def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def image_venv(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """/opt/venv as the Dockerfile's builder stage makes it, made here with this Python.
 
-    The build context is what the Dockerfile COPYs; each `&&` step of its RUN is
+    Built once per run: the first process to get here (of all xdist workers,
+    which share the run's temporary root) builds it under a file lock; the
+    others wait for that lock and use what it built.
+    """
+    shared = tmp_path_factory.getbasetemp()  # this run's own
+    if worker_id != "master":
+        shared = shared.parent  # a worker's is popen-gwN, inside the run's
+    with (shared / "image-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        venv = shared / "image" / "venv"
+        if not (venv / "bin" / "rotator").is_file():
+            shutil.rmtree(shared / "image", ignore_errors=True)
+            _build_image_venv(shared / "image")
+    return venv
+
+
+def _build_image_venv(work: Path) -> Path:
+    """The build context is what the Dockerfile COPYs; each `&&` step of its RUN is
     run in turn, `pip` and `python` being this interpreter (3.11 here, the
     image's 3.12 there), dependencies coming from the package index as usual.
     """
-    work = tmp_path_factory.mktemp("image")
+    work.mkdir(parents=True)
     src, wheels, venv = work / "src", work / "wheels", work / "venv"
     src.mkdir()
     for source in _copy_sources():

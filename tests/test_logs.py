@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 
 import pytest
 import structlog
@@ -120,9 +121,23 @@ def test_a_failing_stream_is_counted_not_raised() -> None:
             broken.close()
 
 
+class _Piecemeal(io.StringIO):
+    """A stream that writes each string in two pieces, letting other threads in between.
+
+    As a pipe does with a write larger than PIPE_BUF: only the writer's lock
+    keeps one line from landing inside another.
+    """
+
+    def write(self, text: str) -> int:
+        half = len(text) // 2
+        super().write(text[:half])
+        time.sleep(0)  # yield to any other writer
+        return super().write(text[half:]) + half
+
+
 def test_lines_from_many_threads_stay_whole() -> None:
     """Events logged from eight threads at once come out one whole JSON object per line."""
-    stream = io.StringIO()
+    stream = _Piecemeal()
     logs.configure("json", "info", stream)
 
     def chatter(n: int) -> None:
