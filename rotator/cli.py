@@ -197,9 +197,10 @@ def cmd_mint(args: argparse.Namespace) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> str:
-    from rotator import commands
+    from rotator import commands, lock
 
     settings = _settings(args)
+    lock.prepared(settings.lock_dir)  # a run would refuse it
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"

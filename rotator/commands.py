@@ -51,12 +51,13 @@ def rotate(
     pool: Pool | None = None,
 ) -> Report:
     """``run-once`` (due ones) or ``run-now`` (``force``): check and rotate every connection."""
-    from rotator import hooks, runner
+    from rotator import hooks, lock, runner
 
+    locks = lock.prepared(settings.lock_dir)  # before anything is contacted
     post_rotate, on_failure = hooks.from_settings(settings.hooks)
     options = runner.Options(
         force=force, dry_run=dry_run, stop=stop or threading.Event(),
-        on_rotated=None if dry_run else post_rotate, on_failure=on_failure,
+        on_rotated=None if dry_run else post_rotate, on_failure=on_failure, locks=locks,
     )
     return runner.run(settings, options, pool)
 

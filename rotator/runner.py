@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rotator import logs, rotation, tokens
+from rotator import lock, logs, rotation, tokens
 from rotator.connection import AppleSide, Auth0Side
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
@@ -96,6 +96,8 @@ class Options:
     online: bool = False
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
+    #: One writer per connection on a host (rotating runs): see :mod:`rotator.lock`.
+    locks: lock.Locks | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
@@ -220,12 +222,17 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         if conn.apple.check:
             ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
             apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
+        acquire: lock.Acquire = lock.unlocked
+        if options.locks is not None:
+            acquire = options.locks.acquirer(
+                conn.tenant, state.deadline, logs.get(connection=conn.connection,
+                                                      tenant=conn.tenant))
         ctx = rotation.Context(
             side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
             monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
             force=options.force,
             dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
-            progress=progress,
+            progress=progress, acquire=acquire,
         )
         rotation.process(conn, outcome, ctx)
         if options.online and outcome.ok:

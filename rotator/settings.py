@@ -278,6 +278,9 @@ class Settings:
     log_format: str | None = None
     log_level: str = "info"
     warnings: tuple[str, ...] = ()
+    #: The lock folder and the setting that chose it; None (settings made in
+    #: code, not loaded) takes no lock.
+    lock_dir: tuple[Path, str] | None = None
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)

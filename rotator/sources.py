@@ -27,6 +27,15 @@ class Value:
     value: Any
     origin: str
     own: bool = False  # set by the connection's own [[connections]] entry
+    #: The folder a relative path in it is relative to: the config file's for
+    #: values from the file, None (the current folder) for variables and flags.
+    base: Path | None = None
+
+    def path(self, what: str) -> Path:
+        """The value as an absolute path (PRODUCT.md, "Paths")."""
+        from rotator.paths import resolve
+
+        return resolve(str_value(self, what), self.base)
 
 
 Table = dict[str, Value]
@@ -67,7 +76,7 @@ class Sources:
                 "no Auth0 client secret: set auth0.client_secret_file, "
                 "AUTH0_CLIENT_SECRET_FILE or AUTH0_CLIENT_SECRET"
             )
-        path = Path(str(file.value))
+        path = file.path("the path of the M2M client secret file")
         data = read_limited(path, file.origin, "the M2M client secret", 64 * 1024)
         try:
             text = data.decode("utf-8").strip()
@@ -92,7 +101,7 @@ class Sources:
                 "no Apple key: set apple.private_key_file, APPLE_PRIVATE_KEY_FILE or "
                 "APPLE_PRIVATE_KEY (the .p8 key from the Apple developer portal)"
             )
-        path = Path(str(file.value))
+        path = file.path("the path of the .p8 key file")
         cache_key = str(path)
         if cache_key not in self._keys:
             pem = secret.read_key_file(path, file.origin)
@@ -105,7 +114,7 @@ class Sources:
         """A file of PEM CA certificates that OpenSSL accepts (proven once per file)."""
         import ssl  # here: only tenants with a ca_bundle need it at load time
 
-        path = Path(str_value(v, "a PEM file of CA certificates"))
+        path = v.path("a PEM file of CA certificates")
         if path in self._bundles:
             return path
         if not path.is_file():
