@@ -56,6 +56,8 @@ def prepare(folder: Path, setting: str = "ROTATOR_LOCK_DIR") -> Path:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = folder.stat()
+    except FileExistsError:
+        raise ConfigError(f"lock folder {folder} ({setting}) is not a folder; {fix}") from None
     except OSError as exc:
         raise ConfigError(
             f"lock folder {folder} ({setting}) cannot be created "
