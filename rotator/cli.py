@@ -145,12 +145,11 @@ def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
 
 
 def _rotate(args: argparse.Namespace, *, force: bool) -> str:
-    from pathlib import Path
-
     from rotator import commands
+    from rotator.paths import resolve
 
     settings = _settings(args)
-    metrics_file = Path(args.metrics_file) if args.metrics_file else None
+    metrics_file = resolve(args.metrics_file, None) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
     with commands.interruptible() as (stop, received):
