@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from auth0_env import Tenant
-from conftest import assert_refused, run_rotator, wait_for
+from conftest import assert_refused, free_port, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
@@ -274,3 +274,23 @@ def test_lock_file_names_are_bounded_and_distinct() -> None:
     assert lock.file_name("t", "a_b") != lock.file_name("t", "a/b")
     assert lock.file_name("t", "x" * 1000) != lock.file_name("t", "x" * 999)
     assert len(lock.file_name("t", "x" * 1000)) < 150
+
+
+def test_a_check_of_start_takes_the_same_lock(tenant: Tenant, lock_dir: Path) -> None:
+    """`rotator start`'s check waits on the lock a manual run holds; nothing is written."""
+    from rotator import config
+    from rotator.service import Service
+
+    tenant.add(client_secret=tenant.mint(age=40 * 86400))
+    settings = config.load(config.Overrides(config=str(tenant.write_config()), deadline="2s",
+                                            listen=f"127.0.0.1:{free_port()}"))
+    service = Service(settings)
+    try:
+        with _held(lock_dir, tenant):
+            [outcome] = service.check().outcomes
+    finally:
+        service.server.stop()
+        service.pool.close()
+    assert outcome.step == "lock", outcome
+    assert f"pid {os.getpid()}" in (outcome.error or "")
+    assert tenant.patches() == []
