@@ -47,7 +47,7 @@ def test_relative_paths_in_the_config_follow_the_config_file(
     cwd = Path("/") if where == "/" else tmp_path / "elsewhere"
     cwd.mkdir(exist_ok=True)
     assert run_rotator("check-config", "--config", str(config), cwd=cwd).code == 0
-    run = run_rotator("run-now", "--config", str(config), cwd=cwd, process=True)
+    run = run_rotator("run-now", "--config", str(config), cwd=cwd)
     assert run.code == 0, run.output
     assert got.read_text().strip() == tenant.stored(conn["id"])["options"]["client_secret"]
 
