@@ -24,12 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-<<<<<<< HEAD
 from rotator import lock, logs, rotation
-from rotator.auth0_rules import missing_scopes
-=======
-from rotator import logs, rotation
->>>>>>> main
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
