@@ -46,7 +46,7 @@ test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus $(BIN)/actionlint
 ## lint: ruff and mypy (strict), promtool on the alert rules, actionlint on the workflow
 lint: $(VENV)/.test $(BIN)/promtool $(BIN)/actionlint
 	$(BIN)/ruff check .
-	$(BIN)/mypy rotator
+	$(BIN)/mypy rotator tests
 	$(BIN)/promtool check rules deploy/prometheus/rotator-rules.yaml
 	$(BIN)/actionlint deploy/github-actions/*.yml
 
