@@ -123,7 +123,7 @@ class Sources:
         from rotator import client_auth
         from rotator.secret import key_file_warning
 
-        path = Path(str_value(file, "the path of the RSA private key"))
+        path = file.path("the path of the RSA private key")
         if (cached := self._signing_keys.get((str(path), alg))) is not None:
             return cached
         pem = read_limited(path, file.origin, "a PEM private key", 64 * 1024,
