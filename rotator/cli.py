@@ -174,12 +174,11 @@ def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
 
 
 def _rotate(args: argparse.Namespace, *, force: bool) -> str:
-    from pathlib import Path
-
     from rotator import commands, signals
+    from rotator.paths import resolve
 
     settings = _settings(args)
-    metrics_file = Path(args.metrics_file) if args.metrics_file else None
+    metrics_file = resolve(args.metrics_file, None) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
     from rotator.outcome import InFlight
@@ -251,9 +250,10 @@ def cmd_mint(args: argparse.Namespace) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> str:
-    from rotator import commands
+    from rotator import commands, lock
 
     settings = _settings(args)
+    lock.prepared(settings.lock_dir)  # a run would refuse it
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"

@@ -63,12 +63,14 @@ def rotate(
     in_flight: InFlight | None = None,
 ) -> Report:
     """``run-once`` (due ones), ``run-now`` (forced): check and rotate every connection."""
-    from rotator import hooks, runner
+    from rotator import hooks, lock, runner
     from rotator.outcome import InFlight
 
+    locks = lock.prepared(settings.lock_dir)  # before anything is contacted
     post_rotate, on_failure = hooks.from_settings(settings.hooks)
     options = runner.Options(mode=mode, stop=stop or threading.Event(), on_rotated=post_rotate,
-                             on_failure=on_failure, in_flight=in_flight or InFlight())
+                             on_failure=on_failure, in_flight=in_flight or InFlight(),
+                             locks=locks)
     return runner.run(settings, options, pool)
 
 

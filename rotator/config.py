@@ -25,6 +25,7 @@ from rotator.entries import APPLE_KEYS, AUTH0_KEYS
 from rotator.errors import ConfigError
 from rotator.files import MAX_FILE, Unreadable, read_bounded
 from rotator.modes import Needs
+from rotator.paths import lock_dir, resolve
 from rotator.settings import (
     APPLE_MAX_LIFETIME,
     DEFAULTS,
@@ -106,16 +107,18 @@ def load(
     contacts nothing (the Apple side only, and a Services ID is enough).
     """
     env = environment.snapshot(environ)
-    path = overrides.config or env.get("ROTATOR_CONFIG") or None
-    raw = _read_toml(Path(path), overrides.config is None) if path else {}
-    origin = path or ""
+    given = overrides.config or env.get("ROTATOR_CONFIG") or None
+    path = resolve(given, None) if given else None
+    raw = _read_toml(path, overrides.config is None) if path else {}
+    origin = str(path or "")
+    folder = path.parent if path else None  # relative paths in the file start there
     _check_keys(raw, origin)
-    sections = _sections(raw, origin, env, overrides)
+    sections = _sections(raw, origin, env, overrides, folder)
     schedule = _schedule(sections["schedule"])
     sources = Sources(env)
     connections = [
         entries.connection(entry, where, sections, sources, needs)
-        for entry, where in entries.entries(raw, origin, env)
+        for entry, where in entries.entries(raw, origin, env, folder)
     ]
     if needs.connection_name:
         entries.refuse_duplicates(connections)
@@ -133,6 +136,7 @@ def load(
         log_format=_log_format(overrides, env),
         log_level=overrides.log_level,
         warnings=tuple(warnings),
+        lock_dir=lock_dir(env),
     )
 
 
@@ -194,13 +198,14 @@ def _check_keys(raw: dict[str, Any], origin: str) -> None:
 
 
 def _sections(
-    raw: dict[str, Any], origin: str, env: Mapping[str, str], overrides: Overrides
+    raw: dict[str, Any], origin: str, env: Mapping[str, str], overrides: Overrides,
+    folder: Path | None,
 ) -> dict[str, Table]:
     """Every section's values, later sources winning: file, environment, flags."""
     sections: dict[str, Table] = {name: {} for name in SECTIONS}
     for name in SECTIONS:
         for key, value in raw.get(name, {}).items():
-            sections[name][key] = Value(value, f"{origin} [{name}] {key}")
+            sections[name][key] = Value(value, f"{origin} [{name}] {key}", base=folder)
     for var, (name, key) in ENV_MAP.items():
         if env.get(var):
             sections[name][key] = Value(env[var], var)
@@ -274,8 +279,9 @@ def _argv(v: Value | None, setting: str, path_env: str | None) -> tuple[str, ...
             'e.g. ["/usr/local/bin/reload-app", "--quiet"]'
         )
     command = v.value[0]
-    if os.sep in command:
-        path = Path(command)
+    if os.sep in command or command.startswith("~"):  # a path, not a name to look up on PATH
+        path = resolve(command, v.base)
+        command = str(path)
         if path.is_dir():
             raise ConfigError(f"{setting}: {command} is a directory, not a command; fix the path")
         if not path.is_file():
@@ -284,6 +290,6 @@ def _argv(v: Value | None, setting: str, path_env: str | None) -> tuple[str, ...
             raise ConfigError(f"{setting}: {command} is not executable; chmod +x it")
     elif shutil.which(command, path=path_env) is None:
         raise ConfigError(f"{setting}: {command!r} is not on PATH; give its absolute path")
-    return tuple(v.value)
+    return (command, *v.value[1:])
 
 

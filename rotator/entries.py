@@ -9,6 +9,7 @@ is read). Each value is checked with a message naming where it came from.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rotator.errors import ConfigError
@@ -34,7 +35,7 @@ APPLE_KEYS = ("team_id", "key_id", "private_key_file", "check", "token_url")
 
 
 def entries(
-    raw: dict[str, Any], origin: str, env: Mapping[str, str]
+    raw: dict[str, Any], origin: str, env: Mapping[str, str], folder: Path | None = None,
 ) -> list[tuple[dict[str, Table], str]]:
     """Each connection's own values (and its per-connection tables) with where it is."""
     listed = raw.get("connections", [])
@@ -46,7 +47,7 @@ def entries(
                     f"unset {var} or move that connection into the file"
                 )
         return [
-            (_entry_values(entry, f"{origin} [[connections]] #{n}"),
+            (_entry_values(entry, f"{origin} [[connections]] #{n}", folder),
              f"{origin} [[connections]] #{n}")
             for n, entry in enumerate(listed, 1)
         ]
@@ -62,7 +63,7 @@ def entries(
     return [({"": own, "auth0": {}, "apple": {}}, "")]
 
 
-def _entry_values(entry: dict[str, Any], where: str) -> dict[str, Table]:
+def _entry_values(entry: dict[str, Any], where: str, folder: Path | None) -> dict[str, Table]:
     """One [[connections]] table: its own keys, and its [auth0]/[apple] keys (flat or nested)."""
     tables: dict[str, Table] = {"": {}, "auth0": {}, "apple": {}}
     for key, value in entry.items():
@@ -70,10 +71,10 @@ def _entry_values(entry: dict[str, Any], where: str) -> dict[str, Table]:
             tables[""][key] = Value(value, f"{where} {key}")
         elif key in ("auth0", "apple"):
             for sub, sub_value in value.items():
-                tables[key][sub] = Value(sub_value, f"{where} {key}.{sub}", own=True)
+                tables[key][sub] = Value(sub_value, f"{where} {key}.{sub}", own=True, base=folder)
         else:
             section = "auth0" if key in AUTH0_KEYS else "apple"
-            tables[section][key] = Value(value, f"{where} {key}", own=True)
+            tables[section][key] = Value(value, f"{where} {key}", own=True, base=folder)
     return tables
 
 

@@ -58,6 +58,8 @@ VARIABLES: tuple[Variable, ...] = (
     _key("ROTATOR_PARALLEL_TENANTS", "schedule", "parallel_tenants"),
     _key("ROTATOR_LISTEN", "server", "listen"),
     Variable("ROTATOR_LOG_FORMAT", "json or console, when --log-format is not given"),
+    Variable("ROTATOR_LOCK_DIR", "the folder of the per-connection lock files"),
+    Variable("XDG_RUNTIME_DIR", "the lock folder's parent when ROTATOR_LOCK_DIR is not set"),
     Variable("PATH", "where hook commands without a slash are looked up"),
     Variable("SSL_CERT_FILE", "CA certificates trusted besides the system store"),
     Variable("SSL_CERT_DIR", "a directory of CA certificates (OpenSSL's own variable)"),

@@ -25,6 +25,7 @@ class Step(StrEnum):
 
     CONNECT = "connect"  # building the tenant's client (its CA bundle, its settings)
     TOKEN = "token"  # noqa: S105 - fetching an access token (a step name, not a password)
+    LOCK = "lock"  # waiting for another run on this host to finish with the connection
     READ = "read"  # reading the connection, and refusing what is unsafe to write
     APPLE_CHECK = "apple_check"  # asking Apple about a secret
     MINT = "mint"

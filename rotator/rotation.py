@@ -13,10 +13,10 @@ Apple, the clocks, the stop flag, the hook. Nothing here opens a socket.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from rotator import check, logs, secret, words
+from rotator import check, lock, logs, secret, words
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -55,6 +55,8 @@ class Context:
     stop: Callable[[], bool] = _never  # asked before each write
     on_rotated: PostRotate | None = None
     progress: Callable[[Step], None] = field(default=lambda step: None)
+    #: Holds a connection's lock (by name or id) for a rotation: see :mod:`rotator.lock`.
+    acquire: lock.Acquire = lock.unlocked
 
 
 class StepFailed(Exception):
@@ -78,24 +80,27 @@ def step(name: Step, ctx: Context) -> Iterator[None]:
 
 
 def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
-    """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise."""
+    """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise.
+
+    A rotating run holds the connection's lock from before the read to after
+    the hook (PRODUCT.md, "One writer per connection on a host").
+    """
     log = logs.get(connection=conn.connection, tenant=outcome.tenant)
     try:
-        with step(Step.READ, ctx):
-            checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
-            read_at = ctx.monotonic()
-        check.record(outcome, checked)
-        outcome.forced = ctx.mode.forced and not checked.verdict.due
-        check.log_checked(log, checked, ctx.mode.forced)
-        if not ctx.mode.rotates:
-            if ctx.mode.probe:
-                _probe(conn, ctx, log)
-            return
-        if not (checked.verdict.due or ctx.mode.forced):
-            if problem := check.apple_problem(checked, conn.client_id):
-                raise StepFailed(Step.APPLE_CHECK, problem)
-            return
-        _rotate(conn, checked, read_at, outcome, ctx, log)
+        with ExitStack() as held:
+            checked, read_at = _locked_check(conn, ctx, held)
+            check.record(outcome, checked)
+            outcome.forced = ctx.mode.forced and not checked.verdict.due
+            check.log_checked(log, checked, ctx.mode.forced)
+            if not ctx.mode.rotates:
+                if ctx.mode.probe:
+                    _probe(conn, ctx, log)
+                return
+            if not (checked.verdict.due or ctx.mode.forced):
+                if problem := check.apple_problem(checked, conn.client_id):
+                    raise StepFailed(Step.APPLE_CHECK, problem)
+                return
+            _rotate(conn, checked, read_at, outcome, ctx, log)
     except StepFailed as failed:
         if ctx.stop() and not failed.step.after_write:
             outcome.abandoned = True  # a signal cut a wait short: nothing was written
@@ -104,6 +109,35 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
             return
         outcome.step, outcome.error = failed.step, str(failed)
         log.error("rotation.failed", step=failed.step, error=str(failed))
+
+
+def _locked_check(
+    conn: ConnectionSettings, ctx: Context, held: ExitStack,
+) -> tuple[check.Checked, float]:
+    """Step 1 under the connection's lock (a rotating run only): the check, and when it was read.
+
+    The lock is first that of the connection as configured, taken before the
+    read, so a run that waited reads what the other run wrote. A connection
+    configured by name is then locked by its id as well, so a run naming it by
+    id is kept out too; when that second lock was held, the connection is read
+    again. The id's lock is always taken last: two runs never wait on each other.
+    """
+    def read() -> tuple[check.Checked, float]:
+        with step(Step.READ, ctx):
+            found = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
+            return found, ctx.monotonic()
+
+    if not ctx.mode.rotates:
+        return read()
+    with step(Step.LOCK, ctx):
+        held.enter_context(ctx.acquire(conn.connection))
+    checked, read_at = read()
+    if checked.connection.id != conn.connection:
+        with step(Step.LOCK, ctx):
+            waited = held.enter_context(ctx.acquire(checked.connection.id))
+        if waited:
+            checked, read_at = read()
+    return checked, read_at
 
 
 def _rotate(

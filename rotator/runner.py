@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rotator import logs, rotation
+from rotator import lock, logs, rotation
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
@@ -117,6 +117,8 @@ class Options:
     mode: Mode = field(default_factory=Mode)  # handed unchanged to the steps and outcomes
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
+    #: One writer per connection on a host (rotating runs): see :mod:`rotator.lock`.
+    locks: lock.Locks | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     #: Where each connection worked on stands, for the first SIGINT's message.
     in_flight: InFlight = field(default_factory=InFlight)
@@ -249,11 +251,16 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destina
         try:
             if conn.apple.check:
                 apple = state.pool.make_apple(conn.apple.token_url, conn.trust, state.deadline)
+            acquire: lock.Acquire = lock.unlocked
+            if options.locks is not None:
+                acquire = options.locks.acquirer(
+                    conn.tenant, state.deadline, logs.get(connection=conn.connection,
+                                                          tenant=conn.tenant))
             ctx = rotation.Context(
                 side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
                 monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,
                 on_rotated=None if options.mode.dry_run else options.on_rotated,
-                progress=progress,
+                progress=progress, acquire=acquire,
             )
             rotation.process(conn, outcome, ctx)
             if options.mode.probe and outcome.error is None:

@@ -36,7 +36,7 @@ from types import MappingProxyType
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rotator import hooks, logs, runner, signals
+from rotator import hooks, lock, logs, runner, signals
 from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
@@ -74,6 +74,8 @@ class Service:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        #: The same locks as run-once/run-now: a manual run-now never interleaves.
+        self.locks = lock.prepared(settings.lock_dir)
         self.pool = pool or runner.Pool()
         self.clock = clock
         self.monotonic = monotonic
@@ -130,7 +132,7 @@ class Service:
         try:
             options = runner.Options(
                 on_rotated=self.hook, on_failure=self.on_failure, stop=self.stopping,
-                now=self.clock, monotonic=self.monotonic,
+                now=self.clock, monotonic=self.monotonic, locks=self.locks,
             )
             report = runner.run(self.settings, options, self.pool)
             self._publish(report)

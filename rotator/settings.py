@@ -301,4 +301,7 @@ class Settings:
     log_format: str | None = None
     log_level: str | None = None  # None: as logs.default_level decides (terminal or not)
     warnings: tuple[str, ...] = ()
+    #: The lock folder and the setting that chose it; None (settings made in
+    #: code, not loaded) takes no lock.
+    lock_dir: tuple[Path, str] | None = None
 

@@ -28,6 +28,15 @@ class Value:
     value: Any
     origin: str
     own: bool = False  # set by the connection's own [[connections]] entry
+    #: The folder a relative path in it is relative to: the config file's for
+    #: values from the file, None (the current folder) for variables and flags.
+    base: Path | None = None
+
+    def path(self, what: str) -> Path:
+        """The value as an absolute path (PRODUCT.md, "Paths")."""
+        from rotator.paths import resolve
+
+        return resolve(str_value(self, what), self.base)
 
 
 Table = dict[str, Value]
@@ -126,7 +135,7 @@ class Sources:
         from rotator import client_auth
         from rotator.secret import key_file_warning
 
-        path = Path(str_value(file, "the path of the RSA private key"))
+        path = file.path("the path of the RSA private key")
         if (cached := self._signing_keys.get((str(path), alg))) is not None:
             return cached
         pem = read_limited(path, file.origin, "a PEM private key", 64 * 1024,
@@ -149,7 +158,7 @@ class Sources:
                 "auth0.client_assertion_signing_key_file or AUTH0_CLIENT_ASSERTION_SIGNING_KEY "
                 "(Private Key JWT)"
             )
-        path = Path(str(file.value))
+        path = file.path("the path of the M2M client secret file")
         data = read_limited(path, file.origin, "the M2M client secret", 64 * 1024)
         try:
             text = data.decode("utf-8").strip()
@@ -175,7 +184,7 @@ class Sources:
                 "no Apple key: set apple.private_key_file, APPLE_PRIVATE_KEY_FILE or "
                 "APPLE_PRIVATE_KEY (the .p8 key from the Apple developer portal)"
             )
-        path = Path(str(file.value))
+        path = file.path("the path of the .p8 key file")
         cache_key = str(path)
         if cache_key not in self._keys:
             pem = secret.read_key_file(path, file.origin)
@@ -206,7 +215,7 @@ class Sources:
         """A file of PEM CA certificates that OpenSSL accepts (proven once per file)."""
         import ssl  # here: only tenants with a ca_bundle need it at load time
 
-        path = Path(str_value(v, "a PEM file of CA certificates"))
+        path = v.path("a PEM file of CA certificates")
         if path in self._bundles:
             return path
         if not path.is_file():

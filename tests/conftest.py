@@ -25,6 +25,8 @@ TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
 _PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
+#: Kept from the test's environment by run_rotator: the `lock_dir` fixture sets it.
+LOCK_DIR = "ROTATOR_LOCK_DIR"
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +35,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES) or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(clean_environ: None, monkeypatch: pytest.MonkeyPatch,
+             tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lock folder of the test's own (mode 0700): parallel tests never share a lock."""
+    folder = tmp_path_factory.mktemp("locks")
+    folder.chmod(0o700)
+    monkeypatch.setenv(LOCK_DIR, str(folder))
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +108,7 @@ def run_rotator(
     of interpreter start-up per call. ``process=True`` runs ``python -m rotator``
     as a child process, for tests where the process boundary is the point.
     """
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES) or k == LOCK_DIR}
     base.pop("SSL_CERT_FILE", None)
     if not process:
         return _in_process(args, {**base, **(env or {})}, cwd)

@@ -773,6 +773,50 @@ def test_crontab_job_reports_exit_code_1(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_crontab_mail_names_the_reason_of_a_real_bad_config(tmp_path: Path, shell: str) -> None:
+    """The real CLI refusing a setting: the one line cron mails names it; exit 2 is kept."""
+    toml = tmp_path / "rotator.toml"
+    toml.write_text('[schedule]\nrotate_every = "soon"\n')
+    code, stdout, logged = _run_cron_job(
+        tmp_path, f'exec "{sys.executable}" -m rotator "$@"\n', shell=shell,
+        paths={"/etc/rotator/rotator.toml": str(toml)},
+    )
+    assert code == 2
+    [mail] = stdout.splitlines()
+    assert mail.startswith("rotator run-once failed with exit code 2: rotator: error: ")
+    assert "rotate_every" in mail, "the reason names the setting to fix"
+    assert f"-p user.err {mail}" in logged
+
+
+def test_crontab_mail_names_the_failed_step_of_a_real_run(
+    tmp_path: Path, emulator: Emulator, key_path: Path
+) -> None:
+    """A real run whose connection cannot be read (exit 1): the mail carries rotation.failed."""
+    m2m = tmp_path / "auth0_client_secret"
+    m2m.write_text("image-test-m2m-secret\n")
+    toml = tmp_path / "rotator.toml"
+    toml.write_text(
+        f'[auth0]\ndomain = "{emulator.domain}"\n'
+        'client_id = "imageTestM2MClient00000000000001"\n'
+        f'client_secret_file = "{m2m}"\nca_bundle = "{emulator.ca_pem_path}"\n\n'
+        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
+        f'token_url = "{emulator.apple_token_url}"\n\n'
+        f'[[connections]]\nconnection = "no-such-connection"\nclient_id = "{SERVICES_ID}"\n'
+    )
+    textfiles = tmp_path / "textfile_collector"
+    textfiles.mkdir()
+    code, stdout, _ = _run_cron_job(
+        tmp_path, f'exec "{sys.executable}" -m rotator "$@"\n', shell=shutil.which("bash"),
+        paths={"/etc/rotator/rotator.toml": str(toml), TEXTFILES: str(textfiles)},
+    )
+    assert code == 1
+    [mail] = stdout.splitlines()
+    assert mail.startswith("rotator run-once failed with exit code 1: {")
+    assert '"event": "rotation.failed"' in mail
+    assert "no-such-connection" in mail
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
 @pytest.mark.parametrize("rc", [0, 1, 2, 143])
 def test_crontab_job_ends_with_rotators_exit_code(tmp_path: Path, shell: str, rc: int) -> None:
     """Under sh (cron's SHELL here) and bash alike, the job exits with rotator's code."""
