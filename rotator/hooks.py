@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from rotator import check, logs
+from rotator import logs, words
 from rotator.outcome import Outcome
 from rotator.settings import ConnectionSettings, HookSettings
 
@@ -89,7 +89,7 @@ class Hook:
         ok = run_command(
             self.argv,
             env={"ROTATOR_CONNECTION": conn.connection, "ROTATOR_TENANT": conn.tenant,
-                 "ROTATOR_EXPIRES_AT": check.iso(exp) or ""},
+                 "ROTATOR_EXPIRES_AT": words.iso(exp) or ""},
             stdin=secret.encode() + b"\n", timeout=self.timeout, log=log, hook="post_rotate",
         )
         if not ok and self.failed is not None:

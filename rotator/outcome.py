@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rotator.connection import Verdict
+from rotator.seams import Verdict
 
 #: The steps of a check and a rotation, as logged in ``rotation.failed``.
 STEPS = ("connect", "token", "read", "apple_check", "mint", "write", "verify", "hook")

@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rotator import apple as apple_words
-from rotator import check, logs, secret
-from rotator.connection import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator import check, logs, secret, words
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -28,6 +26,7 @@ from rotator.errors import (
 )
 from rotator.jsonvalue import differing
 from rotator.outcome import Outcome
+from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;
@@ -151,7 +150,7 @@ def _rotate(
         outcome.fingerprint, outcome.kid, outcome.sub = (
             secret.fingerprint(new), conn.apple.key_id, conn.client_id)
         log.info("secret.rotated", kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                 expires_at=check.iso(exp), fingerprint=outcome.fingerprint,
+                 expires_at=words.iso(exp), fingerprint=outcome.fingerprint,
                  reason=checked.verdict.reason if checked.verdict.due else "forced")
         if ctx.on_rotated is not None:
             ctx.progress("hook")
@@ -186,7 +185,7 @@ def _ask_apple(
     if answer.verdict != "off":
         log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
                  fingerprint=secret.fingerprint(new))
-    if wrong := apple_words.problem(answer, what, conn.client_id):
+    if wrong := words.apple_problem(answer, what, conn.client_id):
         raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
     return answer
 

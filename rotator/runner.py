@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rotator import logs, rotation, tokens
-from rotator.connection import AppleSide, Auth0Side
+from rotator import logs, rotation
+from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.outcome import Outcome, Report
+from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
 #: How long past the deadline a step may take to report its own failure.
@@ -229,7 +230,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         )
         rotation.process(conn, outcome, ctx)
         if options.online and outcome.ok:
-            outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
+            outcome.missing_scopes = missing_scopes(side.granted_scopes())
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
         _fail(outcome, "connect", str(exc))
     except Exception as exc:  # one connection's surprise must not stop the run
