@@ -212,3 +212,12 @@ def test_configuration_table_lists_every_variable_read_and_nothing_else() -> Non
     variables = [var for _, var in table_rows() if var]
     assert len(variables) == len(set(variables)), "a variable has two rows"
     assert set(variables) == variables_read()
+
+
+def test_contributing_module_map_names_every_module() -> None:
+    """CONTRIBUTING.md's module table has a row for each module of rotator/, and no other."""
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text.partition("\n## Layout\n")[2]
+    rows = re.findall(r"^\| `([\w.]+\.py)` \|", section, re.M)
+    assert len(rows) == len(set(rows)), "a module has two rows"
+    assert set(rows) == {p.name for p in (ROOT / "rotator").glob("*.py")}
