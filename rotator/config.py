@@ -36,6 +36,7 @@ from rotator.settings import (
     Settings,
     check_parallel,
     check_schedule,
+    env_bool,
     format_duration,
     parse_duration,
     parse_listen,
@@ -69,6 +70,9 @@ _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
 }
+#: Keys whose value is a boolean: a TOML boolean in the file, true or false in
+#: the environment (see :func:`rotator.settings.env_bool`).
+BOOLEAN_KEYS = ("check",)
 #: Environment variable -> (section, key).
 ENV_MAP: dict[str, tuple[str, str]] = {
     "AUTH0_DOMAIN": ("auth0", "domain"),
@@ -215,7 +219,8 @@ def _sections(
             sections[name][key] = Value(value, f"{origin} [{name}] {key}")
     for var, (name, key) in ENV_MAP.items():
         if env.get(var):
-            sections[name][key] = Value(env[var], var)
+            value = env_bool(env[var], var) if key in BOOLEAN_KEYS else env[var]
+            sections[name][key] = Value(value, var)
     for key in ("secret_lifetime", "rotate_every", "check_every", "deadline"):
         if (flag := getattr(overrides, key)) is not None:
             sections["schedule"][key] = Value(flag, f"--{key.replace('_', '-')}")
