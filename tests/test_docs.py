@@ -221,3 +221,17 @@ def test_contributing_module_map_names_every_module() -> None:
     rows = re.findall(r"^\| `([\w.]+\.py)` \|", section, re.M)
     assert len(rows) == len(set(rows)), "a module has two rows"
     assert set(rows) == {p.name for p in (ROOT / "rotator").glob("*.py")}
+
+
+def test_install_commands_never_use_the_system_pip() -> None:
+    """No shown command runs pip or build with the system Python (PEP 668 refuses it)."""
+    system_pip = re.compile(r"(?<![\w/.-])(?:python3?\s+-m\s+(?:pip|build)\b|pip3?\s+install\b)")
+    shown = [
+        (page.name, line) for page in PAGES
+        for block in re.findall(r"```(?:sh|bash|console)?\n(.*?)```",
+                                page.read_text(encoding="utf-8"), re.S)
+        for line in block.splitlines() if system_pip.search(line.split("#")[0])
+    ]
+    assert shown == []
+    assert system_pip.search("python3 -m build --wheel")
+    assert not system_pip.search("/opt/rotator/bin/pip install .")
