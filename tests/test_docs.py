@@ -235,3 +235,45 @@ def test_install_commands_never_use_the_system_pip() -> None:
     assert shown == []
     assert system_pip.search("python3 -m build --wheel")
     assert not system_pip.search("/opt/rotator/bin/pip install .")
+
+
+def troubleshooting_snippets() -> set[str]:
+    """The quoted message parts of the README's troubleshooting table, split at "..."."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("\n## Troubleshooting\n")[2].partition("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    assert rows, "the README has no troubleshooting table"
+    quoted = (part for row in rows for part in re.findall(r"`([^`]+)`", row.split("|")[1]))
+    pieces = (piece.strip(" '") for part in quoted for piece in re.split(r"\.\.\.|\bN\b", part))
+    return {piece for piece in pieces if len(piece) >= 8}
+
+
+def raised_messages() -> list[tuple[str, list[str]]]:
+    """(where, literal parts) of each rotator error raised with a message of its own words."""
+    import rotator.errors
+
+    ours = {name for name in vars(rotator.errors) if name.endswith("Error")}
+    found = []
+    for path in sorted((ROOT / "rotator").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name) and node.exc.func.id in ours
+                    and node.exc.args):
+                continue
+            parts = [n.value for n in ast.walk(node.exc.args[0])
+                     if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            if any(len(part.strip()) >= 12 for part in parts):
+                found.append((f"{path.name}:{node.lineno}", parts))
+    return found
+
+
+def test_troubleshooting_table_covers_every_message_rotator_raises() -> None:
+    """Each error rotator raises in words of its own has a row in the README's table."""
+    snippets = troubleshooting_snippets()
+    messages = raised_messages()
+    assert len(messages) > 40, "the scan found too few messages: is it still right?"
+    missing = [
+        f"{where}: {' ... '.join(parts)}" for where, parts in messages
+        if not any(snippet in part for snippet in snippets for part in parts)
+    ]
+    assert missing == []
