@@ -25,7 +25,7 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.jsonvalue import differing
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Step
 from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
@@ -58,25 +58,25 @@ class Context:
     dry_run: bool = False
     stop: Callable[[], bool] = _never  # asked before each write
     on_rotated: PostRotate | None = None
-    progress: Callable[[str], None] = field(default=lambda step: None)
+    progress: Callable[[Step], None] = field(default=lambda step: None)
 
 
 class StepFailed(Exception):
     """A step failed; the old secret stays."""
 
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: Step, error: str) -> None:
         super().__init__(error)
         self.step = step
 
 
 @contextmanager
-def step(name: str, ctx: Context) -> Iterator[None]:
+def step(name: Step, ctx: Context) -> Iterator[None]:
     """Run a step: report it as in progress, and name it in any failure."""
     ctx.progress(name)
     try:
         yield
     except TokenError as exc:
-        raise StepFailed("token", str(exc)) from exc
+        raise StepFailed(Step.TOKEN, str(exc)) from exc
     except RotatorError as exc:
         raise StepFailed(name, str(exc)) from exc
 
@@ -85,7 +85,7 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
     """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise."""
     log = logs.get(connection=conn.connection, tenant=outcome.tenant)
     try:
-        with step("read", ctx):
+        with step(Step.READ, ctx):
             checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
             read_at = ctx.monotonic()
         check.record(outcome, checked)
@@ -97,11 +97,11 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
             return
         if not (checked.verdict.due or ctx.force):
             if problem := check.apple_problem(checked, conn.client_id):
-                raise StepFailed("apple_check", problem)
+                raise StepFailed(Step.APPLE_CHECK, problem)
             return
         _rotate(conn, checked, read_at, outcome, ctx, log)
     except StepFailed as failed:
-        if ctx.stop() and failed.step not in ("write", "verify", "hook"):
+        if ctx.stop() and not failed.step.after_write:
             outcome.abandoned = True  # a signal cut a wait short: nothing was written
             log.warning("rotation.abandoned", reason=f"stopped during {failed.step}",
                         detail=str(failed))
@@ -119,7 +119,7 @@ def _rotate(
     log: logs.Logger,
 ) -> None:
     now = int(ctx.now())  # one reading: the claims minted are the ones logged
-    with step("mint", ctx):
+    with step(Step.MINT, ctx):
         new = _mint(conn, ctx, now)
     iat, exp = secret.issued(now, ctx.schedule.secret_lifetime)
     with logs.secret(new, checked.live):
@@ -135,7 +135,7 @@ def _rotate(
             return
         found = checked.connection
         if ctx.monotonic() - read_at > REREAD_AFTER:
-            with step("read", ctx):
+            with step(Step.READ, ctx):
                 found = check.read_checked(conn, ctx.side)
         if ctx.stop():
             outcome.abandoned = True
@@ -143,7 +143,7 @@ def _rotate(
             return
         body = _body(found, new)
         stored = _write(conn, found, body, new, checked.live, ctx, log)
-        with step("verify", ctx):
+        with step(Step.VERIFY, ctx):
             _verify(found, stored, body, ctx.side, log)
         outcome.rotated = True
         outcome.iat, outcome.exp, outcome.due_at = iat, exp, iat + ctx.schedule.rotate_every
@@ -153,7 +153,7 @@ def _rotate(
                  expires_at=words.iso(exp), fingerprint=outcome.fingerprint,
                  reason=checked.verdict.reason if checked.verdict.due else "forced")
         if ctx.on_rotated is not None:
-            ctx.progress("hook")
+            ctx.progress(Step.HOOK)
             outcome.hook_failed = not ctx.on_rotated(conn, new, exp)
 
 
@@ -164,7 +164,7 @@ def _probe(conn: ConnectionSettings, ctx: Context, log: logs.Logger) -> None:
     id, before the first rotation needs them (the live secret, made earlier,
     may still be fine).
     """
-    with step("mint", ctx):
+    with step(Step.MINT, ctx):
         probe = _mint(conn, ctx, int(ctx.now()))
     with logs.secret(probe):  # the outcome keeps reporting the live secret's verdict
         _ask_apple(conn, probe, ctx, log, what="a secret minted now")
@@ -180,13 +180,13 @@ def _ask_apple(
     conn: ConnectionSettings, new: str, ctx: Context, log: logs.Logger, what: str = "new",
 ) -> AppleAnswer:
     """Step 3: Apple must accept the new secret before anything is written."""
-    ctx.progress("apple_check")
+    ctx.progress(Step.APPLE_CHECK)
     answer = check.ask(ctx.apple, new, conn.client_id)
     if answer.verdict != "off":
         log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
                  fingerprint=secret.fingerprint(new))
     if wrong := words.apple_problem(answer, what, conn.client_id):
-        raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
+        raise StepFailed(Step.APPLE_CHECK, f"{wrong}; nothing was written, the live secret stays")
     return answer
 
 
@@ -210,7 +210,7 @@ def _write(
     log: logs.Logger,
 ) -> Connection:
     """Step 4, and the truth when its answer is lost: read again and see what is stored."""
-    ctx.progress("write")
+    ctx.progress(Step.WRITE)
     try:
         return ctx.side.write(found.id, body)
     except (Auth0WriteError, DeadlineError) as exc:
@@ -218,7 +218,7 @@ def _write(
     try:
         stored = ctx.side.read(found.id)
     except RotatorError as exc:
-        raise StepFailed("write", f"{failure}; reading the connection again failed too "
+        raise StepFailed(Step.WRITE, f"{failure}; reading the connection again failed too "
                          f"({exc}): the new secret (fingerprint {secret.fingerprint(new)}) may "
                          "or may not be live; run rotator status") from exc
     held = (stored.options or {}).get("client_secret")
@@ -227,8 +227,8 @@ def _write(
                     note="the connection holds the new secret: the write landed")
         return stored
     if held == old:
-        raise StepFailed("write", f"{failure}; the old secret is still in place")
-    raise StepFailed("write", f"{failure}; the connection now holds a secret rotator did not "
+        raise StepFailed(Step.WRITE, f"{failure}; the old secret is still in place")
+    raise StepFailed(Step.WRITE, f"{failure}; the connection now holds a secret rotator did not "
                      "write (someone changed it meanwhile); run rotator status")
 
 
