@@ -90,6 +90,8 @@ def test_write_config_then_every_command_works_from_another_folder(
     """check-config --online, run-now and status --config PATH succeed from another folder."""
     config, printed = served
     assert f"config:        {config}" in printed
+    secret = (config.parent / tryout.CLIENT_SECRET_FILE).read_text(encoding="utf-8").strip()
+    assert secret not in printed
     checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
     assert checked.code == 0, checked.output
     assert "all four scopes granted" in checked.stdout
@@ -100,6 +102,8 @@ def test_write_config_then_every_command_works_from_another_folder(
     [row] = json.loads(status.stdout)
     assert (row["connection"], row["apple"], row["kid"]) == ("apple", "accepted",
                                                              emulator_cli.SAMPLE_KEY)
+    for run in (checked, rotated, status):
+        assert secret not in run.output
 
 
 def test_written_files_are_private_and_named_absolutely(served: tuple[Path, str]) -> None:

@@ -204,7 +204,10 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _say("domain", emu.domain)
             _say("CA bundle", emu.ca_pem_path)
             _say("client id", client_id)
-            _say("client secret", f"{client_secret}  (throwaway, valid only here)")
+            if config is None:
+                _say("client secret", f"{client_secret}  (throwaway, valid only here)")
+            else:
+                _say("client secret", f"in {config.parent / tryout.CLIENT_SECRET_FILE}")
             _say("scopes", " ".join(scopes) + _missing(args.missing_scope))
             _say("connection", f"{custom} ({conn['id']})")
             if args.native_apple:
