@@ -241,3 +241,15 @@ def test_emulator_help_describes_its_flags_and_imports_nothing_heavy() -> None:
     assert run.stdout.startswith("usage: rotator emulator")
     for flag in ("--write-config", "--missing-scope", "--native-apple", "--custom-domain"):
         assert flag in run.stdout
+
+
+def test_every_serve_flag_of_the_emulator_is_a_flag_of_rotator_emulator() -> None:
+    """`rotator emulator` is the emulator's own serve: each of its flags is in the help too."""
+    parser = emulator_cli.build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    serve = commands.choices["serve"]  # type: ignore[index]
+    flags = [s for a in serve._actions for s in a.option_strings if s.startswith("--")]
+    assert "--write-config" in flags
+    helped = run_rotator("emulator", "--help")
+    for flag in flags:
+        assert flag in helped.stdout, flag
