@@ -26,8 +26,10 @@ EXAMPLE = ROOT / "config" / "rotator.example.toml"
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
-#: Where an environment variable name may start (PATH stands alone).
-_ENV_NAME = re.compile(r"^(?:(?:AUTH0|APPLE|ROTATOR|SSL|HTTPS|NO)_[A-Z0-9_]+|PATH)$")
+#: Shaped like an environment variable (PATH, the one without an underscore, aside).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+#: Constants of that shape that are no variable: an OpenSSL reason code.
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED"}
 
 
 def prose(text: str) -> str:
@@ -160,28 +162,37 @@ def example_keys() -> set[str]:
 def variables_read() -> set[str]:
     """Every environment variable rotator reads, found by parsing its source.
 
-    A variable name is a string constant of rotator's modules (the emulator
-    aside) shaped like one, except the names rotator only *sets* for its hooks
-    (the keys of an ``env={...}`` argument); the proxy variables are read by
-    ``urllib.request.getproxies_environment`` wherever rotator calls it.
+    A variable is a string constant of rotator's modules (the emulator aside)
+    shaped like one, except: the names rotator only *sets* for its hooks (the
+    keys of an ``env={...}`` argument), the names in ``__all__``, and
+    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
+    and the proxy variables wherever ``urllib.request.getproxies_environment``
+    reads them.
     """
     found: set[str] = set()
     for path in (ROOT / "rotator").rglob("*.py"):
         if "emulator" in path.parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        written = {
-            id(key)
-            for node in ast.walk(tree) if isinstance(node, ast.keyword) and node.arg == "env"
-            and isinstance(node.value, ast.Dict)
-            for key in node.value.keys
-        }
+        skipped = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _ENV_NAME.match(node.value) and id(node) not in written:
-                found.add(node.value)
+            if isinstance(node, ast.keyword) and node.arg == "env" \
+                    and isinstance(node.value, ast.Dict):
+                skipped |= {id(key) for key in node.value.keys}
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                skipped |= {id(n) for n in ast.walk(node.value)}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
+                found.add("PATH")
             if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
                 found |= {"HTTPS_PROXY", "NO_PROXY"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
+                    and node.value not in NOT_VARIABLES:
+                found.add(node.value)
     return found
 
 
@@ -193,6 +204,8 @@ def test_variables_are_found_by_parsing_the_code() -> None:
             "HTTPS_PROXY"} <= found
     assert "ROTATOR_EXPIRES_AT" not in found
     assert "ROTATOR_STEP" not in found
+    assert "ENV_MAP" not in found
+    assert "PATH" in found
 
 
 def test_configuration_table_lists_every_key_and_nothing_else() -> None:
