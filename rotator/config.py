@@ -23,6 +23,7 @@ from rotator import entries
 from rotator.entries import APPLE_KEYS, AUTH0_KEYS
 from rotator.errors import ConfigError
 from rotator.files import MAX_FILE, Unreadable, read_bounded
+from rotator.modes import Needs
 from rotator.settings import (
     APPLE_MAX_LIFETIME,
     DEFAULTS,
@@ -112,14 +113,12 @@ def load(
     overrides: Overrides,
     environ: Mapping[str, str] | None = None,
     *,
-    need_auth0: bool = True,
-    need_connection_name: bool = True,
+    needs: Needs = Needs.EVERYTHING,
 ) -> Settings:
     """Merge every source into validated :class:`Settings`, or raise ConfigError.
 
-    ``need_auth0`` is False for commands that contact nothing (``mint``): they
-    need the Apple side only, and ``need_connection_name`` False because a
-    Services ID is enough to mint.
+    ``needs`` is what the command needs: ``Needs.KEY`` for ``mint``, which
+    contacts nothing (the Apple side only, and a Services ID is enough).
     """
     env = dict(os.environ if environ is None else environ)
     path = overrides.config or env.get("ROTATOR_CONFIG") or None
@@ -130,10 +129,10 @@ def load(
     schedule = _schedule(sections["schedule"])
     sources = Sources(env)
     connections = [
-        entries.connection(entry, where, sections, sources, need_auth0, need_connection_name)
+        entries.connection(entry, where, sections, sources, needs)
         for entry, where in entries.entries(raw, origin, env)
     ]
-    if need_connection_name:
+    if needs.connection_name:
         entries.refuse_duplicates(connections)
     connections = entries.select(connections, overrides.connections)
     warnings = [
