@@ -153,16 +153,16 @@ def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
 def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     from pathlib import Path
 
-    from rotator import commands
+    from rotator import commands, signals
 
     settings = _settings(args)
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
     mode = Mode.rotating(force=force, dry_run=args.dry_run)
-    with commands.interruptible() as (stop, received):
-        report = commands.rotate(settings, mode, stop=stop)
-    ending = _ending(report, received)
+    with signals.caught() as caught:
+        report = commands.rotate(settings, mode, stop=caught.stop)
+    ending = _ending(report, caught.received)
     if metrics_file is not None:
         commands.write_metrics(metrics_file, report, ok=ending == "ok")
     return ending

@@ -7,13 +7,9 @@ function that needs them, so ``rotator mint`` loads only what minting needs.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from rotator.errors import ConfigError
@@ -139,29 +135,3 @@ def online_lines(report: Report) -> tuple[list[str], bool]:
             state = f"readable, writable options present, all four scopes granted; {apple}"
         lines.append(f"  online: {o.connection} on {o.tenant}: {state}")
     return lines, not report.failed
-
-
-@contextmanager
-def interruptible() -> Iterator[tuple[threading.Event, list[str]]]:
-    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
-
-    Yields the stop event and the list of signals received. A second SIGINT
-    raises KeyboardInterrupt as usual (someone insists).
-    """
-    stop = threading.Event()
-    received: list[str] = []
-    previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, on_signal)
-    try:
-        yield stop, received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rotator.errors import ConfigError
-from rotator.settings import parse_listen
+from rotator.settings import Listen
 
 Probe = Callable[[], tuple[bool, str]]
 
@@ -25,9 +25,9 @@ class Server:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(
-        self, listen: str, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
+        self, listen: Listen, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
     ) -> None:
-        host, port = parse_listen(listen)
+        host, port = listen
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -55,7 +55,7 @@ class Server:
             self.httpd = server_class((host, port), Handler)
         except OSError as exc:
             raise ConfigError(
-                f"server.listen = {listen!r}: cannot listen there "
+                f"server.listen = {str(listen)!r}: cannot listen there "
                 f"({exc.strerror or type(exc).__name__}); "
                 "choose a free port or another address (ROTATOR_LISTEN, --listen)"
             ) from None

@@ -26,7 +26,6 @@ exits 0 within :data:`STOP_WITHIN` seconds.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from types import MappingProxyType
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rotator import hooks, logs, runner
+from rotator import hooks, logs, runner, signals
 from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
@@ -200,16 +199,8 @@ class Service:
 def serve(settings: Settings) -> bool:
     """Run until SIGTERM or SIGINT; True when the stop left no check running."""
     service = Service(settings)
-    wake = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _: object) -> None:
-        received.append(signal.Signals(signum).name)
-        wake.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    service.start()
-    while not wake.wait(3600):
-        pass
-    return service.stop(received[0] if received else "requested")
+    with signals.caught() as caught:
+        service.start()
+        while not caught.stop.wait(3600):
+            pass
+        return service.stop(caught.first or "requested")

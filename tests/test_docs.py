@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config
+from rotator import config, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "deploy" / "README.md",
@@ -26,10 +26,8 @@ EXAMPLE = ROOT / "config" / "rotator.example.toml"
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
-#: Shaped like an environment variable (PATH, the one without an underscore, aside).
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
-#: Constants of that shape that are no variable: an OpenSSL reason code.
-NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED"}
+#: Read by httpx and the standard library, as rotator.environment's docstring says.
+PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
 
 
 def prose(text: str) -> str:
@@ -160,52 +158,19 @@ def example_keys() -> set[str]:
 
 
 def variables_read() -> set[str]:
-    """Every environment variable rotator reads, found by parsing its source.
+    """Every environment variable rotator reads: its one table, and the proxy variables.
 
-    A variable is a string constant of rotator's modules (the emulator aside)
-    shaped like one, except: the names rotator only *sets* for its hooks (the
-    keys of an ``env={...}`` argument), the names in ``__all__``, and
-    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
-    and the proxy variables wherever ``urllib.request.getproxies_environment``
-    reads them.
+    ``tests/test_environment.py`` proves the table names every variable the
+    package reads; this module proves the documentation's table matches it.
     """
-    found: set[str] = set()
-    for path in (ROOT / "rotator").rglob("*.py"):
-        if "emulator" in path.parts:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.keyword) and node.arg == "env" \
-                    and isinstance(node.value, ast.Dict):
-                skipped |= {id(key) for key in node.value.keys}
-            if isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-                skipped |= {id(n) for n in ast.walk(node.value)}
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "get" and node.args \
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
-                found.add("PATH")
-            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
-                found |= {"HTTPS_PROXY", "NO_PROXY"}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
-                    and node.value not in NOT_VARIABLES:
-                found.add(node.value)
-    return found
+    return set(environment.NAMES) | PROXY_VARIABLES
 
 
-def test_variables_are_found_by_parsing_the_code() -> None:
-    """The scan finds what the loader maps and what other modules read, not what hooks get."""
-    found = variables_read()
-    assert set(config.ENV_MAP) <= found
-    assert {"AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY", "ROTATOR_CONFIG", "SSL_CERT_FILE",
-            "HTTPS_PROXY"} <= found
-    assert "ROTATOR_EXPIRES_AT" not in found
-    assert "ROTATOR_STEP" not in found
-    assert "ENV_MAP" not in found
-    assert "PATH" in found
+def test_the_proxy_variables_are_the_ones_the_environment_module_names() -> None:
+    """The variables read outside the table are the proxies, as rotator.environment says."""
+    doc = environment.__doc__ or ""
+    for name in PROXY_VARIABLES:
+        assert name in doc
 
 
 def test_configuration_table_lists_every_key_and_nothing_else() -> None:
