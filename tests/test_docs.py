@@ -28,6 +28,10 @@ _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
 #: Read by httpx and the standard library, as rotator.environment's docstring says.
 PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
+#: Shaped like an environment variable (PATH, the one without an underscore, aside).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+#: Constants of that shape that are no variable: an OpenSSL reason code.
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED"}
 
 
 def prose(text: str) -> str:
@@ -158,12 +162,51 @@ def example_keys() -> set[str]:
 
 
 def variables_read() -> set[str]:
-    """Every environment variable rotator reads: its one table, and the proxy variables.
+    """Every environment variable rotator reads, found by parsing its source.
 
-    ``tests/test_environment.py`` proves the table names every variable the
-    package reads; this module proves the documentation's table matches it.
+    A variable is a string constant of rotator's modules (the emulator aside)
+    shaped like one, except: the names rotator only *sets* for its hooks (the
+    keys of an ``env={...}`` argument), the names in ``__all__``, and
+    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
+    and the proxy variables wherever ``urllib.request.getproxies_environment``
+    reads them.
     """
-    return set(environment.NAMES) | PROXY_VARIABLES
+    found: set[str] = set()
+    for path in (ROOT / "rotator").rglob("*.py"):
+        if "emulator" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "env" \
+                    and isinstance(node.value, ast.Dict):
+                skipped |= {id(key) for key in node.value.keys}
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                skipped |= {id(n) for n in ast.walk(node.value)}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
+                found.add("PATH")
+            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
+                found |= {"HTTPS_PROXY", "NO_PROXY"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
+                    and node.value not in NOT_VARIABLES:
+                found.add(node.value)
+    return found
+
+
+def test_variables_are_found_by_parsing_the_code() -> None:
+    """The scan finds what the loader maps and what other modules read, not what hooks get."""
+    found = variables_read()
+    assert set(config.ENV_MAP) <= found
+    assert {"AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY", "ROTATOR_CONFIG", "SSL_CERT_FILE",
+            "HTTPS_PROXY"} <= found
+    assert "ROTATOR_EXPIRES_AT" not in found
+    assert "ROTATOR_STEP" not in found
+    assert "ENV_MAP" not in found
 
 
 def test_the_proxy_variables_are_the_ones_the_environment_module_names() -> None:
@@ -189,7 +232,7 @@ def test_configuration_table_lists_every_variable_read_and_nothing_else() -> Non
     """The table's variable column is exactly the set of environment variables the code reads."""
     variables = [var for _, var in table_rows() if var]
     assert len(variables) == len(set(variables)), "a variable has two rows"
-    assert set(variables) == variables_read()
+    assert set(variables) == set(environment.NAMES) | PROXY_VARIABLES
 
 
 def test_contributing_module_map_names_every_module() -> None:
