@@ -72,6 +72,9 @@ CONNECTION_KEYS = (
 _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
+    "client_assertion_signing_key": "keep it out of the file: use "
+                                    "client_assertion_signing_key_file or "
+                                    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
 }
 #: Keys whose value is a boolean: a TOML boolean in the file, true or false in
 #: the environment (see :func:`rotator.settings.env_bool`).

@@ -253,3 +253,18 @@ def test_every_serve_flag_of_the_emulator_is_a_flag_of_rotator_emulator() -> Non
     helped = run_rotator("emulator", "--help")
     for flag in flags:
         assert flag in helped.stdout, flag
+
+
+def test_write_config_with_private_key_jwt_works_from_another_folder(tmp_path: Path) -> None:
+    """--client-auth private-key-jwt: the written config names the signing key, and works."""
+    config = tmp_path / "rotator.toml"
+    with emulator(tmp_path, "--write-config", str(config),
+                  "--client-auth", "private-key-jwt") as (proc, _):
+        text = config.read_text(encoding="utf-8")
+        assert "client_assertion_signing_key_file" in text
+        assert "client_secret_file" not in text
+        key = tmp_path / tryout.SIGNING_KEY_FILE
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert checked.code == 0, checked.output
+        assert stop(proc, signal.SIGTERM) == 0

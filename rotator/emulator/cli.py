@@ -96,6 +96,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     serve.add_argument("--services-id", action="append", default=[], metavar="SERVICES_ID",
                        help=f"a Services ID of every team above (repeatable; default "
                        f"{SAMPLE_SERVICES_ID})")
+    serve.add_argument("--client-auth", choices=("client-secret", "private-key-jwt"),
+                       default="client-secret",
+                       help="how the sample M2M client authenticates: with a client secret "
+                       "(the default), or with Private Key JWT only (no secret: a throwaway "
+                       "RSA key is written to a mode 0600 file whose path is printed)")
+    serve.add_argument("--client-alg", choices=("RS256", "RS384", "PS256"), default="RS256",
+                       help="the algorithm the Private Key JWT credential is registered for "
+                       "(default RS256)")
     register = commands.add_parser(
         "apple-register", help="register an Apple key with a running emulator",
         description="Register an Apple key, and optionally Services IDs, with a running emulator.",
@@ -192,9 +200,16 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             generate_throwaway_key(keys[0][2])
         pems = [(team, kid, _public_pem(parser, path)) for team, kid, path in keys]
         with Emulator(port=args.port, audience=audience) as emu:
-            client_id, client_secret = "emulator-client", secrets.token_urlsafe(24)
+            client_id = "emulator-client"
+            client_secret = (secrets.token_urlsafe(24) if args.client_auth == "client-secret"
+                             else None)
             scopes = [s for s in DEFAULT_SCOPES if s not in args.missing_scope]
             emu.add_client(client_id, client_secret, scopes)
+            signing_key = None
+            if client_secret is None:
+                signing_key = (config.parent / tryout.SIGNING_KEY_FILE if config
+                               else Path(tmp) / "auth0_m2m_key.pem")
+                emu.add_client_key(client_id, write_rsa_key(signing_key), args.client_alg)
             custom = CUSTOM_BESIDE_NATIVE if args.native_apple else "apple"
             conn = emu.add_connection(apple_connection(services_ids[0], name=custom))
             for team, kid, pem in pems:
@@ -204,7 +219,10 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _say("domain", emu.domain)
             _say("CA bundle", emu.ca_pem_path)
             _say("client id", client_id)
-            if config is None:
+            if signing_key is not None:
+                _say("signing key", f"{signing_key}  (Private Key JWT, {args.client_alg}; "
+                     "throwaway, no client secret)")
+            elif config is None:
                 _say("client secret", f"{client_secret}  (throwaway, valid only here)")
             else:
                 _say("client secret", f"in {config.parent / tryout.CLIENT_SECRET_FILE}")
@@ -224,7 +242,8 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             if config is not None:
                 tryout.write(config, tryout.Tenant(
                     base_url=emu.base_url, domain=emu.domain, client_id=client_id,
-                    client_secret=client_secret, ca_pem=emu.ca_pem, team_id=keys[0][0],
+                    client_secret=client_secret, signing_key=signing_key,
+                    signing_alg=args.client_alg, ca_pem=emu.ca_pem, team_id=keys[0][0],
                     key_id=keys[0][1], key_file=keys[0][2].absolute(),
                     token_url=emu.apple_token_url, services_id=services_ids[0],
                     connection="apple", custom_audience=audience,
@@ -246,6 +265,25 @@ def _native_apple() -> dict[str, object]:
     return {"name": "apple", "display_name": "Apple", "strategy": "apple",
             "options": {"app_id": SAMPLE_SERVICES_ID, "team_id": SAMPLE_TEAM,
                         "kid": SAMPLE_KEY, "scope": "name email"}}
+
+
+def write_rsa_key(path: Path, bits: int = 2048) -> object:
+    """Write a fresh unencrypted RSA private key (PKCS#8 PEM) to ``path``, mode 0600.
+
+    Returns its public key, to register as the client's credential.
+    """
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return key.public_key()
 
 
 def _say(label: str, value: str) -> None:

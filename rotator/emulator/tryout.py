@@ -18,6 +18,7 @@ from pathlib import Path
 MARK = "# Written by `rotator emulator --write-config`"
 CLIENT_SECRET_FILE = "emulator_client_secret"  # noqa: S105 - a file name
 CA_FILE = "emulator_ca.pem"
+SIGNING_KEY_FILE = "emulator_m2m_key.pem"  # Private Key JWT (--client-auth private-key-jwt)
 
 
 class Refused(Exception):
@@ -31,7 +32,9 @@ class Tenant:
     base_url: str
     domain: str
     client_id: str
-    client_secret: str
+    client_secret: str | None  # None: Private Key JWT with signing_key
+    signing_key: Path | None
+    signing_alg: str
     ca_pem: bytes
     team_id: str
     key_id: str
@@ -51,7 +54,7 @@ def target(path: str, key_id: str) -> Path:
     """The absolute configuration path, once it is known that writing there is safe."""
     config = Path(path).expanduser().absolute()
     beside = [config.parent / CLIENT_SECRET_FILE, config.parent / CA_FILE,
-              key_file(config, key_id)]
+              config.parent / SIGNING_KEY_FILE, key_file(config, key_id)]
     if config.is_dir():
         raise Refused(f"--write-config {config} is a directory; give a file path such as "
                       f"{config / 'rotator.toml'}")
@@ -81,9 +84,15 @@ def target(path: str, key_id: str) -> Path:
 
 def write(config: Path, tenant: Tenant) -> None:
     """Write the secrets beside ``config``, then the configuration itself (all mode 0600)."""
-    secret_file = config.parent / CLIENT_SECRET_FILE
     ca_file = config.parent / CA_FILE
-    _private(secret_file, tenant.client_secret.encode() + b"\n")
+    if tenant.client_secret is not None:
+        secret_file = config.parent / CLIENT_SECRET_FILE
+        _private(secret_file, tenant.client_secret.encode() + b"\n")
+        auth = f"client_secret_file = {_q(str(secret_file))}\n"
+    else:
+        assert tenant.signing_key is not None
+        auth = (f"client_assertion_signing_key_file = {_q(str(tenant.signing_key))}\n"
+                f"client_assertion_signing_alg = {_q(tenant.signing_alg)}\n")
     _private(ca_file, tenant.ca_pem)
     audience = (
         f"# audience = {_q(tenant.custom_audience)}   # the domain acts as a custom domain: "
@@ -97,7 +106,7 @@ def write(config: Path, tenant: Tenant) -> None:
         "[auth0]\n"
         f"domain = {_q(tenant.domain)}\n"
         f"client_id = {_q(tenant.client_id)}\n"
-        f"client_secret_file = {_q(str(secret_file))}\n"
+        f"{auth}"
         f"ca_bundle = {_q(str(ca_file))}\n"
         f"{audience}\n"
         "[apple]\n"
