@@ -10,6 +10,7 @@ import httpx
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant
+from rotator.client_auth import ClientSecret
 from rotator.net import DeadlineHolder, describe, ssl_context
 from rotator.settings import Auth0Settings, Trust
 
@@ -121,7 +122,7 @@ class _OwnedSet(set[str]):
 
 def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
     """_seen (answers' secrets, touched from every request thread) is only used under _lock."""
-    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", client_secret="s" * 16))
+    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", auth=ClientSecret("s" * 16)))
     tenant._seen = _OwnedSet(tenant._lock)
     answer = httpx.Response(200, content=b'{"options": {"client_secret": "live-secret-123"}}',
                             request=httpx.Request("GET", "https://t.example/api/v2/connections"))
