@@ -66,6 +66,24 @@ def test_pacer_waits_once_per_empty_answer() -> None:
     assert len(waits) == 1
 
 
+def test_a_pacing_pause_of_more_than_a_second_is_logged_before_it_starts() -> None:
+    """An empty bucket refilling in 10 s (limit 2): wait.started names the host and ~5 s."""
+    from structlog.testing import capture_logs
+
+    waits: list[float] = []
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
+    pacer.after(_response(remaining=0, reset=NOW + 10, limit=2))
+    with capture_logs() as logged:
+        pacer.before(API)
+    [wait] = waits
+    [event] = logged
+    assert event["event"] == "wait.started"
+    assert event["log_level"] == "warning"
+    assert event["seconds"] == round(wait, 1)
+    assert event["awaited"] == f"the rate limit of {API.url.host} before GET {API.url.path}"
+    assert "x-ratelimit-remaining: 0" in event["because"]
+
+
 def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
     """ssl_context adds ca_bundle's certificates to what the system store trusts."""
     import trustme
