@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
             "a throwaway Apple key, a rotation, the status", common=False)
     p.add_argument("--log-format", choices=("json", "console"), help=argparse.SUPPRESS)
     p.add_argument("--log-level", help=argparse.SUPPRESS)
+    # Its flags belong to rotator.emulator's own command line (see main); listing
+    # them here would import the emulator into every `rotator --help`.
+    add("emulator", cmd_emulator,
+        "serve the Auth0 and Apple emulator until Ctrl-C; --write-config PATH also writes a "
+        "configuration pointing at it ('rotator emulator --help' for its flags)", common=False)
     return parser
 
 
@@ -283,8 +288,24 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return "ok" if demo.main(log_format=args.log_format, log_level=level) else "failed"
 
 
+def cmd_emulator(args: argparse.Namespace) -> str:
+    """Bare ``rotator emulator``: serve (with flags, :func:`main` hands over before parsing)."""
+    return _emulator([])
+
+
+def _emulator(argv: Sequence[str]) -> str:
+    from rotator.emulator import cli as emulator_cli
+
+    code = emulator_cli.main(list(argv), prog="rotator emulator")
+    return {0: "ok", 2: "invalid"}.get(code, "failed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the one place that turns how it ended into an exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["emulator"]:
+        # The emulator's own command line parses its flags (and prints its --help).
+        return EXIT[_emulator(argv[1:])]
     args = _merge(build_parser().parse_args(argv))
     try:
         ending: str = args.func(args)

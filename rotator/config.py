@@ -40,6 +40,7 @@ from rotator.settings import (
     Settings,
     check_parallel,
     check_schedule,
+    env_bool,
     format_duration,
     parse_duration,
     parse_listen,
@@ -76,6 +77,9 @@ _SECRET_HINTS = {
                                     "client_assertion_signing_key_file or "
                                     "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
 }
+#: Keys whose value is a boolean: a TOML boolean in the file, true or false in
+#: the environment (see :func:`rotator.settings.env_bool`).
+BOOLEAN_KEYS = ("check",)
 #: Environment variable -> (section, key): the rows of the one table that set keys.
 ENV_MAP = environment.KEYS
 
@@ -208,7 +212,8 @@ def _sections(
             sections[name][key] = Value(value, f"{origin} [{name}] {key}", base=folder)
     for var, (name, key) in ENV_MAP.items():
         if env.get(var):
-            sections[name][key] = Value(env[var], var)
+            value = env_bool(env[var], var) if key in BOOLEAN_KEYS else env[var]
+            sections[name][key] = Value(value, var)
     for key in ("secret_lifetime", "rotate_every", "check_every", "deadline"):
         if (flag := getattr(overrides, key)) is not None:
             sections["schedule"][key] = Value(flag, f"--{key.replace('_', '-')}")

@@ -79,11 +79,11 @@ def _entry_values(entry: dict[str, Any], where: str, folder: Path | None) -> dic
 
 
 def _bool(v: Value) -> bool:
+    """A TOML boolean (the environment's words were turned into one on the way in)."""
     if isinstance(v.value, bool):
         return v.value
-    if isinstance(v.value, str) and v.value.strip().lower() in ("true", "false"):
-        return v.value.strip().lower() == "true"
-    raise ConfigError(f"{v.origin} = {v.value!r} must be true or false")
+    hint = " (a TOML boolean: write it without quotes)" if isinstance(v.value, str) else ""
+    raise ConfigError(f"{v.origin} = {v.value!r} must be true or false{hint}")
 
 
 def connection(

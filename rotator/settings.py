@@ -173,6 +173,14 @@ class Schedule:
     parallel_tenants: int = DEFAULTS["parallel_tenants"]
 
 
+def env_bool(text: str, variable: str) -> bool:
+    """An environment variable's boolean: the word true or false, in any case; nothing else."""
+    word = text.strip().lower()
+    if word not in ("true", "false"):
+        raise ConfigError(f"{variable} = {text!r} must be true or false")
+    return word == "true"
+
+
 def check_parallel(value: object, setting: str) -> int:
     """How many tenants at once: a whole number from 1 to 256."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():

@@ -688,9 +688,8 @@ def test_example_comments_every_key() -> None:
         assert beside or above, f"line {n + 1} has no comment: {line}"
 
 
-def test_example_parses_once_its_paths_are_real(tmp_path: Path) -> None:
-    """With its file paths pointed at real files, the example loads into two connections."""
-    text = EXAMPLE.read_text()
+def _example_with_real_paths(tmp_path: Path, text: str) -> Path:
+    """The example's active lines with every /run or /etc path made a real file."""
     made: dict[str, Path] = {}
 
     def real(match: re.Match[str]) -> str:
@@ -708,8 +707,32 @@ def test_example_parses_once_its_paths_are_real(tmp_path: Path) -> None:
         else line
         for line in text.splitlines()
     )
+    assert made, "the example names no files under /run or /etc"
     path = tmp_path / "rotator.toml"
     path.write_text(active)
+    return path
+
+
+def _uncommented_partner(text: str) -> str:
+    """The example with its commented-out partner entry uncommented, as its comment says."""
+    head, marker, block = text.partition("# [[connections]]")
+    assert marker, "the example has no commented-out partner entry"
+    lines = (marker + block).splitlines()
+    return head + "\n".join(line[2:] if line.startswith("# ") else "" for line in lines) + "\n"
+
+
+def test_example_copy_passes_check_config_once_its_files_exist(tmp_path: Path) -> None:
+    """A copy of the example whose files exist passes check-config: one connection, exit 0."""
+    path = _example_with_real_paths(tmp_path, EXAMPLE.read_text())
+    run = run_rotator("check-config", "--config", str(path))
+    assert run.code == 0, run.output
+    assert "1 connection(s) on 1 tenant(s)" in run.stdout
+    assert config.load(Overrides(config=str(path)), {}).warnings == ()
+
+
+def test_example_partner_entry_loads_once_uncommented(tmp_path: Path) -> None:
+    """Uncommented, the example's partner entry is a second tenant, team and key."""
+    path = _example_with_real_paths(tmp_path, _uncommented_partner(EXAMPLE.read_text()))
     settings = config.load(Overrides(config=str(path)), {})
     assert len(settings.connections) == 2
     first, second = settings.connections
@@ -720,7 +743,7 @@ def test_example_parses_once_its_paths_are_real(tmp_path: Path) -> None:
     assert isinstance(second.auth0.auth, ClientSecret)
     assert second.auth0.auth.secret.startswith("secret-for-")
     assert first.client_id != second.client_id
-    assert made, "the example names no files under /run or /etc"
+    assert first.apple.team_id != second.apple.team_id
     assert settings.warnings == ()
     for conn in settings.connections:
         assert re.fullmatch(r"[A-Z0-9]{10}", conn.apple.team_id)
@@ -754,6 +777,54 @@ def test_parallel_tenants_from_the_file(doc: dict[str, Any], write: Any) -> None
     assert load_file(write(doc)).schedule.parallel_tenants == 32
     doc["schedule"] = {"parallel_tenants": 4}
     assert load_file(write(doc)).schedule.parallel_tenants == 4
+
+
+# --- booleans: a TOML boolean in the file, the word true or false in the environment ---
+
+
+@pytest.mark.parametrize(("in_file", "variable", "expected"), [
+    (False, None, False), (True, None, True), (None, "false", False), (None, "TRUE", True),
+    (True, " False ", False),
+], ids=["toml-false", "toml-true", "env-false", "env-TRUE", "env-beats-file"])
+def test_booleans_in_their_own_form_are_accepted(
+    doc: dict[str, Any], write: Any, in_file: bool | None, variable: str | None, expected: bool,
+) -> None:
+    """apple.check takes a TOML boolean in the file and true/false (any case) in APPLE_CHECK."""
+    if in_file is not None:
+        doc["apple"]["check"] = in_file
+    environ = {"APPLE_CHECK": variable} if variable is not None else {}
+    [conn] = load_file(write(doc), environ).connections
+    assert conn.apple.check is expected
+
+
+@pytest.mark.parametrize("value", ["false", "true", "no", 0])
+def test_a_boolean_in_the_file_that_is_no_toml_boolean_is_refused(
+    doc: dict[str, Any], write: Any, value: object, secrets: tuple[str, ...],
+) -> None:
+    """`check = "false"` (a string) or `check = 0` in the file: exit 2 naming the key."""
+    doc["apple"]["check"] = value
+    run = run_rotator("check-config", "--config", str(write(doc)))
+    assert_refused(run, "[apple] check", "must be true or false", secrets=secrets)
+    if isinstance(value, str):
+        assert "without quotes" in run.stderr
+
+
+def test_a_connection_boolean_follows_the_file_rule(
+    doc: dict[str, Any], write: Any, secrets: tuple[str, ...],
+) -> None:
+    """A [[connections]] entry's `check = "no"` is refused like the section's, naming the entry."""
+    doc["connections"][0]["check"] = "no"
+    run = run_rotator("check-config", "--config", str(write(doc)))
+    assert_refused(run, "[[connections]] #1 check", "must be true or false", secrets=secrets)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "yes", "off", "falsch"])
+def test_an_environment_boolean_other_than_true_or_false_is_refused(
+    doc: dict[str, Any], write: Any, value: str, secrets: tuple[str, ...],
+) -> None:
+    """APPLE_CHECK=0 (or 1, yes, off): exit 2 naming APPLE_CHECK, as a TOML string is refused."""
+    run = run_rotator("check-config", "--config", str(write(doc)), env={"APPLE_CHECK": value})
+    assert_refused(run, "APPLE_CHECK", "must be true or false", secrets=secrets)
 
 
 # --- --connection TENANT/NAME ------------------------------------------------------

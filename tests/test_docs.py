@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rotator import config
+from rotator import config, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "deploy" / "README.md",
@@ -26,8 +26,12 @@ EXAMPLE = ROOT / "config" / "rotator.example.toml"
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
-#: Where an environment variable name may start (PATH stands alone).
-_ENV_NAME = re.compile(r"^(?:(?:AUTH0|APPLE|ROTATOR|SSL|HTTPS|NO)_[A-Z0-9_]+|PATH)$")
+#: Read by httpx and the standard library, as rotator.environment's docstring says.
+PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
+#: Shaped like an environment variable (PATH, the one without an underscore, aside).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+#: Constants of that shape that are no variable: an OpenSSL reason code.
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED"}
 
 
 def prose(text: str) -> str:
@@ -160,28 +164,37 @@ def example_keys() -> set[str]:
 def variables_read() -> set[str]:
     """Every environment variable rotator reads, found by parsing its source.
 
-    A variable name is a string constant of rotator's modules (the emulator
-    aside) shaped like one, except the names rotator only *sets* for its hooks
-    (the keys of an ``env={...}`` argument); the proxy variables are read by
-    ``urllib.request.getproxies_environment`` wherever rotator calls it.
+    A variable is a string constant of rotator's modules (the emulator aside)
+    shaped like one, except: the names rotator only *sets* for its hooks (the
+    keys of an ``env={...}`` argument), the names in ``__all__``, and
+    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
+    and the proxy variables wherever ``urllib.request.getproxies_environment``
+    reads them.
     """
     found: set[str] = set()
     for path in (ROOT / "rotator").rglob("*.py"):
         if "emulator" in path.parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        written = {
-            id(key)
-            for node in ast.walk(tree) if isinstance(node, ast.keyword) and node.arg == "env"
-            and isinstance(node.value, ast.Dict)
-            for key in node.value.keys
-        }
+        skipped = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _ENV_NAME.match(node.value) and id(node) not in written:
-                found.add(node.value)
+            if isinstance(node, ast.keyword) and node.arg == "env" \
+                    and isinstance(node.value, ast.Dict):
+                skipped |= {id(key) for key in node.value.keys}
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                skipped |= {id(n) for n in ast.walk(node.value)}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
+                found.add("PATH")
             if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
                 found |= {"HTTPS_PROXY", "NO_PROXY"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
+                    and node.value not in NOT_VARIABLES:
+                found.add(node.value)
     return found
 
 
@@ -193,6 +206,14 @@ def test_variables_are_found_by_parsing_the_code() -> None:
             "HTTPS_PROXY"} <= found
     assert "ROTATOR_EXPIRES_AT" not in found
     assert "ROTATOR_STEP" not in found
+    assert "ENV_MAP" not in found
+
+
+def test_the_proxy_variables_are_the_ones_the_environment_module_names() -> None:
+    """The variables read outside the table are the proxies, as rotator.environment says."""
+    doc = environment.__doc__ or ""
+    for name in PROXY_VARIABLES:
+        assert name in doc
 
 
 def test_configuration_table_lists_every_key_and_nothing_else() -> None:
@@ -211,4 +232,69 @@ def test_configuration_table_lists_every_variable_read_and_nothing_else() -> Non
     """The table's variable column is exactly the set of environment variables the code reads."""
     variables = [var for _, var in table_rows() if var]
     assert len(variables) == len(set(variables)), "a variable has two rows"
-    assert set(variables) == variables_read()
+    assert set(variables) == set(environment.NAMES) | PROXY_VARIABLES
+
+
+def test_contributing_module_map_names_every_module() -> None:
+    """CONTRIBUTING.md's module table has a row for each module of rotator/, and no other."""
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text.partition("\n## Layout\n")[2]
+    rows = re.findall(r"^\| `([\w.]+\.py)` \|", section, re.M)
+    assert len(rows) == len(set(rows)), "a module has two rows"
+    assert set(rows) == {p.name for p in (ROOT / "rotator").glob("*.py")}
+
+
+def test_install_commands_never_use_the_system_pip() -> None:
+    """No shown command runs pip or build with the system Python (PEP 668 refuses it)."""
+    system_pip = re.compile(r"(?<![\w/.-])(?:python3?\s+-m\s+(?:pip|build)\b|pip3?\s+install\b)")
+    shown = [
+        (page.name, line) for page in PAGES
+        for block in re.findall(r"```(?:sh|bash|console)?\n(.*?)```",
+                                page.read_text(encoding="utf-8"), re.S)
+        for line in block.splitlines() if system_pip.search(line.split("#")[0])
+    ]
+    assert shown == []
+    assert system_pip.search("python3 -m build --wheel")
+    assert not system_pip.search("/opt/rotator/bin/pip install .")
+
+
+def troubleshooting_snippets() -> set[str]:
+    """The quoted message parts of the README's troubleshooting table, split at "..."."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("\n## Troubleshooting\n")[2].partition("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    assert rows, "the README has no troubleshooting table"
+    quoted = (part for row in rows for part in re.findall(r"`([^`]+)`", row.split("|")[1]))
+    pieces = (piece.strip(" '") for part in quoted for piece in re.split(r"\.\.\.|\bN\b", part))
+    return {piece for piece in pieces if len(piece) >= 8}
+
+
+def raised_messages() -> list[tuple[str, list[str]]]:
+    """(where, literal parts) of each rotator error raised with a message of its own words."""
+    import rotator.errors
+
+    ours = {name for name in vars(rotator.errors) if name.endswith("Error")}
+    found = []
+    for path in sorted((ROOT / "rotator").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name) and node.exc.func.id in ours
+                    and node.exc.args):
+                continue
+            parts = [n.value for n in ast.walk(node.exc.args[0])
+                     if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            if any(len(part.strip()) >= 12 for part in parts):
+                found.append((f"{path.name}:{node.lineno}", parts))
+    return found
+
+
+def test_troubleshooting_table_covers_every_message_rotator_raises() -> None:
+    """Each error rotator raises in words of its own has a row in the README's table."""
+    snippets = troubleshooting_snippets()
+    messages = raised_messages()
+    assert len(messages) > 40, "the scan found too few messages: is it still right?"
+    missing = [
+        f"{where}: {' ... '.join(parts)}" for where, parts in messages
+        if not any(snippet in part for snippet in snippets for part in parts)
+    ]
+    assert missing == []

@@ -18,7 +18,8 @@ The modules, from the socket inwards:
 * :mod:`~rotator.emulator.exchange`: requests, responses, the journal;
 * :mod:`~rotator.emulator.admin`: admin endpoints to change Apple keys while running;
 * :mod:`~rotator.emulator.sample`: the one realistic Apple connection everyone starts from;
-* :mod:`~rotator.emulator.cli`: ``python -m rotator.emulator``.
+* :mod:`~rotator.emulator.cli`: ``python -m rotator.emulator`` and ``rotator emulator``;
+* :mod:`~rotator.emulator.tryout`: the configuration ``--write-config`` writes.
 
 Importing this package loads neither ``trustme`` nor any network library.
 """

@@ -14,23 +14,34 @@ import secrets
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 from pathlib import Path
 
-from rotator.emulator import admin
+from rotator.emulator import admin, tryout
+from rotator.emulator.auth0 import DEFAULT_SCOPES
 from rotator.emulator.sample import apple_connection
 
 PROG = "python -m rotator.emulator"
 COMMANDS = ("serve", "apple-register", "apple-revoke")
 SAMPLE_TEAM, SAMPLE_KEY, SAMPLE_SERVICES_ID = "EMUTEAM001", "EMUKEY0001", "com.example.webapp"
-EXAMPLE = f"""\
-example, in two shells:
-  {PROG}          # prints, among others, "admin file: PATH"
-  {PROG} apple-register --admin-file PATH ABCDE12345 ABC123DEFG \\
-      AuthKey_ABC123DEFG.p8 --services-id com.example.webapp
-  {PROG} apple-revoke --admin-file PATH ABC123DEFG
+#: The Management API identifier served with --custom-domain (a tenant's canonical one).
+CUSTOM_DOMAIN_AUDIENCE = "https://emulated-tenant.eu.auth0.com/api/v2/"
+#: The custom social connection's name beside a native one (which takes "apple").
+CUSTOM_BESIDE_NATIVE = "apple-custom"
 
-exit codes: 0 done; 1 the emulator refused or could not be reached; 2 bad usage or key file
+
+def _example(prog: str) -> str:
+    return f"""\
+example, in two shells:
+  {prog} --write-config /tmp/emu/rotator.toml   # prints, among others, "admin file: PATH"
+  rotator check-config --online --config /tmp/emu/rotator.toml
+  {prog} apple-register --admin-file PATH ABCDE12345 ABC123DEFG \\
+      AuthKey_ABC123DEFG.p8 --services-id com.example.webapp
+  {prog} apple-revoke --admin-file PATH ABC123DEFG
+
+exit codes: 0 done (serve: stopped by Ctrl-C or SIGTERM); 1 the emulator refused or could not
+be reached; 2 bad usage or key file
 """
 
 
@@ -41,21 +52,39 @@ def _apple_key(spec: str) -> tuple[str, str, Path]:
     return team_id, key_id, Path(path)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command."""
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The parser of every command; ``prog`` is how the user called it."""
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="An Auth0 tenant and Apple's token endpoint on loopback over TLS, "
         "for trying rotator with no accounts. Without a command: serve.",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_example(prog), formatter_class=raw,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve", help="serve until Ctrl-C or SIGTERM (the default)",
-        description="Serve an emulator with a sample M2M client, a connection named 'apple' "
-        "and an Apple team; print how to reach them; run until Ctrl-C or SIGTERM.",
+        prog=prog if prog != PROG else None, epilog=_example(prog), formatter_class=raw,
+        description=textwrap.fill(
+            "Serve an emulator with a sample M2M client, a connection named 'apple' and an "
+            "Apple team; print how to reach them; run until Ctrl-C or SIGTERM. "
+            f"'{prog} apple-register --help' and 'apple-revoke --help' change its Apple keys "
+            "while it runs.", 79),
     )
+    serve.add_argument("--write-config", metavar="PATH",
+                       help="also write a rotator configuration pointing at it, with its "
+                       "secrets in files beside it (mode 0600, absolute paths), so "
+                       "'rotator COMMAND --config PATH' works from any folder")
+    serve.add_argument("--missing-scope", action="append", default=[], choices=DEFAULT_SCOPES,
+                       metavar="SCOPE",
+                       help="start with the M2M client lacking this Management API scope "
+                       f"(repeatable; one of {', '.join(DEFAULT_SCOPES)})")
+    serve.add_argument("--native-apple", action="store_true",
+                       help="start with Auth0's native Apple connection (strategy apple) "
+                       f"named 'apple', the custom one beside it named '{CUSTOM_BESIDE_NATIVE}'")
+    serve.add_argument("--custom-domain", action="store_true",
+                       help="start as a custom domain: token requests must name "
+                       f"{CUSTOM_DOMAIN_AUDIENCE} (the fix: set auth0.audience to it)")
     serve.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
     serve.add_argument("--audience", help="the Management API identifier token requests must "
                        "name (default https://localhost:PORT/api/v2/; another one emulates a "
@@ -96,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; the exit code (0 done, 1 the emulator refused or was unreachable)."""
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """Run one command; the exit code (0 done, 1 the emulator refused or was unreachable).
+
+    Under another ``prog`` (``rotator emulator``), ``--help`` describes serve.
+    """
     args_in = sys.argv[1:] if argv is None else argv
-    if not args_in or args_in[0] not in (*COMMANDS, "-h", "--help"):
+    own = (*COMMANDS, "-h", "--help") if prog == PROG else COMMANDS
+    if not args_in or args_in[0] not in own:
         args_in = ["serve", *args_in]
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(args_in)
     if args.command == "serve":
         return serve(parser, args)
@@ -112,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             admin.call(args.admin_file, "DELETE", f"{admin.KEYS}/{args.key_id}")
             print(f"revoked key {args.key_id}")
     except (OSError, RuntimeError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -147,26 +180,38 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from rotator.emulator.loopback import Emulator
     from rotator.secret import generate_throwaway_key
 
+    config: Path | None = None
+    if args.write_config:
+        try:
+            config = tryout.target(args.write_config, SAMPLE_KEY)
+        except tryout.Refused as exc:
+            parser.error(str(exc))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     services_ids: list[str] = args.services_id or [SAMPLE_SERVICES_ID]
+    audience = args.audience or (CUSTOM_DOMAIN_AUDIENCE if args.custom_domain else None)
     with tempfile.TemporaryDirectory(prefix="rotator-emulator-key-") as tmp:
         keys: list[tuple[str, str, Path]] = args.apple_key
         if not keys:
-            keys = [(SAMPLE_TEAM, SAMPLE_KEY, Path(tmp) / f"AuthKey_{SAMPLE_KEY}.p8")]
+            where = tryout.key_file(config, SAMPLE_KEY) if config else Path(tmp) / \
+                f"AuthKey_{SAMPLE_KEY}.p8"
+            keys = [(SAMPLE_TEAM, SAMPLE_KEY, where)]
             generate_throwaway_key(keys[0][2])
         pems = [(team, kid, _public_pem(parser, path)) for team, kid, path in keys]
-        with Emulator(port=args.port, audience=args.audience) as emu:
+        with Emulator(port=args.port, audience=audience) as emu:
             client_id = "emulator-client"
             client_secret = (secrets.token_urlsafe(24) if args.client_auth == "client-secret"
                              else None)
-            emu.add_client(client_id, client_secret)
+            scopes = [s for s in DEFAULT_SCOPES if s not in args.missing_scope]
+            emu.add_client(client_id, client_secret, scopes)
             signing_key = None
             if client_secret is None:
-                signing_key = Path(tmp) / "auth0_m2m_key.pem"
+                signing_key = (config.parent / tryout.SIGNING_KEY_FILE if config
+                               else Path(tmp) / "auth0_m2m_key.pem")
                 emu.add_client_key(client_id, write_rsa_key(signing_key), args.client_alg)
-            conn = emu.add_connection(apple_connection(services_ids[0]))
+            custom = CUSTOM_BESIDE_NATIVE if args.native_apple else "apple"
+            conn = emu.add_connection(apple_connection(services_ids[0], name=custom))
             for team, kid, pem in pems:
                 emu.apple_register_key(team, kid, pem)
                 for services_id in services_ids:
@@ -174,23 +219,52 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _say("domain", emu.domain)
             _say("CA bundle", emu.ca_pem_path)
             _say("client id", client_id)
-            if client_secret is not None:
-                _say("client secret", f"{client_secret}  (throwaway, valid only here)")
-            else:
+            if signing_key is not None:
                 _say("signing key", f"{signing_key}  (Private Key JWT, {args.client_alg}; "
                      "throwaway, no client secret)")
-            _say("connection", f"apple ({conn['id']})")
-            _say("audience", emu.audience)
+            elif config is None:
+                _say("client secret", f"{client_secret}  (throwaway, valid only here)")
+            else:
+                _say("client secret", f"in {config.parent / tryout.CLIENT_SECRET_FILE}")
+            _say("scopes", " ".join(scopes) + _missing(args.missing_scope))
+            _say("connection", f"{custom} ({conn['id']})")
+            if args.native_apple:
+                native = emu.add_connection(_native_apple())
+                _say("native", f"apple ({native['id']}), strategy apple: rotator refuses it")
+            custom_note = "  (a custom domain: set auth0.audience to this)" if audience else ""
+            _say("audience", emu.audience + custom_note)
             _say("apple token", emu.apple_token_url)
             for team, kid, path in keys:
                 throwaway = "" if args.apple_key else "  (throwaway)"
                 _say("apple key", f"team {team}, key {kid}: {path}{throwaway}")
             _say("services ids", ", ".join(services_ids))
             _say("admin file", f"{emu.admin_file}  (for apple-register, apple-revoke)")
+            if config is not None:
+                tryout.write(config, tryout.Tenant(
+                    base_url=emu.base_url, domain=emu.domain, client_id=client_id,
+                    client_secret=client_secret, signing_key=signing_key,
+                    signing_alg=args.client_alg, ca_pem=emu.ca_pem, team_id=keys[0][0],
+                    key_id=keys[0][1], key_file=keys[0][2].absolute(),
+                    token_url=emu.apple_token_url, services_id=services_ids[0],
+                    connection="apple", custom_audience=audience,
+                ))
+                _say("config", f"{config}  (secrets beside it, mode 0600)")
+                print(f"Try, from any folder: rotator check-config --online --config {config}")
             print("Ctrl-C to stop.", flush=True)
             while not stop.wait(0.5):
                 pass
     return 0
+
+
+def _missing(scopes: list[str]) -> str:
+    return f"  (missing: {', '.join(scopes)})" if scopes else ""
+
+
+def _native_apple() -> dict[str, object]:
+    """Auth0's native Apple connection as the dashboard creates it: named apple."""
+    return {"name": "apple", "display_name": "Apple", "strategy": "apple",
+            "options": {"app_id": SAMPLE_SERVICES_ID, "team_id": SAMPLE_TEAM,
+                        "kid": SAMPLE_KEY, "scope": "name email"}}
 
 
 def write_rsa_key(path: Path, bits: int = 2048) -> object:
