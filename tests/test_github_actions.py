@@ -58,6 +58,7 @@ def test_workflow_runs_daily_and_by_hand_one_at_a_time() -> None:
     """A daily schedule and workflow_dispatch; concurrency keeps one run, never cancelling it."""
     workflow = _workflow()
     on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert isinstance(on, dict), workflow
     assert "workflow_dispatch" in on
     [schedule] = on["schedule"]
     minute, hour, *rest = schedule["cron"].split()
