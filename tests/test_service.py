@@ -298,6 +298,52 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
     assert live_secret(emu) == ""
 
 
+def _threads_and_fds(pid: int) -> tuple[int, int]:
+    """How many threads and open file descriptors process ``pid`` has now."""
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/api/v2/connections", "/auth/token"])
+def test_trickling_answers_leave_no_thread_or_socket_behind_check_after_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, path: str
+) -> None:
+    """Auth0 or Apple trickling every answer: each check ends; threads and fds stay level."""
+    emu.inject(Fault(path=path, trickle=0.2, times=None))
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+                       schedule={**SCHEDULE, "check_every": "2s", "deadline": "1s"})
+    with rotator_start(cfg, tmp_path, listen) as svc:
+        pid = svc.proc.pid
+
+        def after_check(n: int) -> tuple[int, int]:
+            """Threads and fds as the n-th check reports its end (before the next begins)."""
+            wait_for(lambda: len(svc.named("run.finished")) >= n, 30, f"check {n} to end")
+            return _threads_and_fds(pid)
+
+        # The baseline: the fewest seen after checks 2 and 3. The connection to Auth0
+        # kept alive between checks may come and go (one fd); a leak adds a thread
+        # and a socket or two with every check, for as long as the answer trickles.
+        early = [after_check(2), after_check(3)]
+        base_threads, base_fds = min(t for t, _ in early), min(f for _, f in early)
+        for n in range(4, 9):
+            after_check(n)
+            seen: list[tuple[int, int]] = []
+
+            def level(seen: list[tuple[int, int]] = seen) -> bool:
+                seen.append(_threads_and_fds(pid))
+                return seen[-1][0] <= base_threads and seen[-1][1] <= base_fds + 1
+
+            with contextlib.suppress(pytest.fail.Exception):
+                wait_for(level, 1.5, "threads and fds back to their level")
+            assert level(), (f"{base_threads} threads and {base_fds} fds after checks 2 and 3; "
+                             f"after check {n}: {seen}")
+        assert svc.terminate(within=10) == 0
+    failed = svc.named("rotation.failed")
+    assert failed, "the trickled checks must fail"
+    assert all("deadline" in e["error"] for e in failed), [e["error"] for e in failed]
+
+
 # -- checks, driven with the injected clock ----------------------------------------
 
 
