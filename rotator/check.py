@@ -8,6 +8,7 @@ Shared by every command that looks at a connection: ``status``,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rotator import apple as apple_words
@@ -79,12 +80,19 @@ def check(
     schedule: Schedule,
     *,
     now: int,
+    progress: Callable[[str], None] | None = None,
 ) -> Checked:
-    """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it."""
+    """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it.
+
+    ``progress`` hears ``apple_check`` as Apple is asked, so a deadline passing
+    while Apple answers names that step, not the read.
+    """
     found = read_checked(conn, side)
     live = found.options.get("client_secret") if found.options else None
     live = live if isinstance(live, str) and live else None
     with logs.secret(live):
+        if progress is not None and apple is not None and live is not None:
+            progress("apple_check")
         answer = ask(apple, live, conn.client_id)
         verdict = due.assess(live, expected(conn), schedule, now=now, apple=answer.verdict)
     return Checked(found, live, verdict, answer)

@@ -86,8 +86,13 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
     """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise."""
     log = logs.get(connection=conn.connection, tenant=outcome.tenant)
     try:
+        # The token first, as a step of its own: a deadline passing while it is
+        # fetched names it (the read would otherwise fetch it unseen).
+        with step("token", ctx):
+            ctx.side.granted_scopes()
         with step("read", ctx):
-            checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
+            checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()),
+                                  progress=ctx.progress)
             read_at = ctx.monotonic()
         check.record(outcome, checked)
         outcome.forced = ctx.force and not checked.verdict.due
