@@ -7,15 +7,13 @@ Shared by every command that looks at a connection: ``status``,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rotator import apple as apple_words
-from rotator import due, logs
-from rotator.connection import AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator import due, logs, words
 from rotator.errors import RefusedError
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Step
+from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 
@@ -80,7 +78,7 @@ def check(
     schedule: Schedule,
     *,
     now: int,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Step], None] | None = None,
 ) -> Checked:
     """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it.
 
@@ -92,7 +90,7 @@ def check(
     live = live if isinstance(live, str) and live else None
     with logs.secret(live):
         if progress is not None and apple is not None and live is not None:
-            progress("apple_check")
+            progress(Step.APPLE_CHECK)
         answer = ask(apple, live, conn.client_id)
         verdict = due.assess(live, expected(conn), schedule, now=now, apple=answer.verdict)
     return Checked(found, live, verdict, answer)
@@ -128,8 +126,8 @@ def log_checked(log: logs.Logger, checked: Checked, forced: bool) -> None:
         due=verdict.due,
         reason=verdict.reason,
         why=verdict.explanation,
-        expires_at=iso(info.exp if info else None),
-        due_at=iso(verdict.due_at),
+        expires_at=words.iso(info.exp if info else None),
+        due_at=words.iso(verdict.due_at),
         apple=checked.apple.verdict,
         forced=forced and not verdict.due,
     )
@@ -142,11 +140,5 @@ def apple_problem(checked: Checked, services_id: str) -> str | None:
     """Why the live secret's Apple check fails the check (refused or not askable), if it does."""
     if checked.live is None:  # nothing to ask about: the rotation publishes one
         return None
-    return apple_words.problem(checked.apple, "live", services_id)
+    return words.apple_problem(checked.apple, "live", services_id)
 
-
-def iso(epoch: int | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC, for logs and JSON."""
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rotator import logs, rotation, tokens
-from rotator.connection import AppleSide, Auth0Side
+from rotator import logs, rotation
+from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
-from rotator.outcome import Outcome, Report
+from rotator.outcome import Outcome, Report, Step
+from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
 #: How long past the deadline a step may take to report its own failure.
@@ -110,7 +111,7 @@ class _Run:
     pool: Pool
     deadline: Deadline
     outcomes: list[Outcome]
-    steps: list[str]
+    steps: list[Step]
     finished: list[bool]
     lock: threading.Lock = field(default_factory=threading.Lock)
     late: set[int] = field(default_factory=set)  # reported failed at the deadline
@@ -128,7 +129,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
                           interrupt=options.stop),
         outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
                   for c in conns],
-        steps=["connect"] * len(conns), finished=[False] * len(conns),
+        steps=[Step.CONNECT] * len(conns), finished=[False] * len(conns),
     )
     groups: dict[Auth0Settings | None, list[int]] = {}
     for index, conn in enumerate(conns):
@@ -171,16 +172,16 @@ def _worker(state: _Run, work: queue.SimpleQueue[list[int]], done: threading.Sem
 def _tenant(state: _Run, group: Sequence[int]) -> None:
     """Work through one tenant's connections, in configuration order."""
     conns = [state.settings.connections[i] for i in group]
-    failure: tuple[str, str] | None = None  # a tenant-wide failure: (step, error)
+    failure: tuple[Step, str] | None = None  # a tenant-wide failure: (step, error)
     side: Auth0Side | None = None
     try:
         assert conns[0].auth0 is not None
         side = state.pool.tenant(conns[0].auth0)
         side.serve(state.deadline)
     except RotatorError as exc:
-        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: {exc}")
+        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: {exc}")
     except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
-        failure = ("connect", f"cannot set up the client for {conns[0].tenant}: "
+        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: "
                               f"{unexpected(exc)}")
         logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
     duplicates = {group[n]: text for n, text in _duplicates(conns, side).items()} if side else {}
@@ -191,11 +192,11 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
             logs.get(connection=conn.connection, tenant=conn.tenant).warning(
                 "rotation.abandoned", reason="interrupted before its check")
         elif failure is not None or index in duplicates or side is None:
-            step, error = failure or ("read", duplicates[index])
+            step, error = failure or (Step.READ, duplicates[index])
             _fail(outcome, step, error)
         else:
             _connection(state, index, conn, side)
-            if outcome.step in ("token", "connect"):
+            if outcome.step in (Step.TOKEN, Step.CONNECT):
                 failure = (outcome.step, outcome.error or "")
         with state.lock:
             state.finished[index] = True
@@ -213,7 +214,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
     options, outcome = state.options, state.outcomes[index]
     apple = None
 
-    def progress(step: str) -> None:
+    def progress(step: Step) -> None:
         state.steps[index] = step
 
     try:
@@ -229,9 +230,9 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         )
         rotation.process(conn, outcome, ctx)
         if options.online and outcome.ok:
-            outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
+            outcome.missing_scopes = missing_scopes(side.granted_scopes())
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
-        _fail(outcome, "connect", str(exc))
+        _fail(outcome, Step.CONNECT, str(exc))
     except Exception as exc:  # one connection's surprise must not stop the run
         log = logs.get(connection=conn.connection, tenant=conn.tenant)
         _fail(outcome, state.steps[index], unexpected(exc))
@@ -241,7 +242,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
             apple.close()
 
 
-def _fail(outcome: Outcome, step: str, error: str) -> None:
+def _fail(outcome: Outcome, step: Step, error: str) -> None:
     outcome.step, outcome.error = step, error
     logs.get(connection=outcome.connection, tenant=outcome.tenant).error(
         "rotation.failed", step=step, error=error)
