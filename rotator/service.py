@@ -11,8 +11,15 @@ Health, for the probes:
 
 * ``/healthz`` is 200 while the scheduler runs, checks keep completing, and
   log lines can be written; 503 otherwise (a restart is the cure).
-* ``/readyz`` is 200 when the last check of every connection succeeded and
-  Apple did not refuse its live secret; 503 otherwise.
+* ``/readyz`` is 200 when the last check of every connection succeeded,
+  Apple did not refuse its live secret, and checks keep completing; 503
+  otherwise.
+
+APScheduler's interval trigger keeps its times on the wall clock, which a host
+can step (NTP, a VM resumed, an operator): stepped back an hour, the next check
+would wait an hour more. Every :data:`WATCH_EVERY` seconds the service compares
+the wall clock with the monotonic one; a step of :data:`STEP_TOLERANCE` seconds
+or more moves the next check by as much, so it stays as far away in real time.
 
 Readiness is published as an immutable snapshot, replaced whole after each
 check, so the HTTP threads never see a half-updated state.
@@ -29,7 +36,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -46,6 +53,10 @@ STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s pro
 MAX_JITTER = 30.0
 #: Slack on top of check_every + jitter + deadline before "checks are not completing".
 SLACK = 60.0
+#: How often the wall clock is compared with the monotonic one (seconds).
+WATCH_EVERY = 5.0
+#: The least disagreement between the two clocks taken for a step (seconds).
+STEP_TOLERANCE = 5.0
 
 
 def jitter_for(check_every: int) -> float:
@@ -63,8 +74,10 @@ class Service:
         pool: runner.Pool | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        watch_every: float = WATCH_EVERY,
     ) -> None:
         self.settings = settings
+        self.watch_every = watch_every
         self.pool = pool or runner.Pool(keep=True)
         self.clock = clock
         self.monotonic = monotonic
@@ -75,6 +88,8 @@ class Service:
         self.readiness: Mapping[tuple[str, str], Outcome] = MappingProxyType({})
         self._check_began: float | None = None
         self._last_completed = monotonic()
+        self._offset = clock() - monotonic()  # wall minus monotonic, as last seen
+        self._watcher = threading.Thread(target=self._watch, name="clock-watch", daemon=True)
         self.hook, self.on_failure = hooks.from_settings(settings.hooks,
                                                          failed=self.metrics.hook_failed)
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -90,17 +105,25 @@ class Service:
             return False, "scheduler stopped"
         if logs.STREAM.last_failed:
             return False, f"log lines cannot be written ({logs.STREAM.errors} lost)"
+        if stalled := self._stalled():
+            return False, stalled
+        return True, "ok"
+
+    def _stalled(self) -> str | None:
+        """Why checks are not completing (one running past its deadline, none for long)."""
         now, s = self.monotonic(), self.settings.schedule
         began = self._check_began
         if began is not None and now - began > s.deadline + SLACK:
-            return False, f"a check has been running for {now - began:.0f} s, past its deadline"
+            return f"a check has been running for {now - began:.0f} s, past its deadline"
         quiet = now - self._last_completed
         if quiet > s.check_every + jitter_for(s.check_every) + s.deadline + SLACK:
-            return False, f"no check has completed for {quiet:.0f} s"
-        return True, "ok"
+            return f"no check has completed for {quiet:.0f} s"
+        return None
 
     def ready(self) -> tuple[bool, str]:
         """Whether every connection's last check succeeded and Apple accepts its secret."""
+        if stalled := self._stalled():
+            return False, f"not ready: {stalled}"
         snapshot = self.readiness
         for conn in self.settings.connections:
             outcome = snapshot.get((conn.tenant, conn.connection))
@@ -152,6 +175,33 @@ class Service:
                 ready[(outcome.tenant, outcome.connection)] = outcome
         self.readiness = MappingProxyType(ready)
 
+    # -- the clock -------------------------------------------------------------------
+
+    def watch_clock(self) -> float:
+        """Seconds the wall clock stepped since last seen (0 below the tolerance).
+
+        A step moves the next check by as much: APScheduler keeps its time on the
+        wall clock, so the check stays as far away in real time as it was.
+        """
+        offset = self.clock() - self.monotonic()
+        step, self._offset = offset - self._offset, offset
+        if abs(step) < STEP_TOLERANCE:
+            return 0.0
+        job = self.scheduler.get_job("check")
+        if job is not None and job.next_run_time is not None:
+            self.scheduler.modify_job("check",
+                                      next_run_time=job.next_run_time + timedelta(seconds=step))
+        self.log.warning("clock.stepped", seconds=round(step),
+                         note="the wall clock jumped; the next check moved with it")
+        return step
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(self.watch_every):
+            try:
+                self.watch_clock()
+            except Exception:  # the watcher must outlive a surprise
+                self.log.debug("clock.watch_failed", exc_info=True)
+
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
@@ -172,6 +222,8 @@ class Service:
         self.server.start()
         self.scheduler.start()
         self._last_completed = self.monotonic()
+        self._offset = self.clock() - self.monotonic()
+        self._watcher.start()
         self.log.info("scheduler.started", connections=len(self.settings.connections),
                       check_every=every, listen=self.server.address)
 

@@ -31,7 +31,7 @@ from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
 from rotator.seams import Connection
-from rotator.service import SLACK, Service
+from rotator.service import SLACK, Service, jitter_for
 
 M2M_ID = "rotator-m2m"
 M2M_SECRET = "m2m-secret-for-the-service-tests"
@@ -609,6 +609,57 @@ def test_crashed_check_turns_readyz_503(
     assert failures == 1
     assert any(e["event"] == "check.crashed" for e in events)
     assert emu.journal == []
+
+
+def test_a_backward_clock_step_does_not_push_the_next_check_away(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """The clock stepped back an hour: the next check stays as near in real time as it was."""
+    clock = Clock(emu)
+    # Checks two hours apart: stepped back one, the next is still ahead on the
+    # scheduler's own (unstepped) clock, so nothing runs early and muddles the view.
+    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                                 schedule={**SCHEDULE, "check_every": "2h"}))
+    svc = Service(settings, clock=clock, watch_every=0.1)
+    services.append(svc)
+
+    def wait() -> float:
+        """Seconds until the next check by the service's clock (the host's, stepped)."""
+        job = svc.scheduler.get_job("check")
+        assert job is not None
+        assert job.next_run_time is not None
+        return float(job.next_run_time.timestamp() - clock())
+
+    with capture_logs() as events:
+        svc.start()
+        wait_for(lambda: svc.readiness, 20, "the start-up check")
+        before = wait()
+        assert 0 < before <= 2 * HOUR + 30
+        clock.advance(-HOUR)
+        wait_for(lambda: wait() <= before, 5, f"the next check back within {before:.0f} s "
+                 f"(it is {wait():.0f} s away)")
+    [stepped] = [e for e in events if e["event"] == "clock.stepped"]
+    assert stepped["seconds"] == -HOUR
+
+
+def test_readyz_and_healthz_turn_503_when_checks_stop_completing(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """No check completed for check_every + jitter + deadline + slack: both probes are 503."""
+    gate = threading.Event()
+    gate.set()
+    now = [time.monotonic()]
+    svc = _gated(emu, key_path, tmp_path, gate, monotonic=lambda: now[0])
+    services.append(svc)
+    svc.start()
+    base = f"http://{svc.server.address}"
+    wait_for(lambda: httpx.get(base + "/readyz").status_code == 200, 20, "/readyz 200")
+    s = svc.settings.schedule
+    now[0] += s.check_every + jitter_for(s.check_every) + s.deadline + SLACK + 1
+    for probe in ("/healthz", "/readyz"):
+        answer = httpx.get(base + probe)
+        assert answer.status_code == 503, probe
+        assert "no check has completed for" in answer.text
 
 
 # -- stopping -----------------------------------------------------------------------
