@@ -21,6 +21,7 @@ from rotator.settings import Settings, format_duration
 
 if TYPE_CHECKING:
     from rotator.outcome import Outcome, Report
+    from rotator.reload import Reloader
     from rotator.runner import Pool
 
 
@@ -95,11 +96,14 @@ def look(settings: Settings, *, online: bool = False, pool: Pool | None = None) 
     return report.outcomes
 
 
-def start(settings: Settings) -> bool:
-    """``rotator start`` until a signal; True when the stop left no check running."""
+def start(settings: Settings, reloader: Reloader | None = None) -> bool:
+    """``rotator start`` until a signal; True when the stop left no check running.
+
+    ``reloader`` loaded ``settings`` and loads them again when their files change.
+    """
     from rotator import service
 
-    return service.serve(settings)
+    return service.serve(settings, reloader)
 
 
 def summary(settings: Settings) -> list[str]:

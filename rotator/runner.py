@@ -78,6 +78,14 @@ class Pool:
         with self._lock:
             self._sides.pop(settings, None)
 
+    def retain(self, wanted: set[Auth0Settings]) -> None:
+        """Close the sides of tenants no longer configured (between runs, after a reload)."""
+        with self._lock:
+            gone = [s for s in self._sides if s not in wanted]
+            sides = [self._sides.pop(s) for s in gone]
+        for side in sides:
+            side.close()
+
     def close(self) -> None:
         with self._lock:
             sides, self._sides = list(self._sides.values()), {}

@@ -24,6 +24,14 @@ or more moves the next check by as much, so it stays as far away in real time.
 Readiness is published as an immutable snapshot, replaced whole after each
 check, so the HTTP threads never see a half-updated state.
 
+The settings follow the files they came from (:mod:`rotator.reload`): each
+check first loads them again when the configuration, a secret file, a key file
+or a CA bundle changed, and SIGHUP does so at once (then checks). A change that
+does not validate is logged (``config.reload_failed``), counted
+(``rotator_config_reload_failures_total``) and refused: the last good settings
+stay in use and ``/readyz`` answers 503 with the reason until the files are
+fixed. ``server.listen`` changes at the next restart only.
+
 On SIGTERM or SIGINT the job is told to stop: a rotation already past its
 write finishes, one that has not written yet is abandoned, and the process
 exits 0 within :data:`STOP_WITHIN` seconds.
@@ -31,6 +39,7 @@ exits 0 within :data:`STOP_WITHIN` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -44,9 +53,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rotator import hooks, logs, runner
 from rotator.endpoints import Server
-from rotator.errors import unexpected
+from rotator.errors import ConfigError, unexpected
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome, Report, Step
+from rotator.reload import Reloader
 from rotator.settings import Settings
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
@@ -75,8 +85,13 @@ class Service:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         watch_every: float = WATCH_EVERY,
+        reloader: Reloader | None = None,
     ) -> None:
         self.settings = settings
+        self.reloader = reloader
+        #: Why the files on disk are refused (None: the settings in use are theirs).
+        self.reload_error: str | None = None
+        self._reload_lock = threading.Lock()
         self.watch_every = watch_every
         self.pool = pool or runner.Pool(keep=True)
         self.clock = clock
@@ -124,6 +139,9 @@ class Service:
         """Whether every connection's last check succeeded and Apple accepts its secret."""
         if stalled := self._stalled():
             return False, f"not ready: {stalled}"
+        if (refused := self.reload_error) is not None:
+            return False, ("not ready: the changed configuration does not validate, the last "
+                           f"good one is in use: {refused}")
         snapshot = self.readiness
         for conn in self.settings.connections:
             outcome = snapshot.get((conn.tenant, conn.connection))
@@ -142,11 +160,14 @@ class Service:
         self.idle.clear()
         self._check_began = self.monotonic()
         try:
+            self.reload()
+            settings = self.settings
+            self.pool.retain({c.auth0 for c in settings.connections if c.auth0 is not None})
             options = runner.Options(
                 on_rotated=self.hook, on_failure=self.on_failure, stop=self.stopping,
                 now=self.clock, monotonic=self.monotonic,
             )
-            report = runner.run(self.settings, options, self.pool)
+            report = runner.run(settings, options, self.pool)
             self._publish(report.outcomes)
             return report
         finally:
@@ -174,6 +195,64 @@ class Service:
             if not outcome.abandoned:
                 ready[(outcome.tenant, outcome.connection)] = outcome
         self.readiness = MappingProxyType(ready)
+
+    # -- reloading ---------------------------------------------------------------------
+
+    def reload(self, force: bool = False, trigger: str = "check") -> bool:
+        """Load the settings again if a file they came from changed (or ``force``).
+
+        True when new settings are in use; a change that does not validate is
+        logged, counted and refused (the last good settings stay).
+        """
+        if self.reloader is None:
+            return False
+        with self._reload_lock:
+            try:
+                found = self.reloader.poll(force)
+            except ConfigError as exc:
+                error = str(exc)
+                if error != self.reload_error or force:
+                    self.metrics.reload_failures.inc()
+                    self.log.error("config.reload_failed", error=error, trigger=trigger,
+                                   note="the last good configuration stays in use")
+                self.reload_error = error
+                self.metrics.reload_ok.set(0)
+                return False
+            if found is None:
+                return False
+            fresh, changed = found
+            self.reload_error = None
+            self.metrics.reload_ok.set(1)
+            self._apply(fresh)
+            self.log.info("config.reloaded", trigger=trigger, changed=[str(p) for p in changed],
+                          connections=len(fresh.connections))
+            return True
+
+    def _apply(self, fresh: Settings) -> None:
+        """Put ``fresh`` in use: hooks, metrics and readiness follow its connections."""
+        old = self.settings
+        if fresh.listen != old.listen:
+            self.log.warning("config.listen_unchanged", listen=old.listen,
+                             configured=fresh.listen, note="server.listen changes at a restart")
+            fresh = dataclasses.replace(fresh, listen=old.listen)
+        kept = {(c.tenant, c.connection) for c in fresh.connections}
+        for conn in old.connections:
+            if (conn.tenant, conn.connection) not in kept:
+                self.metrics.forget(conn.tenant, conn.connection)
+        self.metrics.track(fresh.connections)
+        self.readiness = MappingProxyType(
+            {key: o for key, o in self.readiness.items() if key in kept})
+        self.hook, self.on_failure = hooks.from_settings(fresh.hooks,
+                                                         failed=self.metrics.hook_failed)
+        self.settings = fresh
+        every = fresh.schedule.check_every
+        if every != old.schedule.check_every and self.scheduler.running:
+            self.scheduler.reschedule_job("check", trigger=_trigger(every))
+
+    def check_now(self) -> None:
+        """Run the check job now (after SIGHUP), unless one is running."""
+        if self.scheduler.running:
+            self.scheduler.modify_job("check", next_run_time=datetime.now(UTC))
 
     # -- the clock -------------------------------------------------------------------
 
@@ -208,7 +287,7 @@ class Service:
         every = self.settings.schedule.check_every
         self.scheduler.add_job(
             self._job,
-            IntervalTrigger(seconds=every, jitter=jitter_for(every)),
+            _trigger(every),
             id="check",
             next_run_time=datetime.now(UTC),  # once at start-up, then on the interval
             coalesce=True,
@@ -240,19 +319,33 @@ class Service:
         return finished
 
 
-def serve(settings: Settings) -> bool:
-    """Run until SIGTERM or SIGINT; True when the stop left no check running."""
-    service = Service(settings)
+def _trigger(every: int) -> IntervalTrigger:
+    return IntervalTrigger(seconds=every, jitter=jitter_for(every))
+
+
+def serve(settings: Settings, reloader: Reloader | None = None) -> bool:
+    """Run until SIGTERM or SIGINT (SIGHUP reloads); True when the stop left no check running."""
+    service = Service(settings, reloader=reloader)
     wake = threading.Event()
     received: list[str] = []
+    hangups: list[int] = []
 
     def on_signal(signum: int, _: object) -> None:
-        received.append(signal.Signals(signum).name)
+        if signum == signal.SIGHUP:
+            hangups.append(signum)
+        else:
+            received.append(signal.Signals(signum).name)
         wake.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     service.start()
-    while not wake.wait(3600):
-        pass
-    return service.stop(received[0] if received else "requested")
+    while not received:
+        wake.wait(3600)
+        wake.clear()
+        while hangups and not received:
+            hangups.pop()
+            if service.reload(force=True, trigger="SIGHUP"):
+                service.check_now()
+    return service.stop(received[0])

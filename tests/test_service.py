@@ -30,6 +30,7 @@ from structlog.testing import capture_logs
 from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
+from rotator.reload import Reloader
 from rotator.seams import Connection
 from rotator.service import SLACK, Service, jitter_for
 
@@ -660,6 +661,85 @@ def test_readyz_and_healthz_turn_503_when_checks_stop_completing(
         answer = httpx.get(base + probe)
         assert answer.status_code == 503, probe
         assert "no check has completed for" in answer.text
+
+
+# -- reloading ----------------------------------------------------------------------
+
+
+def _reloading(cfg: Path, services: list[Service]) -> Service:
+    """A Service whose settings follow ``cfg`` and the files it names (as `rotator start`)."""
+    reloader = Reloader(lambda: load(cfg))
+    svc = Service(reloader.load(), reloader=reloader)
+    services.append(svc)
+    return svc
+
+
+def test_a_changed_secret_file_is_used_from_the_next_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """The M2M secret file replaced (a Secret update): the next check authenticates with it."""
+    svc = _reloading(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"),
+                     services)
+    assert not svc.check().failed
+    emu.add_client(M2M_ID, "the-new-m2m-secret")
+    (tmp_path / "auth0_client_secret").write_text("the-new-m2m-secret\n")
+    with capture_logs() as events:
+        assert not svc.check().failed
+    tokens = [r for r in emu.journal if r.path == "/oauth/token"]
+    assert tokens[-1].body["client_secret"] == "the-new-m2m-secret"
+    [reloaded] = [e for e in events if e["event"] == "config.reloaded"]
+    assert reloaded["changed"] == [str(tmp_path / "auth0_client_secret")]
+    assert svc.ready() == (True, "ready")
+
+
+def test_a_change_that_does_not_validate_keeps_the_last_good_one_and_readyz_says_so(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """A broken edit: logged once, counted, old settings kept at work, /readyz 503 until fixed."""
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
+    good = cfg.read_text()
+    svc = _reloading(cfg, services)
+    assert not svc.check().failed
+    cfg.write_text(good.replace('check_every = "1m"', 'check_every = "soon"'))
+    with capture_logs() as events:
+        for _ in range(2):
+            assert not svc.check().failed  # the last good settings, still at work
+    [refused] = [e for e in events if e["event"] == "config.reload_failed"]
+    assert refused["log_level"] == "error"
+    assert "check_every" in refused["error"]
+    ok, reason = svc.ready()
+    assert not ok
+    assert "does not validate" in reason
+    assert "check_every" in reason
+    page = svc.metrics.render().decode()
+    assert metric(page, "rotator_config_reload_failures_total") == 1
+    assert metric(page, "rotator_config_last_reload_successful") == 0
+    cfg.write_text(good)
+    assert not svc.check().failed
+    assert svc.ready() == (True, "ready")
+    assert metric(svc.metrics.render().decode(), "rotator_config_last_reload_successful") == 1
+
+
+@pytest.mark.slow
+def test_sighup_reloads_at_once_and_does_not_stop_the_service(
+    emu: Emulator, key_path: Path, tmp_path: Path
+) -> None:
+    """SIGHUP after adding a connection: start stays up, reloads and checks both at once."""
+    emu.add_connection({"name": "second", "display_name": "x", "options": OPTIONS})
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+                       schedule={**SCHEDULE, "check_every": "1h"})
+    with rotator_start(cfg, tmp_path, listen) as svc:
+        wait_for(lambda: svc.named("run.finished"), 30, "the start-up check")
+        cfg.write_text(cfg.read_text() + '[[connections]]\nconnection = "second"\n'
+                       f'client_id = "{SERVICES_ID}"\n')
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(svc.named("run.finished")) >= 2, 30, "a check right after SIGHUP")
+        assert svc.proc.poll() is None
+        [reloaded] = svc.named("config.reloaded")
+        assert reloaded["trigger"] == "SIGHUP"
+        assert svc.named("run.finished")[-1]["checked"] == 2
+        assert svc.terminate(within=10) == 0
 
 
 # -- stopping -----------------------------------------------------------------------
