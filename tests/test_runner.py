@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, wait_for
 from fakes import FakeApple, FakeTenant
 
 from rotator import config, runner, secret
@@ -57,3 +57,31 @@ def test_a_deadline_passing_mid_step_names_that_step(
     [outcome] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
     assert outcome.step == step, outcome.error
     assert f"during the {step} step" in (outcome.error or "")
+
+
+def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
+    tmp_path: Path, key_path: Path
+) -> None:
+    """A tenant whose build outlived the run is closed by it and never reused by the next run."""
+    settings = _settings(tmp_path, key_path)
+    conn = settings.connections[0]
+    backend = FakeTenant().backend
+    backend.add_connection({"name": "apple", "options": {"client_id": SERVICES_ID}})
+    backend.apple_register_key(TEAM_ID, KEY_ID, conn.apple.key.public_key)
+    backend.apple_add_services_id(TEAM_ID, SERVICES_ID)
+    built: list[FakeTenant] = []
+
+    def build(_: object) -> FakeTenant:
+        if not built:
+            time.sleep(2.5)  # the first build outlives the run (deadline 1 s + grace 1 s)
+        built.append(FakeTenant(backend))
+        return built[-1]
+
+    pool = runner.Pool(auth0=build, apple=lambda *_: FakeApple(backend), keep=True)
+    [late] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
+    assert "deadline" in (late.error or "")
+    wait_for(lambda: built and built[0].closed, 10, "the late run to close its tenant")
+    [second] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
+    assert second.error is None, second.error
+    assert len(built) == 2
+    assert built[1].closed == 0
