@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rotator.errors import ConfigError
-from rotator.settings import parse_listen
+from rotator.settings import Listen
 
 Probe = Callable[[], tuple[bool, str]]
 
@@ -35,10 +35,10 @@ class Server:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(
-        self, listen: str, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
+        self, listen: Listen, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
         idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        host, port = parse_listen(listen)
+        host, port = listen
 
         class Handler(BaseHTTPRequestHandler):
             timeout = idle_timeout  # each read; a silent connection is closed
@@ -69,7 +69,7 @@ class Server:
             self.httpd.slots = threading.BoundedSemaphore(max_connections)
         except OSError as exc:
             raise ConfigError(
-                f"server.listen = {listen!r}: cannot listen there "
+                f"server.listen = {str(listen)!r}: cannot listen there "
                 f"({exc.strerror or type(exc).__name__}); "
                 "choose a free port or another address (ROTATOR_LISTEN, --listen)"
             ) from None

@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.errors import ConfigError
+from rotator.modes import Needs
 from rotator.settings import (
     AUDIENCE_EXAMPLE,
     DEFAULTS,
     AppleSettings,
     Auth0Settings,
     ConnectionSettings,
+    Trust,
     check_apple_id,
     check_domain,
     check_https_url,
@@ -85,20 +87,23 @@ def connection(
     where: str,
     sections: dict[str, Table],
     sources: Sources,
-    need_auth0: bool,
-    need_name: bool,
+    needs: Needs,
 ) -> ConnectionSettings:
     """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
     own = values[""]
     services_id = str_value(_required(own, "client_id", where), "the Apple Services ID")
     name = ""
-    if "connection" in own or need_name:
+    if "connection" in own or needs.connection_name:
         name = str_value(_required(own, "connection", where),
                           "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
-    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if need_auth0 else None
+    auth0_values = {**sections["auth0"], **values["auth0"]}
+    trust = Trust()
+    if needs.auth0 and "ca_bundle" in auth0_values:
+        trust = Trust(sources.ca_bundle(auth0_values["ca_bundle"]))
+    auth0 = _auth0(auth0_values, sources, trust) if needs.auth0 else None
     return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
-                              source=where or "the environment")
+                              trust=trust, source=where or "the environment")
 
 
 _MISSING = {
@@ -136,7 +141,7 @@ def _apple(apple: Table, sources: Sources) -> AppleSettings:
     )
 
 
-def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
+def _auth0(auth0: Table, sources: Sources, trust: Trust) -> Auth0Settings:
     for key, var in (("domain", "AUTH0_DOMAIN"), ("client_id", "AUTH0_CLIENT_ID")):
         if key not in auth0:
             raise ConfigError(f"auth0.{key} is not set; set it in [auth0] or {var}")
@@ -151,7 +156,7 @@ def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
         domain=domain,
         client_id=str_value(auth0["client_id"], "the M2M application's client id"),
         client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
-        ca_bundle=sources.ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
+        trust=trust,
         audience=audience,
     )
 

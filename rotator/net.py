@@ -30,8 +30,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rotator import environment
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
+from rotator.settings import Trust
 
 #: The longest one request may take (less when the deadline is nearer).
 TIMEOUT = 30.0
@@ -101,8 +103,8 @@ class _DeadlineSocket(ssl.SSLSocket):
         super().do_handshake(block)
 
 
-def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """Verify against the system store, ``SSL_CERT_FILE`` when set, and ``ca_bundle``.
+def ssl_context(trust: Trust) -> ssl.SSLContext:
+    """Verify against the system store, ``SSL_CERT_FILE`` when set, and ``trust.ca_bundle``.
 
     OpenSSL reads ``SSL_CERT_FILE`` *instead of* the system's CA file; the system
     store is loaded as well, so setting it adds trust and takes none away.
@@ -111,13 +113,12 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     every system CA (about 0.8 MiB a time, which ``rotator start`` would pay at
     each check). A CA file that changes on disk gets a new context.
     """
-    stamp = None
+    stamp, ca_bundle = None, trust.ca_bundle
     if ca_bundle is not None:
         with contextlib.suppress(OSError):
             info = ca_bundle.stat()
             stamp = (info.st_mtime_ns, info.st_size)
-    return _context(ca_bundle, stamp, os.environ.get("SSL_CERT_FILE"),
-                    os.environ.get("SSL_CERT_DIR"))
+    return _context(ca_bundle, stamp, *environment.tls_files())
 
 
 @functools.lru_cache(maxsize=32)
@@ -127,7 +128,7 @@ def _context(
     context = ssl.create_default_context()
     context.sslsocket_class = _DeadlineSocket
     system = ssl.get_default_verify_paths()
-    if os.environ.get("SSL_CERT_FILE") and system.openssl_cafile \
+    if cert_file and system.openssl_cafile \
             and os.path.isfile(system.openssl_cafile):
         context.load_verify_locations(cafile=system.openssl_cafile)
     if ca_bundle is not None:
@@ -168,7 +169,7 @@ class WaitGuard:
 
 
 def client(
-    ca_bundle: Path | None,
+    trust: Trust,
     holder: DeadlineHolder,
     *,
     request_hooks: list[Callable[[httpx.Request], None]] | None = None,
@@ -176,7 +177,7 @@ def client(
 ) -> httpx.Client:
     """A verifying client whose requests stop at ``holder``'s deadline."""
     return httpx.Client(
-        verify=ssl_context(ca_bundle),
+        verify=ssl_context(trust),
         timeout=TIMEOUT,
         trust_env=True,
         event_hooks={

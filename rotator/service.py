@@ -11,9 +11,10 @@ Health, for the probes:
 
 * ``/healthz`` is 200 while the scheduler runs, checks keep completing, and
   log lines can be written; 503 otherwise (a restart is the cure).
-* ``/readyz`` is 200 when the last check of every connection succeeded,
-  Apple did not refuse its live secret, and checks keep completing; 503
-  otherwise.
+* ``/readyz`` is 200 when the last check of every connection left it healthy
+  (:func:`rotator.outcome.trouble`: no step failed, Apple did not refuse its
+  live secret) and checks keep completing; 503 otherwise, naming the first
+  connection that is not (or why checks are not completing).
 
 APScheduler's interval trigger keeps its times on the wall clock, which a host
 can step (NTP, a VM resumed, an operator): stepped back an hour, the next check
@@ -41,21 +42,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rotator import hooks, logs, runner
+from rotator import hooks, logs, runner, signals
 from rotator.endpoints import Server
 from rotator.errors import ConfigError, unexpected
 from rotator.metrics import Metrics
-from rotator.outcome import Outcome, Report, Step
+from rotator.outcome import Outcome, Report, Step, trouble
 from rotator.reload import Reloader
 from rotator.settings import Settings
 
@@ -67,6 +68,14 @@ SLACK = 60.0
 WATCH_EVERY = 5.0
 #: The least disagreement between the two clocks taken for a step (seconds).
 STEP_TOLERANCE = 5.0
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A connection's last outcome, and what the health predicate said of it then."""
+
+    outcome: Outcome
+    trouble: str | None
 
 
 def jitter_for(check_every: int) -> float:
@@ -93,14 +102,14 @@ class Service:
         self.reload_error: str | None = None
         self._reload_lock = threading.Lock()
         self.watch_every = watch_every
-        self.pool = pool or runner.Pool(keep=True)
+        self.pool = pool or runner.Pool()
         self.clock = clock
         self.monotonic = monotonic
         self.metrics = Metrics(settings.connections)
         self.stopping = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
-        self.readiness: Mapping[tuple[str, str], Outcome] = MappingProxyType({})
+        self.readiness: Mapping[tuple[str, str], Judged] = MappingProxyType({})
         self._check_began: float | None = None
         self._last_completed = monotonic()
         self._offset = clock() - monotonic()  # wall minus monotonic, as last seen
@@ -136,7 +145,7 @@ class Service:
         return None
 
     def ready(self) -> tuple[bool, str]:
-        """Whether every connection's last check succeeded and Apple accepts its secret."""
+        """Whether every connection's last check left it healthy (``outcome.trouble``)."""
         if stalled := self._stalled():
             return False, f"not ready: {stalled}"
         if (refused := self.reload_error) is not None:
@@ -144,13 +153,11 @@ class Service:
                            f"good one is in use: {refused}")
         snapshot = self.readiness
         for conn in self.settings.connections:
-            outcome = snapshot.get((conn.tenant, conn.connection))
-            if outcome is None:
+            judged = snapshot.get((conn.tenant, conn.connection))
+            if judged is None:
                 return False, f"not ready: {conn.connection} not checked yet"
-            if outcome.apple == "refused":
-                return False, f"not ready: Apple refuses the live secret of {conn.connection}"
-            if outcome.error is not None:
-                return False, f"not ready: {conn.connection} failed at {outcome.step}"
+            if judged.trouble is not None:
+                return False, f"not ready: {conn.connection} {judged.trouble}"
         return True, "ready"
 
     # -- the job --------------------------------------------------------------------
@@ -168,7 +175,7 @@ class Service:
                 now=self.clock, monotonic=self.monotonic,
             )
             report = runner.run(settings, options, self.pool)
-            self._publish(report.outcomes)
+            self._publish(report)
             return report
         finally:
             self._check_began = None
@@ -183,17 +190,18 @@ class Service:
             self.log.error("check.crashed", error=error)
             self.log.debug("check.traceback", exc_info=True)
             # No connection was checked: /readyz and the failure counter must say so.
-            self._publish([Outcome(connection=c.connection, tenant=c.tenant, step=Step.UNKNOWN,
-                                   error=error) for c in self.settings.connections])
+            self._publish(Report([Outcome(connection=c.connection, tenant=c.tenant,
+                                          step=Step.UNKNOWN, error=error)
+                                  for c in self.settings.connections], at=self.clock()))
 
-    def _publish(self, outcomes: list[Outcome]) -> None:
-        """Metrics and a new readiness snapshot from one check's outcomes."""
-        now = self.clock()
+    def _publish(self, report: Report) -> None:
+        """Metrics and a new readiness snapshot from one check's report."""
         ready = dict(self.readiness)
-        for outcome in outcomes:
-            self.metrics.record(outcome, now)
+        for outcome in report.outcomes:
+            self.metrics.record(outcome, report.at)
             if not outcome.abandoned:
-                ready[(outcome.tenant, outcome.connection)] = outcome
+                ready[(outcome.tenant, outcome.connection)] = Judged(
+                    outcome, trouble(outcome, report.at))
         self.readiness = MappingProxyType(ready)
 
     # -- reloading ---------------------------------------------------------------------
@@ -326,26 +334,13 @@ def _trigger(every: int) -> IntervalTrigger:
 def serve(settings: Settings, reloader: Reloader | None = None) -> bool:
     """Run until SIGTERM or SIGINT (SIGHUP reloads); True when the stop left no check running."""
     service = Service(settings, reloader=reloader)
-    wake = threading.Event()
-    received: list[str] = []
-    hangups: list[int] = []
-
-    def on_signal(signum: int, _: object) -> None:
-        if signum == signal.SIGHUP:
-            hangups.append(signum)
-        else:
-            received.append(signal.Signals(signum).name)
-        wake.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    service.start()
-    while not received:
-        wake.wait(3600)
-        wake.clear()
-        while hangups and not received:
-            hangups.pop()
-            if service.reload(force=True, trigger="SIGHUP"):
-                service.check_now()
-    return service.stop(received[0])
+    with signals.caught(hangup=True) as caught:
+        service.start()
+        while not caught.stop.is_set():
+            caught.wake.wait(3600)
+            caught.wake.clear()
+            if caught.hangup.is_set() and not caught.stop.is_set():
+                caught.hangup.clear()
+                if service.reload(force=True, trigger="SIGHUP"):
+                    service.check_now()
+        return service.stop(caught.first or "requested")

@@ -11,6 +11,7 @@ from auth0_env import SERVICES_ID, Tenant
 from rotator.apple import Apple
 from rotator.deadline import Deadline
 from rotator.emulator import Fault
+from rotator.settings import Trust
 
 #: Seconds between two bytes of a trickled answer: each read is well within its timeout.
 TRICKLE = 0.2
@@ -19,7 +20,7 @@ TRICKLE = 0.2
 def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant) -> None:
     """An Apple answer sent a byte every 0.2 s is cut off at the 2 s deadline, not read out."""
     tenant.emu.inject(Fault(path="/auth/token", trickle=TRICKLE, times=None))
-    apple = Apple(tenant.emu.apple_token_url, Path(tenant.emu.ca_pem_path), Deadline(2.0))
+    apple = Apple(tenant.emu.apple_token_url, Trust(Path(tenant.emu.ca_pem_path)), Deadline(2.0))
     began = time.monotonic()
     try:
         answer = apple.ask("not-a-secret", SERVICES_ID)

@@ -24,6 +24,7 @@ from conftest import assert_refused, run_rotator, wait_for
 from rotator import cli, secret
 from rotator.emulator import Fault
 from rotator.jsonvalue import same
+from rotator.modes import Mode
 
 #: Option keys auth0-python's typed update would rename (to camelCase aliases).
 ALIAS_LIKE: dict[str, Any] = {
@@ -96,12 +97,12 @@ def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) 
     from rotator.auth0 import Tenant as Auth0Tenant
     from rotator.deadline import Deadline
     from rotator.errors import Auth0WriteError
-    from rotator.settings import Auth0Settings
+    from rotator.settings import Auth0Settings, Trust
 
     conn = tenant.add(client_secret=None)
     side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
                                      client_secret=tenant.client_secret,
-                                     ca_bundle=Path(tenant.emu.ca_pem_path)))
+                                     trust=Trust(Path(tenant.emu.ca_pem_path))))
     side.serve(Deadline(30))
     try:
         with pytest.raises(Auth0WriteError, match="refused to send a PATCH"):
@@ -130,7 +131,8 @@ def test_verification_sees_a_changed_json_type(
     side = AlteringTenant(lambda options: {**options, "flag": stored_as},
                           {"client_id": SERVICES_ID, "flag": sent})
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    report = runner.run(settings, runner.Options(force=True), runner.Pool(auth0=lambda _: side))
+    report = runner.run(settings, runner.Options(mode=Mode.rotating(force=True)),
+                        runner.Pool(auth0=lambda _: side))
     [outcome] = report.outcomes
     assert (outcome.rotated, outcome.step) == (False, "verify")
     assert "flag" in (outcome.error or "")

@@ -1,4 +1,4 @@
-"""Tests for rotator.runner: a deadline hit mid-step names the step it interrupted."""
+"""Tests for rotator.runner: one run over every connection, with the world passed in."""
 
 from __future__ import annotations
 
@@ -7,11 +7,38 @@ import time
 from pathlib import Path
 
 import pytest
+from auth0_env import Tenant
 from conftest import KEY_ID, SERVICES_ID, TEAM_ID, wait_for
 from fakes import FakeApple, FakeTenant
 
 from rotator import config, runner, secret
+from rotator.deadline import Deadline
 from rotator.emulator import Fault
+from rotator.modes import Mode, Rotate
+from rotator.seams import AppleSide
+from rotator.settings import Trust
+
+
+def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: Tenant) -> None:
+    """Apple's client gets the connection's Trust setting (the emulator's CA), over real TLS."""
+    tenant.add(client_secret=tenant.mint())
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    [conn] = settings.connections
+    trusts: list[Trust] = []
+
+    def make_apple(token_url: str, trust: Trust, deadline: Deadline) -> AppleSide:
+        trusts.append(trust)
+        return runner.Pool().make_apple(token_url, trust, deadline)  # the real client
+
+    pool = runner.Pool(apple=make_apple)
+    try:
+        report = runner.run(settings, pool=pool)
+    finally:
+        pool.close()
+    assert conn.trust.ca_bundle is not None
+    assert trusts == [conn.trust]
+    assert report.outcomes[0].apple == "accepted"
+
 
 
 def _settings(tmp_path: Path, key_path: Path) -> config.Settings:
@@ -54,7 +81,7 @@ def test_a_deadline_passing_mid_step_names_that_step(
     side.backend.apple_add_services_id(TEAM_ID, SERVICES_ID)
     side.backend.inject(Fault(path=path, delay=3))  # held past the run's deadline (1 s + 1 s)
     pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend))
-    [outcome] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
+    [outcome] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
     assert outcome.step == step, outcome.error
     assert f"during the {step} step" in (outcome.error or "")
 
@@ -77,11 +104,11 @@ def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
         built.append(FakeTenant(backend))
         return built[-1]
 
-    pool = runner.Pool(auth0=build, apple=lambda *_: FakeApple(backend), keep=True)
-    [late] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
+    pool = runner.Pool(auth0=build, apple=lambda *_: FakeApple(backend))
+    [late] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
     assert "deadline" in (late.error or "")
     wait_for(lambda: built and built[0].closed, 10, "the late run to close its tenant")
-    [second] = runner.run(settings, runner.Options(rotate=False), pool).outcomes
+    [second] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
     assert second.error is None, second.error
     assert len(built) == 2
     assert built[1].closed == 0

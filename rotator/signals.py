@@ -1,0 +1,69 @@
+"""SIGTERM and SIGINT as a request to stop: one helper for one-shot runs and the service.
+
+While :func:`caught` holds, the signals set :attr:`Caught.stop` (and are
+recorded, so the exit code can name the first) instead of killing the
+process: a rotation already past its write finishes, one that has not written
+yet is abandoned. A second SIGINT raises ``KeyboardInterrupt`` as usual
+(someone insists). With ``hangup`` (``rotator start``), SIGHUP sets
+:attr:`Caught.hangup` instead of killing the process: load the settings again.
+Every signal caught sets :attr:`Caught.wake`. The previous handlers come back
+when the block ends.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+
+Handler = Callable[[int, FrameType | None], object] | int | None
+
+#: The signals that ask rotator to stop.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class Caught:
+    """What the signals said while the block ran."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    received: list[str] = field(default_factory=list)  # stop signal names, in order
+    hangup: threading.Event = field(default_factory=threading.Event)  # SIGHUP: reload
+    wake: threading.Event = field(default_factory=threading.Event)  # any signal caught
+
+    @property
+    def first(self) -> str | None:
+        """The first signal received ("SIGTERM"), if any."""
+        return self.received[0] if self.received else None
+
+
+@contextmanager
+def caught(*, hangup: bool = False) -> Iterator[Caught]:
+    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
+
+    ``hangup``: SIGHUP too is caught, as a request to reload (:attr:`Caught.hangup`).
+    """
+    state = Caught()
+    previous: dict[signal.Signals, Handler] = {}
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            state.hangup.set()
+            state.wake.set()
+            return
+        state.received.append(signal.Signals(signum).name)
+        if signum == signal.SIGINT and state.stop.is_set():
+            raise KeyboardInterrupt
+        state.stop.set()
+        state.wake.set()
+
+    for sig in (*STOP_SIGNALS, *((signal.SIGHUP,) if hangup else ())):
+        previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield state
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
