@@ -25,23 +25,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rotator import logs, rotation
-from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
 from rotator.outcome import Outcome, Report, Step, trouble
-from rotator.seams import AppleSide, Auth0Side
+from rotator.seams import AppleSide, Destination
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings, Trust
 
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
 
-Auth0Factory = Callable[[Auth0Settings], Auth0Side]
+Auth0Factory = Callable[[Auth0Settings], Destination]
 AppleFactory = Callable[[str, Trust, Deadline], AppleSide]
 OnFailure = Callable[[ConnectionSettings, Outcome], None]
 
 
-def _real_tenant(settings: Auth0Settings) -> Auth0Side:
+def _real_tenant(settings: Auth0Settings) -> Destination:
     from rotator.auth0 import Tenant
 
     return Tenant(settings)
@@ -60,10 +59,10 @@ class Pool:
                  apple: AppleFactory | None = None) -> None:
         self.make_tenant = auth0 or _real_tenant
         self.make_apple = apple or _real_apple
-        self._sides: dict[Auth0Settings, Auth0Side] = {}
+        self._sides: dict[Auth0Settings, Destination] = {}
         self._lock = threading.Lock()
 
-    def tenant(self, settings: Auth0Settings) -> Auth0Side:
+    def tenant(self, settings: Auth0Settings) -> Destination:
         with self._lock:
             side = self._sides.get(settings)
         if side is None:
@@ -72,7 +71,7 @@ class Pool:
                 self._sides[settings] = side
         return side
 
-    def discard(self, settings: Auth0Settings, side: Auth0Side | None = None) -> None:
+    def discard(self, settings: Auth0Settings, side: Destination | None = None) -> None:
         """Forget a tenant still busy in an abandoned run; the next run builds a new one.
 
         With ``side``, only when the pool holds that very side: a build that
@@ -180,7 +179,7 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
     """Work through one tenant's connections, in configuration order."""
     conns = [state.settings.connections[i] for i in group]
     failure: tuple[Step, str] | None = None  # a tenant-wide failure: (step, error)
-    side: Auth0Side | None = None
+    side: Destination | None = None
     try:
         assert conns[0].auth0 is not None
         side = state.pool.tenant(conns[0].auth0)
@@ -221,7 +220,7 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
         side.close()
 
 
-def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
+def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destination) -> None:
     options, outcome = state.options, state.outcomes[index]
     apple = None
 
@@ -239,7 +238,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         )
         rotation.process(conn, outcome, ctx)
         if options.mode.probe and outcome.error is None:
-            outcome.missing_scopes = missing_scopes(side.granted_scopes())
+            outcome.missing_scopes = side.missing_scopes()
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
         _fail(outcome, Step.CONNECT, str(exc))
     except Exception as exc:  # one connection's surprise must not stop the run
@@ -257,7 +256,7 @@ def _fail(outcome: Outcome, step: Step, error: str) -> None:
         "rotation.failed", step=step, error=error)
 
 
-def _duplicates(conns: Sequence[ConnectionSettings], side: Auth0Side) -> dict[int, str]:
+def _duplicates(conns: Sequence[ConnectionSettings], side: Destination) -> dict[int, str]:
     """Positions in ``conns`` of entries that name one connection (by name and by con_ id).
 
     Only possible when the tenant has entries of both kinds; then each named
