@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant
-from conftest import free_port
+from conftest import free_port, named, run_cli
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
@@ -22,16 +22,8 @@ from rotator.emulator import Emulator, Fault
 LIKELY = ("apple.team_id", "apple.key_id", "revoked", "Services ID", "clock")
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The CLI in this process (the console script's code path), output captured."""
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    return [e for e in (json.loads(x) for x in stderr.splitlines() if x.startswith("{"))
-            if e["event"] == event]
 
 
 def apple_requests(emu: Emulator) -> list[Any]:
