@@ -7,10 +7,11 @@ Shared by every command that looks at a connection: ``status``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rotator import due, logs, words
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Step
 from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
 from rotator.settings import ConnectionSettings, Schedule
 
@@ -48,11 +49,18 @@ def check(
     schedule: Schedule,
     *,
     now: int,
+    progress: Callable[[Step], None] | None = None,
 ) -> Checked:
-    """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it."""
+    """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it.
+
+    ``progress`` hears ``apple_check`` as Apple is asked, so a deadline passing
+    while Apple answers names that step, not the read.
+    """
     found = read_checked(conn, side)
     live = side.live_secret(found)
     with logs.secret(live):
+        if progress is not None and apple is not None and live is not None:
+            progress(Step.APPLE_CHECK)
         answer = ask(apple, live, conn.client_id)
         verdict = due.assess(live, expected(conn), schedule, now=now, apple=answer.verdict)
     return Checked(found, live, verdict, answer)

@@ -21,6 +21,7 @@ from rotator.errors import ConfigError, RotatorError, unexpected
 from rotator.modes import Mode, Needs
 
 if TYPE_CHECKING:
+    from rotator import config
     from rotator.outcome import InFlight, Report
     from rotator.settings import Settings
 
@@ -146,18 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace, needs: Needs = Needs.EVERYTHING) -> Settings:
-    """Load settings, set up logging, and log any configuration warnings."""
+def _overrides(args: argparse.Namespace) -> config.Overrides:
+    """What the command line says, for the loader."""
     from rotator import config
 
-    overrides = config.Overrides(
+    return config.Overrides(
         config=args.config, connections=tuple(args.connection),
         secret_lifetime=args.secret_lifetime, rotate_every=args.rotate_every,
         check_every=args.check_every, deadline=args.deadline,
         listen=getattr(args, "listen", None), log_format=args.log_format,
         log_level=args.log_level,
     )
-    settings = config.load(overrides, needs=needs)
+
+
+def _settings(args: argparse.Namespace, needs: Needs = Needs.EVERYTHING,
+              load: Callable[[], Settings] | None = None) -> Settings:
+    """Load settings (with ``load`` when given), set up logging, log configuration warnings."""
+    from rotator import config
+
+    settings = load() if load is not None else config.load(_overrides(args), needs=needs)
     if needs.auth0 or settings.warnings:
         from rotator import logs
 
@@ -268,9 +276,12 @@ def cmd_check_config(args: argparse.Namespace) -> str:
 
 
 def cmd_start(args: argparse.Namespace) -> str:
-    from rotator import commands
+    from rotator import commands, config
+    from rotator.reload import Reloader
 
-    if commands.start(_settings(args)):
+    overrides = _overrides(args)
+    reloader = Reloader(lambda: config.load(overrides))
+    if commands.start(_settings(args, load=reloader.load), reloader):
         return "ok"
     # The check still in flight runs in a thread the interpreter would join at
     # exit, for as long as Auth0 keeps it waiting. Leave now, as promised.

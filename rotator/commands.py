@@ -24,6 +24,7 @@ from rotator.settings import (
 
 if TYPE_CHECKING:
     from rotator.outcome import InFlight, Report
+    from rotator.reload import Reloader
     from rotator.runner import Pool
 
 
@@ -107,11 +108,14 @@ def look(settings: Settings, mode: Mode | None = None, *, pool: Pool | None = No
     return runner.run(settings, runner.Options(mode=mode or Mode.check()), pool)
 
 
-def start(settings: Settings) -> bool:
-    """``rotator start`` until a signal; True when the stop left no check running."""
+def start(settings: Settings, reloader: Reloader | None = None) -> bool:
+    """``rotator start`` until a signal; True when the stop left no check running.
+
+    ``reloader`` loaded ``settings`` and loads them again when their files change.
+    """
     from rotator import service
 
-    return service.serve(settings)
+    return service.serve(settings, reloader)
 
 
 def summary(settings: Settings) -> list[str]:

@@ -3,6 +3,11 @@
 What the answers say is decided by the service (:mod:`rotator.service`) and
 the metrics (:mod:`rotator.metrics`); this module serves them. Each probe is a
 callable answering ``(ok, reason)``.
+
+Each connection has a thread of its own, so idle or slow clients must not be
+able to pile them up: a connection silent for :data:`IDLE_TIMEOUT` seconds is
+closed, and at most :data:`MAX_CONNECTIONS` are served at once (one more is
+closed as soon as it is accepted, so probes retry instead of queueing behind it).
 """
 
 from __future__ import annotations
@@ -20,16 +25,24 @@ from rotator.settings import Listen
 
 Probe = Callable[[], tuple[bool, str]]
 
+#: Seconds a connection may stay silent (no request, or a stalled one) before it is closed.
+IDLE_TIMEOUT = 5.0
+#: Connections served at once; one more is closed at once.
+MAX_CONNECTIONS = 64
+
 
 class Server:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(
         self, listen: Listen, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
+        idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         host, port = listen
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_timeout  # each read; a silent connection is closed
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path in ("/healthz", "/readyz"):
@@ -53,6 +66,7 @@ class Server:
         try:
             server_class = _HTTPServer6 if ":" in host else _HTTPServer
             self.httpd = server_class((host, port), Handler)
+            self.httpd.slots = threading.BoundedSemaphore(max_connections)
         except OSError as exc:
             raise ConfigError(
                 f"server.listen = {str(listen)!r}: cannot listen there "
@@ -76,6 +90,28 @@ class Server:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of probes waits in the kernel, not refused
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while fewer than the bound are served; else close it."""
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-answer is its own business: no traceback on stderr."""
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _HTTPServer6(_HTTPServer):

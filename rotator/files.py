@@ -7,12 +7,38 @@ one line naming the setting.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from rotator.errors import ConfigError
 
 #: Largest secret, key or CA file read.
 MAX_FILE = 256 * 1024
+
+#: Where :func:`recording` collects the files read: (path, SHA-256 of the bytes read).
+_RECORDING: ContextVar[list[tuple[Path, str]] | None] = ContextVar("recording", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[list[tuple[Path, str]]]:
+    """Every file read by :func:`read_bounded` in this block, with a digest of its bytes.
+
+    ``rotator start`` uses it to know every file its settings came from, and so
+    to notice when one changes.
+    """
+    seen: list[tuple[Path, str]] = []
+    token = _RECORDING.set(seen)
+    try:
+        yield seen
+    finally:
+        _RECORDING.reset(token)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class Unreadable(Exception):
@@ -38,6 +64,8 @@ def read_bounded(path: Path, limit: int = MAX_FILE) -> bytes:
         raise Unreadable("other", exc.strerror or type(exc).__name__) from None
     if len(data) > limit:
         raise Unreadable("large", f"larger than {limit // 1024} KiB")
+    if (seen := _RECORDING.get()) is not None:
+        seen.append((path, digest(data)))
     return data
 
 

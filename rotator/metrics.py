@@ -109,11 +109,36 @@ class Metrics:
         self.hook_failures = Counter("rotator_hook_failures", "post-rotate hooks that failed",
                                      LABELS, registry=r)
         r.register(_LogErrors())
+        # rotator start: changed files the configuration was loaded from, and whether
+        # the last attempt to load them again succeeded (see rotator.reload).
+        self.reload_failures = Counter(
+            "rotator_config_reload_failures", "changed configuration, key or secret files "
+            "that did not validate (the last good configuration stayed in use)", registry=r)
+        self.reload_ok = Gauge("rotator_config_last_reload_successful",
+                               "1 when the configuration in use is the one on disk, 0 while a "
+                               "change that does not validate is refused", registry=r)
+        self.reload_ok.set(1)
+        self.track(connections)
+
+    def track(self, connections: Sequence[ConnectionSettings]) -> None:
+        """Export every configured connection's counters from zero (at start, after a reload)."""
         for conn in connections:
             labels = {"tenant": conn.tenant, "connection": conn.connection}
             self.hook_failures.labels(**labels)
             for result in ("success", "failure"):
                 self.checks.labels(**labels, result=result)
+
+    def forget(self, tenant: str, connection: str) -> None:
+        """Drop every series of a connection no longer configured (after a reload)."""
+        for metric in (self.hook_failures, self.gauges.expiry, self.gauges.issued,
+                       self.gauges.due, self.gauges.last_success, self.gauges.check_success,
+                       self.gauges.apple):
+            with contextlib.suppress(KeyError):
+                metric.remove(tenant, connection)
+        for counter in (self.checks, self.rotations):
+            for result in ("success", "failure"):
+                with contextlib.suppress(KeyError):
+                    counter.remove(tenant, connection, result)
 
     def record(self, outcome: Outcome, now: float) -> None:
         labels = {"tenant": outcome.tenant, "connection": outcome.connection}

@@ -25,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +45,10 @@ MAX_WAIT = 60.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
+#: The deadline of the request each thread is sending (set by :meth:`DeadlineHolder.guard`).
+_SENDING = threading.local()
+
+
 class DeadlineHolder:
     """The deadline of the run a long-lived client currently serves."""
 
@@ -57,9 +62,51 @@ class DeadlineHolder:
         return self.deadline
 
     def guard(self, request: httpx.Request) -> None:
-        """httpx request hook: no request starts after the deadline."""
+        """httpx request hook: no request starts after the deadline, and none outlives it."""
+        _SENDING.deadline = self.deadline
         if self.deadline is not None:
             self.deadline.check(f"{request.method} {request.url.host}{request.url.path}")
+
+
+class _DeadlineSocket(ssl.SSLSocket):
+    """A TLS socket whose every read, write and handshake ends by the request's deadline.
+
+    httpx has no total timeout: its read timeout bounds each read, so an answer
+    trickling a byte at a time (each within the timeout) would hold the request,
+    its thread and its socket for as long as the server likes. Every call
+    rotator makes is HTTPS through a context of :func:`ssl_context`, whose
+    sockets are of this class (``SSLContext.sslsocket_class``): each socket
+    operation waits at most until the deadline of the request its thread is
+    sending, and fails as a timeout once that has passed (httpx then closes the
+    connection).
+    """
+
+    def _bound(self) -> None:
+        deadline: Deadline | None = getattr(_SENDING, "deadline", None)
+        if deadline is None:
+            return
+        left = deadline.remaining()
+        if left <= 0:
+            raise TimeoutError("the run's deadline passed")
+        timeout = self.gettimeout()
+        if timeout is None or timeout > left:
+            self.settimeout(left)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        self._bound()
+        return super().recv(buflen, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        self._bound()
+        return super().recv_into(buffer, nbytes, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self._bound()
+        return super().send(data, flags)
+
+    def do_handshake(self, block: bool = False) -> None:
+        self._bound()
+        super().do_handshake(block)
 
 
 def ssl_context(trust: Trust) -> ssl.SSLContext:
@@ -85,6 +132,7 @@ def _context(
     ca_bundle: Path | None, stamp: object, cert_file: str | None, cert_dir: str | None
 ) -> ssl.SSLContext:
     context = ssl.create_default_context()
+    context.sslsocket_class = _DeadlineSocket
     system = ssl.get_default_verify_paths()
     if cert_file and system.openssl_cafile \
             and os.path.isfile(system.openssl_cafile):

@@ -87,6 +87,10 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
     """
     log = logs.get(connection=conn.connection, tenant=outcome.tenant)
     try:
+        # The token first, as a step of its own: a deadline passing while it is
+        # fetched names it (the read would otherwise fetch it unseen).
+        with step(Step.TOKEN, ctx):
+            ctx.side.missing_scopes()  # fetches the token (or finds it cached)
         with ExitStack() as held:
             checked, read_at = _locked_check(conn, ctx, held)
             check.record(outcome, checked)
@@ -124,7 +128,8 @@ def _locked_check(
     """
     def read() -> tuple[check.Checked, float]:
         with step(Step.READ, ctx):
-            found = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
+            found = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()),
+                                progress=ctx.progress)
             return found, ctx.monotonic()
 
     if not ctx.mode.rotates:

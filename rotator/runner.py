@@ -98,10 +98,23 @@ class Pool:
                     self._building.pop(settings, None)
             return side
 
-    def discard(self, settings: Auth0Settings) -> None:
-        """Forget a tenant still busy in an abandoned run; the next run builds a new one."""
+    def discard(self, settings: Auth0Settings, side: Destination | None = None) -> None:
+        """Forget a tenant still busy in an abandoned run; the next run builds a new one.
+
+        With ``side``, only when the pool holds that very side: a build that
+        outlived its run puts its side in the pool after the run forgot the tenant.
+        """
         with self._lock:
-            self._sides.pop(settings, None)
+            if side is None or self._sides.get(settings) is side:
+                self._sides.pop(settings, None)
+
+    def retain(self, wanted: set[Auth0Settings]) -> None:
+        """Close the sides of tenants no longer configured (between runs, after a reload)."""
+        with self._lock:
+            gone = [s for s in self._sides if s not in wanted]
+            sides = [self._sides.pop(s) for s in gone]
+        for side in sides:
+            side.close()
 
     def close(self) -> None:
         with self._lock:
@@ -233,7 +246,11 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
     with state.lock:
         forgotten = any(i in state.late for i in group)
     if side is not None and forgotten:
-        side.close()  # the run gave up on it at the deadline and its pool forgot it
+        # The run gave up on it at the deadline: out of the pool (its build may have
+        # put it back there after the run forgot the tenant) and closed.
+        assert conns[0].auth0 is not None
+        state.pool.discard(conns[0].auth0, side)
+        side.close()
 
 
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destination) -> None:

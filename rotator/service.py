@@ -13,10 +13,25 @@ Health, for the probes:
   log lines can be written; 503 otherwise (a restart is the cure).
 * ``/readyz`` is 200 when the last check of every connection left it healthy
   (:func:`rotator.outcome.trouble`: no step failed, Apple did not refuse its
-  live secret); 503 otherwise, naming the first connection that is not.
+  live secret) and checks keep completing; 503 otherwise, naming the first
+  connection that is not (or why checks are not completing).
+
+APScheduler's interval trigger keeps its times on the wall clock, which a host
+can step (NTP, a VM resumed, an operator): stepped back an hour, the next check
+would wait an hour more. Every :data:`WATCH_EVERY` seconds the service compares
+the wall clock with the monotonic one; a step of :data:`STEP_TOLERANCE` seconds
+or more moves the next check by as much, so it stays as far away in real time.
 
 Readiness is published as an immutable snapshot, replaced whole after each
 check, so the HTTP threads never see a half-updated state.
+
+The settings follow the files they came from (:mod:`rotator.reload`): each
+check first loads them again when the configuration, a secret file, a key file
+or a CA bundle changed, and SIGHUP does so at once (then checks). A change that
+does not validate is logged (``config.reload_failed``), counted
+(``rotator_config_reload_failures_total``) and refused: the last good settings
+stay in use and ``/readyz`` answers 503 with the reason until the files are
+fixed. ``server.listen`` changes at the next restart only.
 
 On SIGTERM or SIGINT the job is told to stop: a rotation already past its
 write finishes, one that has not written yet is abandoned, and the process
@@ -25,12 +40,13 @@ exits 0 within :data:`STOP_WITHIN` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -38,15 +54,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rotator import hooks, lock, logs, runner, signals
 from rotator.endpoints import Server
-from rotator.errors import unexpected
+from rotator.errors import ConfigError, unexpected
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome, Report, Step, trouble
+from rotator.reload import Reloader
 from rotator.settings import Settings, label, several_tenants
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
 #: Slack on top of check_every + jitter + deadline before "checks are not completing".
 SLACK = 60.0
+#: How often the wall clock is compared with the monotonic one (seconds).
+WATCH_EVERY = 5.0
+#: The least disagreement between the two clocks taken for a step (seconds).
+STEP_TOLERANCE = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,10 +93,17 @@ class Service:
         pool: runner.Pool | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        watch_every: float = WATCH_EVERY,
+        reloader: Reloader | None = None,
     ) -> None:
         self.settings = settings
         #: The same locks as run-once/run-now: a manual run-now never interleaves.
         self.locks = lock.prepared(settings.lock_dir)
+        self.reloader = reloader
+        #: Why the files on disk are refused (None: the settings in use are theirs).
+        self.reload_error: str | None = None
+        self._reload_lock = threading.Lock()
+        self.watch_every = watch_every
         self.pool = pool or runner.Pool()
         self.clock = clock
         self.monotonic = monotonic
@@ -86,6 +114,8 @@ class Service:
         self.readiness: Mapping[tuple[str, str], Judged] = MappingProxyType({})
         self._check_began: float | None = None
         self._last_completed = monotonic()
+        self._offset = clock() - monotonic()  # wall minus monotonic, as last seen
+        self._watcher = threading.Thread(target=self._watch, name="clock-watch", daemon=True)
         self.hook, self.on_failure = hooks.from_settings(settings.hooks,
                                                          failed=self.metrics.hook_failed)
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -101,17 +131,28 @@ class Service:
             return False, "scheduler stopped"
         if logs.STREAM.last_failed:
             return False, f"log lines cannot be written ({logs.STREAM.errors} lost)"
+        if stalled := self._stalled():
+            return False, stalled
+        return True, "ok"
+
+    def _stalled(self) -> str | None:
+        """Why checks are not completing (one running past its deadline, none for long)."""
         now, s = self.monotonic(), self.settings.schedule
         began = self._check_began
         if began is not None and now - began > s.deadline + SLACK:
-            return False, f"a check has been running for {now - began:.0f} s, past its deadline"
+            return f"a check has been running for {now - began:.0f} s, past its deadline"
         quiet = now - self._last_completed
         if quiet > s.check_every + jitter_for(s.check_every) + s.deadline + SLACK:
-            return False, f"no check has completed for {quiet:.0f} s"
-        return True, "ok"
+            return f"no check has completed for {quiet:.0f} s"
+        return None
 
     def ready(self) -> tuple[bool, str]:
         """Whether every connection's last check left it healthy (``outcome.trouble``)."""
+        if stalled := self._stalled():
+            return False, f"not ready: {stalled}"
+        if (refused := self.reload_error) is not None:
+            return False, ("not ready: the changed configuration does not validate, the last "
+                           f"good one is in use: {refused}")
         snapshot = self.readiness
         several = several_tenants(self.settings.connections)
         for conn in self.settings.connections:
@@ -130,11 +171,14 @@ class Service:
         self.idle.clear()
         self._check_began = self.monotonic()
         try:
+            self.reload()
+            settings = self.settings
+            self.pool.retain({c.auth0 for c in settings.connections if c.auth0 is not None})
             options = runner.Options(
                 on_rotated=self.hook, on_failure=self.on_failure, stop=self.stopping,
                 now=self.clock, monotonic=self.monotonic, locks=self.locks,
             )
-            report = runner.run(self.settings, options, self.pool)
+            report = runner.run(settings, options, self.pool)
             self._publish(report)
             return report
         finally:
@@ -164,13 +208,98 @@ class Service:
                     outcome, trouble(outcome, report.at))
         self.readiness = MappingProxyType(ready)
 
+    # -- reloading ---------------------------------------------------------------------
+
+    def reload(self, force: bool = False, trigger: str = "check") -> bool:
+        """Load the settings again if a file they came from changed (or ``force``).
+
+        True when new settings are in use; a change that does not validate is
+        logged, counted and refused (the last good settings stay).
+        """
+        if self.reloader is None:
+            return False
+        with self._reload_lock:
+            try:
+                found = self.reloader.poll(force)
+            except ConfigError as exc:
+                error = str(exc)
+                if error != self.reload_error or force:
+                    self.metrics.reload_failures.inc()
+                    self.log.error("config.reload_failed", error=error, trigger=trigger,
+                                   note="the last good configuration stays in use")
+                self.reload_error = error
+                self.metrics.reload_ok.set(0)
+                return False
+            if found is None:
+                return False
+            fresh, changed = found
+            self.reload_error = None
+            self.metrics.reload_ok.set(1)
+            self._apply(fresh)
+            self.log.info("config.reloaded", trigger=trigger, changed=[str(p) for p in changed],
+                          connections=len(fresh.connections))
+            return True
+
+    def _apply(self, fresh: Settings) -> None:
+        """Put ``fresh`` in use: hooks, metrics and readiness follow its connections."""
+        old = self.settings
+        if fresh.listen != old.listen:
+            self.log.warning("config.listen_unchanged", listen=old.listen,
+                             configured=fresh.listen, note="server.listen changes at a restart")
+            fresh = dataclasses.replace(fresh, listen=old.listen)
+        kept = {(c.tenant, c.connection) for c in fresh.connections}
+        for conn in old.connections:
+            if (conn.tenant, conn.connection) not in kept:
+                self.metrics.forget(conn.tenant, conn.connection)
+        self.metrics.track(fresh.connections)
+        self.readiness = MappingProxyType(
+            {key: o for key, o in self.readiness.items() if key in kept})
+        self.hook, self.on_failure = hooks.from_settings(fresh.hooks,
+                                                         failed=self.metrics.hook_failed)
+        self.settings = fresh
+        every = fresh.schedule.check_every
+        if every != old.schedule.check_every and self.scheduler.running:
+            self.scheduler.reschedule_job("check", trigger=_trigger(every))
+
+    def check_now(self) -> None:
+        """Run the check job now (after SIGHUP), unless one is running."""
+        if self.scheduler.running:
+            self.scheduler.modify_job("check", next_run_time=datetime.now(UTC))
+
+    # -- the clock -------------------------------------------------------------------
+
+    def watch_clock(self) -> float:
+        """Seconds the wall clock stepped since last seen (0 below the tolerance).
+
+        A step moves the next check by as much: APScheduler keeps its time on the
+        wall clock, so the check stays as far away in real time as it was.
+        """
+        offset = self.clock() - self.monotonic()
+        step, self._offset = offset - self._offset, offset
+        if abs(step) < STEP_TOLERANCE:
+            return 0.0
+        job = self.scheduler.get_job("check")
+        if job is not None and job.next_run_time is not None:
+            self.scheduler.modify_job("check",
+                                      next_run_time=job.next_run_time + timedelta(seconds=step))
+        self.log.warning("clock.stepped", seconds=round(step),
+                         note="the wall clock jumped; the next check moved with it")
+        return step
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(self.watch_every):
+            try:
+                self.watch_clock()
+            except Exception:  # the watcher must outlive a surprise
+                self.log.debug("clock.watch_failed", exc_info=True)
+
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
         every = self.settings.schedule.check_every
         self.scheduler.add_job(
             self._job,
-            IntervalTrigger(seconds=every, jitter=jitter_for(every)),
+            _trigger(every),
             id="check",
             next_run_time=datetime.now(UTC),  # once at start-up, then on the interval
             coalesce=True,
@@ -184,6 +313,8 @@ class Service:
         self.server.start()
         self.scheduler.start()
         self._last_completed = self.monotonic()
+        self._offset = self.clock() - self.monotonic()
+        self._watcher.start()
         self.log.info("scheduler.started", connections=len(self.settings.connections),
                       check_every=every, listen=self.server.address)
 
@@ -200,11 +331,20 @@ class Service:
         return finished
 
 
-def serve(settings: Settings) -> bool:
-    """Run until SIGTERM or SIGINT; True when the stop left no check running."""
-    service = Service(settings)
-    with signals.caught() as caught:
+def _trigger(every: int) -> IntervalTrigger:
+    return IntervalTrigger(seconds=every, jitter=jitter_for(every))
+
+
+def serve(settings: Settings, reloader: Reloader | None = None) -> bool:
+    """Run until SIGTERM or SIGINT (SIGHUP reloads); True when the stop left no check running."""
+    service = Service(settings, reloader=reloader)
+    with signals.caught(hangup=True) as caught:
         service.start()
-        while not caught.stop.wait(3600):
-            pass
+        while not caught.stop.is_set():
+            caught.wake.wait(3600)
+            caught.wake.clear()
+            if caught.hangup.is_set() and not caught.stop.is_set():
+                caught.hangup.clear()
+                if service.reload(force=True, trigger="SIGHUP"):
+                    service.check_now()
         return service.stop(caught.first or "requested")

@@ -4,7 +4,10 @@ While :func:`caught` holds, the signals set :attr:`Caught.stop` (and are
 recorded, so the exit code can name the first) instead of killing the
 process: a rotation already past its write finishes, one that has not written
 yet is abandoned. A second SIGINT raises ``KeyboardInterrupt`` as usual
-(someone insists). The previous handlers come back when the block ends.
+(someone insists). With ``hangup`` (``rotator start``), SIGHUP sets
+:attr:`Caught.hangup` instead of killing the process: load the settings again.
+Every signal caught sets :attr:`Caught.wake`. The previous handlers come back
+when the block ends.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ class Caught:
     """What the signals said while the block ran."""
 
     stop: threading.Event = field(default_factory=threading.Event)
-    received: list[str] = field(default_factory=list)  # signal names, in order
+    received: list[str] = field(default_factory=list)  # stop signal names, in order
+    hangup: threading.Event = field(default_factory=threading.Event)  # SIGHUP: reload
+    wake: threading.Event = field(default_factory=threading.Event)  # any signal caught
 
     @property
     def first(self) -> str | None:
@@ -36,24 +41,31 @@ class Caught:
 
 
 @contextmanager
-def caught(on_first_interrupt: Callable[[], None] | None = None) -> Iterator[Caught]:
+def caught(on_first_interrupt: Callable[[], None] | None = None, *,
+           hangup: bool = False) -> Iterator[Caught]:
     """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
 
     ``on_first_interrupt`` is called on the first SIGINT (Ctrl-C), to tell the
-    person who pressed it what happens now.
+    person who pressed it what happens now. ``hangup``: SIGHUP too is caught, as
+    a request to reload (:attr:`Caught.hangup`).
     """
     state = Caught()
     previous: dict[signal.Signals, Handler] = {}
 
     def on_signal(signum: int, _: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            state.hangup.set()
+            state.wake.set()
+            return
         state.received.append(signal.Signals(signum).name)
         if signum == signal.SIGINT and state.stop.is_set():
             raise KeyboardInterrupt
         state.stop.set()
+        state.wake.set()
         if signum == signal.SIGINT and on_first_interrupt is not None:
             on_first_interrupt()
 
-    for sig in STOP_SIGNALS:
+    for sig in (*STOP_SIGNALS, *((signal.SIGHUP,) if hangup else ())):
         previous[sig] = signal.signal(sig, on_signal)
     try:
         yield state

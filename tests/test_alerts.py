@@ -41,6 +41,8 @@ EXPORTED_METRICS = {
     "rotator_checks_total",
     "rotator_hook_failures_total",
     "rotator_log_write_errors_total",
+    "rotator_config_reload_failures_total",
+    "rotator_config_last_reload_successful",
     "rotator_build_info",
     "rotator_last_run_timestamp_seconds",
     "rotator_last_run_success",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from conftest import wait_for
 
-from rotator.endpoints import Server
+from rotator.endpoints import IDLE_TIMEOUT, MAX_CONNECTIONS, Server
 from rotator.errors import ConfigError
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome
@@ -91,3 +94,44 @@ def test_server_stop_without_start_returns() -> None:
     stopper.start()
     stopper.join(10)
     assert not stopper.is_alive()
+
+
+def _closed(socks: list[socket.socket], within: float,
+            want: int | None = None) -> set[socket.socket]:
+    """Those of ``socks`` the server closed (EOF or reset) within ``within`` s (or ``want``)."""
+    closed: set[socket.socket] = set()
+    end = time.monotonic() + within
+    while len(closed) < (want or len(socks)) and (left := end - time.monotonic()) > 0:
+        readable, _, _ = select.select([s for s in socks if s not in closed], [], [], left)
+        for sock in readable:
+            try:
+                if sock.recv(1) == b"":
+                    closed.add(sock)
+            except OSError:
+                closed.add(sock)
+    return closed
+
+
+@pytest.mark.slow
+def test_idle_connections_hold_no_more_than_the_bound_and_are_closed(
+    served: Callable[..., tuple[Server, str]]
+) -> None:
+    """300 idle connections: past 64 each is closed at once, the rest after 5 s of silence."""
+    server, base = served()
+    before = threading.active_count()
+    host, port = server.address.rsplit(":", 1)
+    began = time.monotonic()
+    socks = [socket.create_connection((host, int(port))) for _ in range(300)]
+    try:
+        over = _closed(socks, 3, want=300 - MAX_CONNECTIONS)
+        threads = threading.active_count() - before
+        assert len(over) == 300 - MAX_CONNECTIONS, f"{len(over)} of 300 closed at once"
+        assert threads <= MAX_CONNECTIONS, f"{threads} threads for 300 idle connections"
+        held = [s for s in socks if s not in over]
+        assert len(_closed(held, IDLE_TIMEOUT + 5)) == MAX_CONNECTIONS
+        assert time.monotonic() - began >= IDLE_TIMEOUT - 0.5
+        assert httpx.get(base + "/healthz").status_code == 200
+        wait_for(lambda: threading.active_count() <= before, 5, "the server's threads to end")
+    finally:
+        for sock in socks:
+            sock.close()

@@ -77,7 +77,8 @@ FIRING = {
     "RotatorHookFailed": ("A", "hooked"),
 }
 ONLY_WHEN_ROTATOR_IS_GONE = {"RotatorMetricsAbsent"}
-NOT_RAISED_BY_START = {"RotatorRunsStopped", "RotatorRunFailed", "RotatorLogWriteErrors"}
+NOT_RAISED_BY_START = {"RotatorRunsStopped", "RotatorRunFailed", "RotatorLogWriteErrors",
+                       "RotatorConfigReloadFailed"}
 
 
 def _binary(name: str) -> str:

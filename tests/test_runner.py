@@ -6,9 +6,11 @@ Each tenant is its own emulator (its own TLS server, CA, rate limit, clients).
 
 from __future__ import annotations
 
+import json
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,14 +18,14 @@ from typing import Any
 
 import pytest
 from auth0_env import SERVICES_ID, Tenant
-from conftest import free_port, named, run_cli, wait_for
+from conftest import KEY_ID, TEAM_ID, free_port, named, run_cli, wait_for
 from fakes import FakeApple, FakeTenant
 
-from rotator import cli, config, runner
+from rotator import cli, config, runner, secret
 from rotator.auth0_rules import SCOPES
 from rotator.deadline import Deadline
 from rotator.emulator import Emulator, Fault
-from rotator.modes import Mode
+from rotator.modes import Mode, Rotate
 from rotator.outcome import Step
 from rotator.seams import AppleSide, Connection, Destination
 from rotator.settings import Auth0Settings, Trust
@@ -291,6 +293,80 @@ def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: Tenant) -> No
     assert conn.trust.ca_bundle is not None
     assert trusts == [conn.trust]
     assert report.outcomes[0].apple == "accepted"
+
+
+
+def _settings(tmp_path: Path, key_path: Path) -> config.Settings:
+    """One connection on a fake tenant, with a run deadline of 1 s."""
+    (tmp_path / "m2m").write_text("m2m-secret\n")
+    (tmp_path / "rotator.toml").write_text(f"""
+[auth0]
+domain = "fake.auth0.test"
+client_id = "fake-m2m"
+client_secret_file = {json.dumps(str(tmp_path / "m2m"))}
+[apple]
+team_id = "{TEAM_ID}"
+key_id = "{KEY_ID}"
+private_key_file = {json.dumps(str(key_path))}
+[schedule]
+deadline = "1s"
+[[connections]]
+connection = "apple"
+client_id = "{SERVICES_ID}"
+""")
+    return config.load(config.Overrides(config=str(tmp_path / "rotator.toml")), environ={})
+
+
+@pytest.mark.parametrize(("path", "step"), [
+    pytest.param("/oauth/token", "token", id="token"),
+    pytest.param("/auth/token", "apple_check", id="apple-on-the-live-secret"),
+])
+def test_a_deadline_passing_mid_step_names_that_step(
+    tmp_path: Path, key_path: Path, path: str, step: str
+) -> None:
+    """A token request or Apple's word on the live secret outliving the deadline is named."""
+    settings = _settings(tmp_path, key_path)
+    conn = settings.connections[0]
+    side = FakeTenant()
+    live = secret.mint(conn.apple.key, team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
+                       lifetime=settings.schedule.secret_lifetime, now=int(time.time()))
+    side.backend.add_connection({"name": "apple", "options": {"client_id": SERVICES_ID,
+                                                              "client_secret": live}})
+    side.backend.apple_register_key(TEAM_ID, KEY_ID, conn.apple.key.public_key)
+    side.backend.apple_add_services_id(TEAM_ID, SERVICES_ID)
+    side.backend.inject(Fault(path=path, delay=3))  # held past the run's deadline (1 s + 1 s)
+    pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend))
+    [outcome] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
+    assert outcome.step == step, outcome.error
+    assert f"during the {step} step" in (outcome.error or "")
+
+
+def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
+    tmp_path: Path, key_path: Path
+) -> None:
+    """A tenant whose build outlived the run is closed by it and never reused by the next run."""
+    settings = _settings(tmp_path, key_path)
+    conn = settings.connections[0]
+    backend = FakeTenant().backend
+    backend.add_connection({"name": "apple", "options": {"client_id": SERVICES_ID}})
+    backend.apple_register_key(TEAM_ID, KEY_ID, conn.apple.key.public_key)
+    backend.apple_add_services_id(TEAM_ID, SERVICES_ID)
+    built: list[FakeTenant] = []
+
+    def build(_: object) -> FakeTenant:
+        if not built:
+            time.sleep(2.5)  # the first build outlives the run (deadline 1 s + grace 1 s)
+        built.append(FakeTenant(backend))
+        return built[-1]
+
+    pool = runner.Pool(auth0=build, apple=lambda *_: FakeApple(backend))
+    [late] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
+    assert "deadline" in (late.error or "")
+    wait_for(lambda: built and built[0].closed, 10, "the late run to close its tenant")
+    [second] = runner.run(settings, runner.Options(mode=Mode(rotate=Rotate.NEVER)), pool).outcomes
+    assert second.error is None, second.error
+    assert len(built) == 2
+    assert built[1].closed == 0
 
 
 def test_a_tenant_is_built_once_however_many_workers_ask(tenant: Tenant) -> None:

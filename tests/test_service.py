@@ -32,8 +32,9 @@ import rotator
 from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
+from rotator.reload import Reloader
 from rotator.seams import Connection
-from rotator.service import SLACK, Service
+from rotator.service import SLACK, Service, jitter_for
 from rotator.settings import Listen
 
 M2M_ID = "rotator-m2m"
@@ -308,6 +309,52 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
     assert live_secret(emu) == ""
 
 
+def _threads_and_fds(pid: int) -> tuple[int, int]:
+    """How many threads and open file descriptors process ``pid`` has now."""
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/api/v2/connections", "/auth/token"])
+def test_trickling_answers_leave_no_thread_or_socket_behind_check_after_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, path: str
+) -> None:
+    """Auth0 or Apple trickling every answer: each check ends; threads and fds stay level."""
+    emu.inject(Fault(path=path, trickle=0.2, times=None))
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+                       schedule={**SCHEDULE, "check_every": "2s", "deadline": "1s"})
+    with rotator_start(cfg, tmp_path, listen) as svc:
+        pid = svc.proc.pid
+
+        def after_check(n: int) -> tuple[int, int]:
+            """Threads and fds as the n-th check reports its end (before the next begins)."""
+            wait_for(lambda: len(svc.named("run.finished")) >= n, 30, f"check {n} to end")
+            return _threads_and_fds(pid)
+
+        # The baseline: the fewest seen after checks 2 and 3. The connection to Auth0
+        # kept alive between checks may come and go (one fd); a leak adds a thread
+        # and a socket or two with every check, for as long as the answer trickles.
+        early = [after_check(2), after_check(3)]
+        base_threads, base_fds = min(t for t, _ in early), min(f for _, f in early)
+        for n in range(4, 9):
+            after_check(n)
+            seen: list[tuple[int, int]] = []
+
+            def level(seen: list[tuple[int, int]] = seen) -> bool:
+                seen.append(_threads_and_fds(pid))
+                return seen[-1][0] <= base_threads and seen[-1][1] <= base_fds + 1
+
+            with contextlib.suppress(pytest.fail.Exception):
+                wait_for(level, 1.5, "threads and fds back to their level")
+            assert level(), (f"{base_threads} threads and {base_fds} fds after checks 2 and 3; "
+                             f"after check {n}: {seen}")
+        assert svc.terminate(within=10) == 0
+    failed = svc.named("rotation.failed")
+    assert failed, "the trickled checks must fail"
+    assert all("deadline" in e["error"] for e in failed), [e["error"] for e in failed]
+
+
 # -- checks, driven with the injected clock ----------------------------------------
 
 
@@ -572,6 +619,137 @@ def test_crashed_check_turns_readyz_503(
     assert failures == 1
     assert any(e["event"] == "check.crashed" for e in events)
     assert emu.journal == []
+
+
+def test_a_backward_clock_step_does_not_push_the_next_check_away(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """The clock stepped back an hour: the next check stays as near in real time as it was."""
+    clock = Clock(emu)
+    # Checks two hours apart: stepped back one, the next is still ahead on the
+    # scheduler's own (unstepped) clock, so nothing runs early and muddles the view.
+    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+                                 schedule={**SCHEDULE, "check_every": "2h"}))
+    svc = Service(settings, clock=clock, watch_every=0.1)
+    services.append(svc)
+
+    def wait() -> float:
+        """Seconds until the next check by the service's clock (the host's, stepped)."""
+        job = svc.scheduler.get_job("check")
+        assert job is not None
+        assert job.next_run_time is not None
+        return float(job.next_run_time.timestamp() - clock())
+
+    with capture_logs() as events:
+        svc.start()
+        wait_for(lambda: svc.readiness, 20, "the start-up check")
+        before = wait()
+        assert 0 < before <= 2 * HOUR + 30
+        clock.advance(-HOUR)
+        wait_for(lambda: wait() <= before, 5, f"the next check back within {before:.0f} s "
+                 f"(it is {wait():.0f} s away)")
+    [stepped] = [e for e in events if e["event"] == "clock.stepped"]
+    assert stepped["seconds"] == -HOUR
+
+
+def test_readyz_and_healthz_turn_503_when_checks_stop_completing(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """No check completed for check_every + jitter + deadline + slack: both probes are 503."""
+    gate = threading.Event()
+    gate.set()
+    now = [time.monotonic()]
+    svc = _gated(emu, key_path, tmp_path, gate, monotonic=lambda: now[0])
+    services.append(svc)
+    svc.start()
+    base = f"http://{svc.server.address}"
+    wait_for(lambda: httpx.get(base + "/readyz").status_code == 200, 20, "/readyz 200")
+    s = svc.settings.schedule
+    now[0] += s.check_every + jitter_for(s.check_every) + s.deadline + SLACK + 1
+    for probe in ("/healthz", "/readyz"):
+        answer = httpx.get(base + probe)
+        assert answer.status_code == 503, probe
+        assert "no check has completed for" in answer.text
+
+
+# -- reloading ----------------------------------------------------------------------
+
+
+def _reloading(cfg: Path, services: list[Service]) -> Service:
+    """A Service whose settings follow ``cfg`` and the files it names (as `rotator start`)."""
+    reloader = Reloader(lambda: load(cfg))
+    svc = Service(reloader.load(), reloader=reloader)
+    services.append(svc)
+    return svc
+
+
+def test_a_changed_secret_file_is_used_from_the_next_check(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """The M2M secret file replaced (a Secret update): the next check authenticates with it."""
+    svc = _reloading(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"),
+                     services)
+    assert not svc.check().failed
+    emu.add_client(M2M_ID, "the-new-m2m-secret")
+    (tmp_path / "auth0_client_secret").write_text("the-new-m2m-secret\n")
+    with capture_logs() as events:
+        assert not svc.check().failed
+    tokens = [r for r in emu.journal if r.path == "/oauth/token"]
+    sent = tokens[-1].body
+    assert isinstance(sent, dict) and sent["client_secret"] == "the-new-m2m-secret"
+    [reloaded] = [e for e in events if e["event"] == "config.reloaded"]
+    assert reloaded["changed"] == [str(tmp_path / "auth0_client_secret")]
+    assert svc.ready() == (True, "ready")
+
+
+def test_a_change_that_does_not_validate_keeps_the_last_good_one_and_readyz_says_so(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """A broken edit: logged once, counted, old settings kept at work, /readyz 503 until fixed."""
+    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
+    good = cfg.read_text()
+    svc = _reloading(cfg, services)
+    assert not svc.check().failed
+    cfg.write_text(good.replace('check_every = "1m"', 'check_every = "soon"'))
+    with capture_logs() as events:
+        for _ in range(2):
+            assert not svc.check().failed  # the last good settings, still at work
+    [refused] = [e for e in events if e["event"] == "config.reload_failed"]
+    assert refused["log_level"] == "error"
+    assert "check_every" in refused["error"]
+    ok, reason = svc.ready()
+    assert not ok
+    assert "does not validate" in reason
+    assert "check_every" in reason
+    page = svc.metrics.render().decode()
+    assert metric(page, "rotator_config_reload_failures_total") == 1
+    assert metric(page, "rotator_config_last_reload_successful") == 0
+    cfg.write_text(good)
+    assert not svc.check().failed
+    assert svc.ready() == (True, "ready")
+    assert metric(svc.metrics.render().decode(), "rotator_config_last_reload_successful") == 1
+
+
+@pytest.mark.slow
+def test_sighup_reloads_at_once_and_does_not_stop_the_service(
+    emu: Emulator, key_path: Path, tmp_path: Path
+) -> None:
+    """SIGHUP after adding a connection: start stays up, reloads and checks both at once."""
+    emu.add_connection({"name": "second", "display_name": "x", "options": OPTIONS})
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+                       schedule={**SCHEDULE, "check_every": "1h"})
+    with rotator_start(cfg, tmp_path, listen) as svc:
+        wait_for(lambda: svc.named("run.finished"), 30, "the start-up check")
+        cfg.write_text(cfg.read_text() + '[[connections]]\nconnection = "second"\n'
+                       f'client_id = "{SERVICES_ID}"\n')
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(svc.named("run.finished")) >= 2, 30, "a check right after SIGHUP")
+        assert svc.proc.poll() is None
+        [reloaded] = svc.named("config.reloaded")
+        assert reloaded["trigger"] == "SIGHUP"
+        assert svc.named("run.finished")[-1]["checked"] == 2
+        assert svc.terminate(within=10) == 0
 
 
 # -- stopping -----------------------------------------------------------------------

@@ -43,3 +43,15 @@ def test_the_previous_handlers_come_back() -> None:
     with signals.caught():
         assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
     assert {sig: signal.getsignal(sig) for sig in signals.STOP_SIGNALS} == before
+
+
+def test_sighup_asks_for_a_reload_not_a_stop_when_hangup_is_caught() -> None:
+    """With hangup=True, SIGHUP sets hangup and wake, not stop; its handler is put back after."""
+    before = signal.getsignal(signal.SIGHUP)
+    with signals.caught(hangup=True) as caught:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert caught.wake.wait(5)
+        assert caught.hangup.is_set()
+        assert not caught.stop.is_set()
+        assert caught.received == []
+    assert signal.getsignal(signal.SIGHUP) == before

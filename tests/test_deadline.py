@@ -1,0 +1,59 @@
+"""Tests for one wall-clock deadline per request (rotator.net): no trickle outlives it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from auth0_env import SERVICES_ID, Tenant
+
+from rotator.apple import Apple
+from rotator.deadline import Deadline
+from rotator.emulator import Fault
+from rotator.settings import Trust
+
+#: Seconds between two bytes of a trickled answer: each read is well within its timeout.
+TRICKLE = 0.2
+
+
+def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant) -> None:
+    """An Apple answer sent a byte every 0.2 s is cut off at the 2 s deadline, not read out."""
+    tenant.emu.inject(Fault(path="/auth/token", trickle=TRICKLE, times=None))
+    apple = Apple(tenant.emu.apple_token_url, Trust(Path(tenant.emu.ca_pem_path)), Deadline(2.0))
+    began = time.monotonic()
+    try:
+        answer = apple.ask("not-a-secret", SERVICES_ID)
+    finally:
+        apple.close()
+    took = time.monotonic() - began
+    assert took < 6.0, f"the trickled answer held the request {took:.1f} s (deadline 2 s)"
+    assert answer.verdict == "unknown"
+    assert "deadline" in answer.detail
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/api/v2/connections"])
+def test_auth0_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant, path: str) -> None:
+    """A token or Management API answer trickled byte by byte fails at the deadline."""
+    from rotator import config
+    from rotator.auth0 import Tenant as Auth0Tenant
+    from rotator.errors import RotatorError
+
+    tenant.add(client_secret=None)
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    auth0 = settings.connections[0].auth0
+    assert auth0 is not None
+    side = Auth0Tenant(auth0)
+    if path != "/oauth/token":
+        side.serve(Deadline(30.0))
+        side.granted_scopes()  # a token first, so only the read trickles
+    tenant.emu.inject(Fault(path=path, trickle=TRICKLE, times=None))
+    side.serve(Deadline(2.0))
+    began = time.monotonic()
+    try:
+        with pytest.raises(RotatorError, match="deadline"):
+            side.read("apple")
+    finally:
+        side.close()
+    took = time.monotonic() - began
+    assert took < 6.0, f"the trickled answer held the request {took:.1f} s (deadline 2 s)"
