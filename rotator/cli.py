@@ -198,8 +198,10 @@ def cmd_mint(args: argparse.Namespace) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> str:
     from rotator import commands
+    from rotator.endpoints import listen_address
 
     settings = _settings(args)
+    listen_address(settings.listen)  # as `start` will: bindable here, not only well formed
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"
@@ -231,6 +233,9 @@ def cmd_demo(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the one place that turns how it ended into an exit code."""
     args = build_parser().parse_args(argv)
+    from rotator import coredumps
+
+    coredumps.disable()  # before any command reads a secret
     try:
         ending: str = args.func(args)
     except ConfigError as exc:
