@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from rotator import files
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
 
@@ -82,13 +83,15 @@ def _context(
             and os.path.isfile(system.openssl_cafile):
         context.load_verify_locations(cafile=system.openssl_cafile)
     if ca_bundle is not None:
+        # Read here (bounded, a regular file, an open that cannot block), not by
+        # OpenSSL, which would block on a FIFO put in the file's place.
         try:
-            context.load_verify_locations(cafile=str(ca_bundle))
-        except (OSError, ssl.SSLError) as exc:  # it was valid when the configuration loaded
-            raise ConfigError(
-                f"auth0.ca_bundle {ca_bundle} can no longer be loaded "
-                f"({getattr(exc, 'strerror', None) or type(exc).__name__}); it must hold PEM "
-                "CA certificates"
+            pem = files.read_bounded(ca_bundle, files.CA_BUNDLE_MAX).decode("ascii")
+            context.load_verify_locations(cadata=pem)
+        except (files.Unreadable, ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(  # it was valid when the configuration loaded
+                f"auth0.ca_bundle {ca_bundle} can no longer be loaded ({exc}); it must be a "
+                "regular file of PEM CA certificates"
             ) from None
     return context
 
@@ -110,11 +113,11 @@ class WaitGuard:
         if deadline.interrupt.is_set():
             raise DeadlineError(f"{response.url.host} answered {response.status_code}, and a "
                                 "stop was asked for: no retry")
-        wait = min(wait_asked(response, 0, 0.0), MAX_WAIT)
-        if wait > 0 and not deadline.allows(wait):
+        asked = wait_asked(response, 0, 0.0)
+        if asked > 0 and not deadline.allows(asked):
             raise DeadlineError(
-                f"{response.url.host} answered {response.status_code} and asked to wait "
-                f"{wait:.0f} s, and the run's deadline of {deadline.seconds:g} s comes first"
+                f"{response.url.host} answered {response.status_code} and "
+                f"{too_long(asked, deadline)}"
             )
 
 
@@ -208,6 +211,13 @@ def _connect_failure(text: str, where: str, host: str, setting: str) -> str:
     return f"cannot connect to {where}; check {setting} and the network"
 
 
+def too_long(asked: float, deadline: Deadline) -> str:
+    """Words for a wait the deadline does not allow, as long as it really was asked."""
+    left = max(0.0, deadline.remaining())
+    return (f"asked to wait {asked:.0f} s before retrying, more than the {left:.0f} s left of "
+            f"the run's deadline of {deadline.seconds:g} s")
+
+
 def wait_asked(response: httpx.Response, attempt: int, backoff: float = BACKOFF) -> float:
     """Seconds to wait before retrying: Retry-After, else x-ratelimit-reset, else backoff."""
     value = response.headers.get("retry-after", "").strip()
@@ -259,11 +269,11 @@ def send(
             wait = wait_asked(response, attempt, backoff)
         if attempt == ATTEMPTS - 1:
             break
-        wait = min(wait, MAX_WAIT)
-        if not deadline.allows(wait):
-            asked = f"asked to wait {wait:.0f} s" if failure is None else f"failed ({failure})"
-            raise DeadlineError(
-                f"{what}: {asked}, and the run's deadline of {deadline.seconds:g} s comes first"
-            )
-        deadline.sleep(wait)
+        if not deadline.allows(wait):  # the server's word, as asked (capped only below)
+            if failure is None:
+                raise DeadlineError(f"{what}: the answer was {response.status_code} and "
+                                    f"{too_long(wait, deadline)}")
+            raise DeadlineError(f"{what}: failed ({failure}), and the run's deadline of "
+                                f"{deadline.seconds:g} s comes before the next try")
+        deadline.sleep(min(wait, MAX_WAIT))
     raise error(f"{what} failed after {ATTEMPTS} tries: {failure}")
