@@ -21,6 +21,7 @@ from rotator.settings import (
     check_apple_id,
     check_domain,
     check_https_url,
+    check_identifier,
 )
 from rotator.sources import Sources, Table, Value, str_value
 
@@ -90,15 +91,18 @@ def connection(
 ) -> ConnectionSettings:
     """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
     own = values[""]
-    services_id = str_value(_required(own, "client_id", where), "the Apple Services ID")
+    services_id = _identifier(_required(own, "client_id", where), "the Apple Services ID")
     name = ""
     if "connection" in own or need_name:
-        name = str_value(_required(own, "connection", where),
-                          "the Auth0 connection name or id")
+        name = _identifier(_required(own, "connection", where), "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
     auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if need_auth0 else None
     return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
                               source=where or "the environment")
+
+
+def _identifier(v: Value, what: str) -> str:
+    return check_identifier(str_value(v, what), v.origin, what)
 
 
 _MISSING = {
@@ -149,7 +153,7 @@ def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
             auth0["audience"].origin, AUDIENCE_EXAMPLE)
     return Auth0Settings(
         domain=domain,
-        client_id=str_value(auth0["client_id"], "the M2M application's client id"),
+        client_id=_identifier(auth0["client_id"], "the M2M application's client id"),
         client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
         ca_bundle=sources.ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
         audience=audience,
@@ -164,7 +168,7 @@ def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
     """
     seen: dict[tuple[str, str], ConnectionSettings] = {}
     for conn in connections:
-        ident = (conn.tenant, conn.connection)
+        ident = (conn.auth0.tenant_key if conn.auth0 else "", conn.connection)
         if (first := seen.get(ident)) is not None:
             raise ConfigError(
                 f"connection {conn.connection!r} on {conn.tenant} is listed twice, in "
@@ -178,6 +182,7 @@ def select(
 ) -> list[ConnectionSettings]:
     if not wanted:
         return connections
+    wanted = tuple(name.strip() for name in wanted)
     known = {c.connection for c in connections}
     unknown = [name for name in wanted if name not in known]
     if unknown:
