@@ -17,20 +17,9 @@ from pathlib import Path
 import httpx
 
 from rotator import net
-from rotator.connection import AppleAnswer
 from rotator.deadline import Deadline
 from rotator.errors import AppleUnreachableError, DeadlineError
-
-#: What a refusal most often means, for the message an operator reads.
-LIKELY_CAUSES = (
-    "a wrong apple.team_id, a wrong apple.key_id (or the two swapped), a key Apple has "
-    "revoked, a Services ID (client_id) not set up for Sign in with Apple in that team, "
-    "or a host clock far off"
-)
-SWITCH_HINT = (
-    "if this host has no route to Apple, set apple.check = false (APPLE_CHECK=false) to "
-    "publish secrets without asking"
-)
+from rotator.seams import AppleAnswer
 
 
 class Apple:
@@ -89,17 +78,3 @@ def verdict(response: httpx.Response) -> AppleAnswer:
     shown = error if isinstance(error, str) else "no Apple error code"
     return AppleAnswer("unknown", f"Apple answered {response.status_code} ({shown[:80]}); only "
                                   "a 400 carrying invalid_grant or invalid_client is a verdict")
-
-
-def problem(answer: AppleAnswer, which: str, services_id: str) -> str | None:
-    """What is wrong when Apple refused ``which`` secret or could not be asked; else None.
-
-    ``which`` is "live", "new", or a phrase of its own ("a secret minted now").
-    """
-    what = f"the {which} secret" if which in ("live", "new") else which
-    if answer.verdict == "refused":
-        return (f"Apple refuses {what} for {services_id} (invalid_client); likely causes: "
-                f"{LIKELY_CAUSES}")
-    if answer.verdict == "unknown":
-        return f"could not ask Apple about {what}: {answer.detail}; {SWITCH_HINT}"
-    return None

@@ -1,7 +1,7 @@
 """One tenant's Management API, through auth0-python's public surface.
 
 The border with auth0-python. Above it, code sees :class:`Connection` values
-and rotator's own errors only (the :class:`~rotator.connection.Auth0Side`
+and rotator's own errors only (the :class:`~rotator.seams.Auth0Side`
 seam). auth0-python's ``ManagementClient`` makes the calls and retries 429,
 5xx and dropped connections with backoff that honours ``Retry-After`` and
 ``x-ratelimit-reset``; it gets its token from rotator's :class:`Tokens`
@@ -36,10 +36,10 @@ from auth0.management.core.parse_error import ParsingError
 from auth0.management.core.request_options import RequestOptions
 
 from rotator import logs, net
-from rotator.connection import JSON, Connection
 from rotator.deadline import Deadline
 from rotator.errors import Auth0ReadError, Auth0WriteError, DeadlineError, RotatorError
 from rotator.jsonvalue import same
+from rotator.seams import JSON, Connection
 from rotator.settings import Auth0Settings
 from rotator.tokens import Tokens
 

@@ -7,14 +7,12 @@ Shared by every command that looks at a connection: ``status``,
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from rotator import apple as apple_words
-from rotator import due, logs
-from rotator.connection import AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator import due, logs, words
 from rotator.errors import RefusedError
 from rotator.outcome import Outcome
+from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 
@@ -120,8 +118,8 @@ def log_checked(log: logs.Logger, checked: Checked, forced: bool) -> None:
         due=verdict.due,
         reason=verdict.reason,
         why=verdict.explanation,
-        expires_at=iso(info.exp if info else None),
-        due_at=iso(verdict.due_at),
+        expires_at=words.iso(info.exp if info else None),
+        due_at=words.iso(verdict.due_at),
         apple=checked.apple.verdict,
         forced=forced and not verdict.due,
     )
@@ -134,11 +132,5 @@ def apple_problem(checked: Checked, services_id: str) -> str | None:
     """Why the live secret's Apple check fails the check (refused or not askable), if it does."""
     if checked.live is None:  # nothing to ask about: the rotation publishes one
         return None
-    return apple_words.problem(checked.apple, "live", services_id)
+    return words.apple_problem(checked.apple, "live", services_id)
 
-
-def iso(epoch: int | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC, for logs and JSON."""
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

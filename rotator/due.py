@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import secret
-from rotator.connection import Verdict as AppleVerdict
+from rotator.seams import Verdict as AppleVerdict
 from rotator.settings import Schedule
 
 # Why a connection is (or is not) due; logged as ``reason``.

@@ -21,8 +21,8 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from rotator import check, logs
-from rotator.outcome import Outcome
+from rotator import logs, words
+from rotator.outcome import Outcome, Step
 from rotator.settings import ConnectionSettings, HookSettings
 
 _STRIPPED = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY")
@@ -89,7 +89,7 @@ class Hook:
         ok = run_command(
             self.argv,
             env={"ROTATOR_CONNECTION": conn.connection, "ROTATOR_TENANT": conn.tenant,
-                 "ROTATOR_EXPIRES_AT": check.iso(exp) or ""},
+                 "ROTATOR_EXPIRES_AT": words.iso(exp) or ""},
             stdin=secret.encode() + b"\n", timeout=self.timeout, log=log, hook="post_rotate",
         )
         if not ok and self.failed is not None:
@@ -106,12 +106,12 @@ class OnFailure:
 
     def __call__(self, conn: ConnectionSettings, outcome: Outcome) -> None:
         log = logs.get(connection=conn.connection, tenant=conn.tenant)
-        step = outcome.step or ("hook" if outcome.hook_failed else "unknown")
+        step = outcome.step or (Step.HOOK if outcome.hook_failed else Step.UNKNOWN)
         error = outcome.error or "the post_rotate hook failed"
         run_command(
             self.argv,
             env={"ROTATOR_CONNECTION": conn.connection, "ROTATOR_TENANT": conn.tenant,
-                 "ROTATOR_STEP": step, "ROTATOR_ERROR": logs.scrub(error, 1000)},
+                 "ROTATOR_STEP": str(step), "ROTATOR_ERROR": logs.scrub(error, 1000)},
             stdin=b"", timeout=self.timeout, log=log, hook="on_failure",
         )
 

@@ -10,11 +10,28 @@ exit code is decided in ``cli`` alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from rotator.connection import Verdict
+from rotator.seams import Verdict
 
-#: The steps of a check and a rotation, as logged in ``rotation.failed``.
-STEPS = ("connect", "token", "read", "apple_check", "mint", "write", "verify", "hook")
+
+class Step(StrEnum):
+    """The steps of a check and a rotation: the one spelling logs, hooks and outcomes use."""
+
+    CONNECT = "connect"  # building the tenant's client (its CA bundle, its settings)
+    TOKEN = "token"  # noqa: S105 - fetching an access token (a step name, not a password)
+    READ = "read"  # reading the connection, and refusing what is unsafe to write
+    APPLE_CHECK = "apple_check"  # asking Apple about a secret
+    MINT = "mint"
+    WRITE = "write"
+    VERIFY = "verify"
+    HOOK = "hook"  # the post-rotate hook
+    UNKNOWN = "unknown"  # a check that crashed before naming its step
+
+    @property
+    def after_write(self) -> bool:
+        """Whether the write may have landed by this step (a stop no longer abandons it)."""
+        return self in (Step.WRITE, Step.VERIFY, Step.HOOK)
 
 
 @dataclass
@@ -41,7 +58,7 @@ class Outcome:
     rotated: bool = False
     dry_run: bool = False
     abandoned: bool = False  # stopped before its write (a signal); the old secret stays
-    step: str | None = None  # where it failed
+    step: Step | None = None  # where it failed
     error: str | None = None
     hook_failed: bool = False  # the rotation stands; the post-rotate hook did not succeed
     missing_scopes: list[str] = field(default_factory=list)  # check-config --online

@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rotator import apple as apple_words
-from rotator import check, logs, secret
-from rotator.connection import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator import check, logs, secret, words
 from rotator.errors import (
     Auth0WriteError,
     DeadlineError,
@@ -27,7 +25,8 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.jsonvalue import differing
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Step
+from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;
@@ -59,7 +58,7 @@ class Context:
     dry_run: bool = False
     stop: Callable[[], bool] = _never  # asked before each write
     on_rotated: PostRotate | None = None
-    progress: Callable[[str], None] = field(default=lambda step: None)
+    progress: Callable[[Step], None] = field(default=lambda step: None)
 
 
 class StepFailed(Exception):
@@ -71,19 +70,19 @@ class StepFailed(Exception):
     new secret is forgotten, and they may quote an Auth0 or Apple answer.
     """
 
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: Step, error: str) -> None:
         super().__init__(logs.scrub(error, logs.MAX_TRACEBACK))
         self.step = step
 
 
 @contextmanager
-def step(name: str, ctx: Context) -> Iterator[None]:
+def step(name: Step, ctx: Context) -> Iterator[None]:
     """Run a step: report it as in progress, and name it in any failure."""
     ctx.progress(name)
     try:
         yield
     except TokenError as exc:
-        raise StepFailed("token", str(exc)) from exc
+        raise StepFailed(Step.TOKEN, str(exc)) from exc
     except RotatorError as exc:
         raise StepFailed(name, str(exc)) from exc
 
@@ -92,7 +91,7 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
     """Check ``conn``; rotate it when due (or forced); fill ``outcome``; never raise."""
     log = logs.get(connection=conn.connection, tenant=outcome.tenant)
     try:
-        with step("read", ctx):
+        with step(Step.READ, ctx):
             checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
             read_at = ctx.monotonic()
         check.record(outcome, checked)
@@ -104,11 +103,11 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
             return
         if not (checked.verdict.due or ctx.force):
             if problem := check.apple_problem(checked, conn.client_id):
-                raise StepFailed("apple_check", problem)
+                raise StepFailed(Step.APPLE_CHECK, problem)
             return
         _rotate(conn, checked, read_at, outcome, ctx, log)
     except StepFailed as failed:
-        if ctx.stop() and failed.step not in ("write", "verify", "hook"):
+        if ctx.stop() and not failed.step.after_write:
             outcome.abandoned = True  # a signal cut a wait short: nothing was written
             log.warning("rotation.abandoned", reason=f"stopped during {failed.step}",
                         detail=str(failed))
@@ -126,7 +125,7 @@ def _rotate(
     log: logs.Logger,
 ) -> None:
     now = int(ctx.now())  # one reading: the claims minted are the ones logged
-    with step("mint", ctx):
+    with step(Step.MINT, ctx):
         new = _mint(conn, ctx, now)
     iat, exp = secret.issued(now, ctx.schedule.secret_lifetime)
     with logs.secret(new, checked.live):
@@ -142,7 +141,7 @@ def _rotate(
             return
         found = checked.connection
         if ctx.monotonic() - read_at > REREAD_AFTER:
-            with step("read", ctx):
+            with step(Step.READ, ctx):
                 found = check.read_checked(conn, ctx.side)
         if ctx.stop():
             outcome.abandoned = True
@@ -150,17 +149,17 @@ def _rotate(
             return
         body = _body(found, new)
         stored = _write(conn, found, body, new, checked.live, ctx, log)
-        with step("verify", ctx):
+        with step(Step.VERIFY, ctx):
             _verify(found, stored, body, ctx.side, log)
         outcome.rotated = True
         outcome.iat, outcome.exp, outcome.due_at = iat, exp, iat + ctx.schedule.rotate_every
         outcome.fingerprint, outcome.kid, outcome.sub = (
             secret.fingerprint(new), conn.apple.key_id, conn.client_id)
         log.info("secret.rotated", kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                 expires_at=check.iso(exp), fingerprint=outcome.fingerprint,
+                 expires_at=words.iso(exp), fingerprint=outcome.fingerprint,
                  reason=checked.verdict.reason if checked.verdict.due else "forced")
         if ctx.on_rotated is not None:
-            ctx.progress("hook")
+            ctx.progress(Step.HOOK)
             outcome.hook_failed = not ctx.on_rotated(conn, new, exp)
 
 
@@ -171,7 +170,7 @@ def _probe(conn: ConnectionSettings, ctx: Context, log: logs.Logger) -> None:
     id, before the first rotation needs them (the live secret, made earlier,
     may still be fine).
     """
-    with step("mint", ctx):
+    with step(Step.MINT, ctx):
         probe = _mint(conn, ctx, int(ctx.now()))
     with logs.secret(probe):  # the outcome keeps reporting the live secret's verdict
         _ask_apple(conn, probe, ctx, log, what="a secret minted now")
@@ -187,13 +186,13 @@ def _ask_apple(
     conn: ConnectionSettings, new: str, ctx: Context, log: logs.Logger, what: str = "new",
 ) -> AppleAnswer:
     """Step 3: Apple must accept the new secret before anything is written."""
-    ctx.progress("apple_check")
+    ctx.progress(Step.APPLE_CHECK)
     answer = check.ask(ctx.apple, new, conn.client_id)
     if answer.verdict != "off":
         log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
                  fingerprint=secret.fingerprint(new))
-    if wrong := apple_words.problem(answer, what, conn.client_id):
-        raise StepFailed("apple_check", f"{wrong}; nothing was written, the live secret stays")
+    if wrong := words.apple_problem(answer, what, conn.client_id):
+        raise StepFailed(Step.APPLE_CHECK, f"{wrong}; nothing was written, the live secret stays")
     return answer
 
 
@@ -217,7 +216,7 @@ def _write(
     log: logs.Logger,
 ) -> Connection:
     """Step 4, and the truth when its answer is lost: read again and see what is stored."""
-    ctx.progress("write")
+    ctx.progress(Step.WRITE)
     try:
         return ctx.side.write(found.id, body)
     except (Auth0WriteError, DeadlineError) as exc:
@@ -225,7 +224,7 @@ def _write(
     try:
         stored = ctx.side.read(found.id)
     except RotatorError as exc:
-        raise StepFailed("write", f"{failure}; reading the connection again failed too "
+        raise StepFailed(Step.WRITE, f"{failure}; reading the connection again failed too "
                          f"({exc}): the new secret (fingerprint {secret.fingerprint(new)}) may "
                          "or may not be live; run rotator status") from exc
     held = (stored.options or {}).get("client_secret")
@@ -234,8 +233,8 @@ def _write(
                     note="the connection holds the new secret: the write landed")
         return stored
     if held == old:
-        raise StepFailed("write", f"{failure}; the old secret is still in place")
-    raise StepFailed("write", f"{failure}; the connection now holds a secret rotator did not "
+        raise StepFailed(Step.WRITE, f"{failure}; the old secret is still in place")
+    raise StepFailed(Step.WRITE, f"{failure}; the connection now holds a secret rotator did not "
                      "write (someone changed it meanwhile); run rotator status")
 
 

@@ -25,11 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rotator import logs, rotation, tokens
-from rotator.connection import AppleSide, Auth0Side
+from rotator import logs, rotation
+from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
-from rotator.outcome import Outcome, Report
+from rotator.outcome import Outcome, Report, Step
+from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
 #: How long past the deadline a step may take to report its own failure.
@@ -110,7 +111,7 @@ class _Run:
     pool: Pool
     deadline: Deadline
     outcomes: list[Outcome]
-    steps: list[str]
+    steps: list[Step]
     finished: list[bool]
     lock: threading.Lock = field(default_factory=threading.Lock)
     late: set[int] = field(default_factory=set)  # reported failed at the deadline
@@ -128,7 +129,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
                           interrupt=options.stop),
         outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
                   for c in conns],
-        steps=["connect"] * len(conns), finished=[False] * len(conns),
+        steps=[Step.CONNECT] * len(conns), finished=[False] * len(conns),
     )
     # One group per tenant, however its entries reach it (another M2M application,
     # an audience spelled out or left to its default): a tenant's connections
@@ -176,18 +177,18 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
     conns = [state.settings.connections[i] for i in group]
     sides: dict[Auth0Settings, Auth0Side] = {}
     # A failure of one way into the tenant (its M2M application): (step, error).
-    failures: dict[Auth0Settings, tuple[str, str]] = {}
+    failures: dict[Auth0Settings, tuple[Step, str]] = {}
     for settings in dict.fromkeys(c.auth0 for c in conns if c.auth0 is not None):
         try:
             side = state.pool.tenant(settings)
             side.serve(state.deadline)
             sides[settings] = side
         except RotatorError as exc:
-            failures[settings] = ("connect", f"cannot set up the client for {conns[0].tenant}: "
-                                             f"{exc}")
+            failures[settings] = (Step.CONNECT, f"cannot set up the client for "
+                                                f"{conns[0].tenant}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
-            failures[settings] = ("connect", f"cannot set up the client for {conns[0].tenant}: "
-                                             f"{unexpected(exc)}")
+            failures[settings] = (Step.CONNECT, f"cannot set up the client for "
+                                                f"{conns[0].tenant}: {unexpected(exc)}")
             logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
     duplicates = {group[n]: text for n, text in _duplicates(conns, sides).items()}
     for index, conn in zip(group, conns, strict=True):
@@ -199,13 +200,13 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
             logs.get(connection=conn.connection, tenant=conn.tenant).warning(
                 "rotation.abandoned", reason="interrupted before its check")
         elif index in duplicates:
-            _fail(outcome, "read", duplicates[index])
+            _fail(outcome, Step.READ, duplicates[index])
         elif failure is not None or way is None:
-            step, error = failure or ("connect", "no Auth0 settings")
+            step, error = failure or (Step.CONNECT, "no Auth0 settings")
             _fail(outcome, step, error)
         else:
             _connection(state, index, conn, way)
-            if outcome.step in ("token", "connect") and conn.auth0 is not None:
+            if outcome.step in (Step.TOKEN, Step.CONNECT) and conn.auth0 is not None:
                 failures[conn.auth0] = (outcome.step, outcome.error or "")
         with state.lock:
             state.finished[index] = True
@@ -224,7 +225,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
     options, outcome = state.options, state.outcomes[index]
     apple = None
 
-    def progress(step: str) -> None:
+    def progress(step: Step) -> None:
         state.steps[index] = step
 
     try:
@@ -240,9 +241,9 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         )
         rotation.process(conn, outcome, ctx)
         if options.online and outcome.ok:
-            outcome.missing_scopes = tokens.missing_scopes(side.granted_scopes())
+            outcome.missing_scopes = missing_scopes(side.granted_scopes())
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
-        _fail(outcome, "connect", str(exc))
+        _fail(outcome, Step.CONNECT, str(exc))
     except Exception as exc:  # one connection's surprise must not stop the run
         log = logs.get(connection=conn.connection, tenant=conn.tenant)
         _fail(outcome, state.steps[index], unexpected(exc))
@@ -252,7 +253,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
             apple.close()
 
 
-def _fail(outcome: Outcome, step: str, error: str) -> None:
+def _fail(outcome: Outcome, step: Step, error: str) -> None:
     outcome.step, outcome.error = step, error
     logs.get(connection=outcome.connection, tenant=outcome.tenant).error(
         "rotation.failed", step=step, error=error)

@@ -39,7 +39,7 @@ from rotator import hooks, logs, runner
 from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
-from rotator.outcome import Outcome, Report
+from rotator.outcome import Outcome, Report, Step
 from rotator.settings import Settings
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
@@ -139,7 +139,7 @@ class Service:
             self.log.error("check.crashed", error=error)
             self.log.debug("check.traceback", exc_info=True)
             # No connection was checked: /readyz and the failure counter must say so.
-            self._publish([Outcome(connection=c.connection, tenant=c.tenant, step="unknown",
+            self._publish([Outcome(connection=c.connection, tenant=c.tenant, step=Step.UNKNOWN,
                                    error=error) for c in self.settings.connections])
 
     def _publish(self, outcomes: list[Outcome]) -> None:

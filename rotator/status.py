@@ -7,14 +7,13 @@ presents them, as a table or as JSON, and says which connections are healthy.
 from __future__ import annotations
 
 import json
-import time
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from rotator import logs
-from rotator.check import iso
 from rotator.outcome import Outcome
+from rotator.words import iso, minute
 
 
 def days_left(outcome: Outcome, now: float) -> float | None:
@@ -67,10 +66,6 @@ def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = N
     return json.dumps(rows, indent=2)
 
 
-def _when(epoch: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch is not None else "-"
-
-
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -110,8 +105,8 @@ def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = 
         shown = f"{left:.1f}" if left is not None else "-"
         if warned(o, now, warn_within):
             shown += " WARN"
-        lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", _when(o.iat),
-                      _when(o.exp), shown, _when(o.due_at), "yes" if o.due else "no", o.apple))
+        lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", minute(o.iat),
+                      minute(o.exp), shown, minute(o.due_at), "yes" if o.due else "no", o.apple))
         notes.append(f"{o.connection}: {o.why}")
         if o.apple == "off":
             notes.append(f"{o.connection}: Apple was not asked (apple.check is off)")

@@ -24,12 +24,6 @@ from rotator.settings import Auth0Settings
 
 #: A token this close to its expiry is not used; a new one is fetched.
 LEEWAY = 60.0
-SCOPES = (
-    "read:connections",
-    "update:connections",
-    "read:connections_options",
-    "update:connections_options",
-)
 
 
 class Tokens:
@@ -133,8 +127,3 @@ def _oauth_error(response: httpx.Response) -> tuple[str, str]:
         return "(unexpected body)", ""
     detail = body.get("error_description") or body.get("message") or ""
     return str(body.get("error", "")), str(detail)
-
-
-def missing_scopes(granted: frozenset[str]) -> list[str]:
-    """The Management API scopes rotator needs that ``granted`` lacks."""
-    return [scope for scope in SCOPES if scope not in granted]

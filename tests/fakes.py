@@ -1,7 +1,7 @@
 """In-process fakes of rotator's seams, on the emulator's backend: no sockets, no TLS.
 
-:class:`FakeTenant` is an :class:`~rotator.connection.Auth0Side` and
-:class:`FakeApple` an :class:`~rotator.connection.AppleSide`. Each sends its
+:class:`FakeTenant` is an :class:`~rotator.seams.Auth0Side` and
+:class:`FakeApple` an :class:`~rotator.seams.AppleSide`. Each sends its
 calls, shaped as on the wire, through a
 :class:`~rotator.emulator.backend.Backend` (the emulator minus its server), so
 Auth0's and Apple's behaviour, the fault queue and the journal are the
@@ -29,12 +29,12 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from rotator.connection import JSON, AppleAnswer, Connection
 from rotator.deadline import Deadline
 from rotator.emulator import DEFAULT_SCOPES
 from rotator.emulator.apple import TOKEN_PATH
 from rotator.emulator.backend import Backend
 from rotator.errors import Auth0ReadError, Auth0WriteError, RotatorError, TokenError
+from rotator.seams import JSON, AppleAnswer, Connection
 
 _CLOSED = "the connection was closed without an answer"
 

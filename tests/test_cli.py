@@ -28,7 +28,7 @@ COMMANDS = {
     "check-config": "validate configuration and key offline",
     "demo": "the whole flow on this machine",
 }
-HEAVY = ("auth0", "apscheduler", "prometheus_client")
+HEAVY = ("auth0", "apscheduler", "prometheus_client", "httpx")
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
 # Runs the command the entry point runs (rotator.cli.main: entry() then leaves with its
 # code, for mint through os._exit) and reports which modules it imported.
@@ -115,7 +115,7 @@ def test_no_command_is_a_usage_error() -> None:
 
 @pytest.mark.parametrize("args", [["--help"], ["mint"]], ids=["help", "mint"])
 def test_help_and_mint_import_no_heavy_library(args: list[str], apple_env: dict[str, str]) -> None:
-    """`rotator --help` and `rotator mint` import no auth0, apscheduler or prometheus_client."""
+    """`rotator --help` and `rotator mint` import no auth0, apscheduler, prometheus or httpx."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args)],
         env={**os.environ, **apple_env}, capture_output=True, text=True, timeout=60, check=False,
@@ -129,6 +129,17 @@ def test_help_and_mint_import_no_heavy_library(args: list[str], apple_env: dict[
         assert proc.stdout.count(".") == 2
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
 
+
+
+def test_the_rotation_steps_import_no_network_library() -> None:
+    """Importing the rotation steps, the check, the run and their wording loads no httpx."""
+    code = ("import json, sys, rotator.rotation, rotator.check, rotator.runner, rotator.words; "
+            "print(json.dumps(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    modules = set(json.loads(proc.stdout))
+    assert "rotator.rotation" in modules
+    assert not {m for m in modules if m.split(".")[0] in HEAVY}
 
 # --- mint -------------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fakes import FakeApple, FakeTenant
 
-from rotator.connection import AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.deadline import Deadline
 from rotator.emulator import Fault
 from rotator.errors import Auth0ReadError, Auth0WriteError, TokenError
+from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
 
 OPTIONS = {"client_id": "com.example.webapp", "client_secret": "old", "scope": "name email"}
 TEAM, KID, SID = "FAKETEAM01", "FAKEKEY001", "com.example.webapp"

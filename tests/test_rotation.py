@@ -14,8 +14,8 @@ from conftest import run_rotator
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
-from rotator.connection import Connection
 from rotator.emulator import Emulator, Fault
+from rotator.seams import Connection
 
 
 def events(stderr: str) -> list[dict[str, Any]]:

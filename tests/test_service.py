@@ -28,9 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from rotator import cli, config, logs, runner, secret
-from rotator.connection import Connection
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
+from rotator.seams import Connection
 from rotator.service import SLACK, Service
 
 M2M_ID = "rotator-m2m"
