@@ -118,7 +118,7 @@ def load(
     Services ID is enough to mint.
     """
     env = dict(os.environ if environ is None else environ)
-    path = overrides.config or env.get("ROTATOR_CONFIG") or None
+    path = (overrides.config or env.get("ROTATOR_CONFIG") or "").strip() or None
     raw = _read_toml(Path(path), overrides.config is None) if path else {}
     origin = path or ""
     _check_keys(raw, origin)
@@ -257,7 +257,7 @@ def _listen(values: Table) -> str:
 
 
 def _log_format(overrides: Overrides, env: Mapping[str, str]) -> str | None:
-    log_format = overrides.log_format or env.get("ROTATOR_LOG_FORMAT") or None
+    log_format = (overrides.log_format or env.get("ROTATOR_LOG_FORMAT") or "").strip() or None
     if log_format not in (None, "json", "console"):
         origin = "--log-format" if overrides.log_format else "ROTATOR_LOG_FORMAT"
         raise ConfigError(f"{origin} = {log_format!r}; use json or console")

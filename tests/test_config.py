@@ -815,3 +815,14 @@ def test_whitespace_or_control_characters_inside_a_value_are_refused(
     table = doc["connections"][0] if section == "connections" else doc[section]
     table[key] = value
     assert_refused(run_rotator("check-config", "--config", str(write(doc))), key)
+
+
+def test_the_config_path_and_log_format_from_the_environment_are_stripped_too(
+    doc: dict[str, Any], write: Any
+) -> None:
+    """``ROTATOR_CONFIG`` and ``ROTATOR_LOG_FORMAT`` with a trailing newline work as meant."""
+    path = write(doc)
+    settings = config.load(Overrides(), {"ROTATOR_CONFIG": f" {path}\n",
+                                         "ROTATOR_LOG_FORMAT": "json\n"})
+    assert settings.log_format == "json"
+    assert [c.connection for c in settings.connections] == ["apple"]
