@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rotator import __version__
 from rotator.errors import ConfigError, RotatorError, unexpected
+from rotator.modes import Mode, Needs
 
 if TYPE_CHECKING:
     from rotator.outcome import Report
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace, *, need_auth0: bool = True) -> Settings:
+def _settings(args: argparse.Namespace, needs: Needs = Needs.EVERYTHING) -> Settings:
     """Load settings, set up logging, and log any configuration warnings."""
     from rotator import config
 
@@ -123,8 +124,8 @@ def _settings(args: argparse.Namespace, *, need_auth0: bool = True) -> Settings:
         listen=getattr(args, "listen", None), log_format=args.log_format,
         log_level=args.log_level,
     )
-    settings = config.load(overrides, need_auth0=need_auth0, need_connection_name=need_auth0)
-    if need_auth0 or settings.warnings:
+    settings = config.load(overrides, needs=needs)
+    if needs.auth0 or settings.warnings:
         from rotator import logs
 
         logs.configure(settings.log_format, settings.log_level)
@@ -136,7 +137,7 @@ def _settings(args: argparse.Namespace, *, need_auth0: bool = True) -> Settings:
 def _ending(report: Report, interrupted: Sequence[str] = ()) -> str:
     if interrupted:
         return interrupted[0]
-    return "failed" if report.failed else "ok"
+    return "ok" if report.succeeded else "failed"
 
 
 def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
@@ -147,15 +148,16 @@ def exit_code(report: Report, interrupted: Sequence[str] = ()) -> int:
 def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     from pathlib import Path
 
-    from rotator import commands
+    from rotator import commands, signals
 
     settings = _settings(args)
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
-    with commands.interruptible() as (stop, received):
-        report = commands.rotate(settings, force=force, dry_run=args.dry_run, stop=stop)
-    ending = _ending(report, received)
+    mode = Mode.rotating(force=force, dry_run=args.dry_run)
+    with signals.caught() as caught:
+        report = commands.rotate(settings, mode, stop=caught.stop)
+    ending = _ending(report, caught.received)
     if metrics_file is not None:
         commands.write_metrics(metrics_file, report, ok=ending == "ok")
     return ending
@@ -170,8 +172,6 @@ def cmd_run_now(args: argparse.Namespace) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> str:
-    import time
-
     from rotator import commands, status
     from rotator.settings import MAXIMA, parse_duration
 
@@ -179,11 +179,9 @@ def cmd_status(args: argparse.Namespace) -> str:
     if args.warn_within:
         warn = parse_duration(args.warn_within, "--warn-within", MAXIMA["warn_within"])
     settings = _settings(args)
-    outcomes = commands.look(settings)
-    now = time.time()
-    show = status.to_json if args.json else status.to_table
-    print(show(outcomes, now, warn))
-    return "ok" if all(status.healthy(o, now, warn) for o in outcomes) else "failed"
+    report = commands.look(settings, Mode.check(warn_within=warn))
+    print((status.to_json if args.json else status.to_table)(report))
+    return _ending(report)
 
 
 def cmd_mint(args: argparse.Namespace) -> str:
@@ -192,7 +190,7 @@ def cmd_mint(args: argparse.Namespace) -> str:
     defer_unused_imports()  # mint only: single-threaded, short-lived
     from rotator import commands
 
-    print(commands.mint(_settings(args, need_auth0=False)))
+    print(commands.mint(_settings(args, Needs.KEY)))
     return "ok"
 
 
@@ -205,7 +203,7 @@ def cmd_check_config(args: argparse.Namespace) -> str:
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"
-    lines, ok = commands.online_lines(commands.look(settings, online=True))
+    lines, ok = commands.online_lines(commands.look(settings, Mode.online()))
     print("\n".join(lines))
     return "ok" if ok else "failed"
 

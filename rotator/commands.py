@@ -7,20 +7,17 @@ function that needs them, so ``rotator mint`` loads only what minting needs.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from rotator.errors import ConfigError
+from rotator.modes import Mode
 from rotator.settings import Settings, format_duration
 
 if TYPE_CHECKING:
-    from rotator.outcome import Outcome, Report
+    from rotator.outcome import Report
     from rotator.runner import Pool
 
 
@@ -44,20 +41,17 @@ def mint(settings: Settings, now: float | None = None) -> str:
 
 def rotate(
     settings: Settings,
+    mode: Mode,
     *,
-    force: bool = False,
-    dry_run: bool = False,
     stop: threading.Event | None = None,
     pool: Pool | None = None,
 ) -> Report:
-    """``run-once`` (due ones) or ``run-now`` (``force``): check and rotate every connection."""
+    """``run-once`` (due ones), ``run-now`` (forced): check and rotate every connection."""
     from rotator import hooks, runner
 
     post_rotate, on_failure = hooks.from_settings(settings.hooks)
-    options = runner.Options(
-        force=force, dry_run=dry_run, stop=stop or threading.Event(),
-        on_rotated=None if dry_run else post_rotate, on_failure=on_failure,
-    )
+    options = runner.Options(mode=mode, stop=stop or threading.Event(), on_rotated=post_rotate,
+                             on_failure=on_failure)
     return runner.run(settings, options, pool)
 
 
@@ -85,17 +79,16 @@ def check_metrics_path(path: Path) -> None:
         )
 
 
-def look(settings: Settings, *, online: bool = False, pool: Pool | None = None) -> list[Outcome]:
+def look(settings: Settings, mode: Mode | None = None, *, pool: Pool | None = None) -> Report:
     """Read-only: each connection read, judged and shown to Apple (``status``, ``--online``).
 
-    ``online`` (``check-config --online``) also checks each token's scopes and
-    shows Apple a secret minted now, so a key id and key that do not belong
+    ``Mode.online()`` (``check-config --online``) also checks each token's scopes
+    and shows Apple a secret minted now, so a key id and key that do not belong
     together are caught before the first rotation needs them.
     """
     from rotator import runner
 
-    report = runner.run(settings, runner.Options(rotate=False, online=online), pool)
-    return report.outcomes
+    return runner.run(settings, runner.Options(mode=mode or Mode.check()), pool)
 
 
 def start(settings: Settings) -> bool:
@@ -122,50 +115,26 @@ def summary(settings: Settings) -> list[str]:
     return lines
 
 
-def online_lines(outcomes: list[Outcome]) -> tuple[list[str], bool]:
+def online_lines(report: Report) -> tuple[list[str], bool]:
     """What ``check-config --online`` says of each connection, and whether all passed."""
     from rotator import logs
+    from rotator.outcome import trouble
 
-    lines, ok = [], True
-    for o in outcomes:
+    lines = []
+    for o in report.outcomes:
         if o.error:
             state = f"FAILED at {o.step}: {logs.scrub(o.error, 1000)}"
         elif o.missing_scopes:
             state = (f"FAILED: the token lacks {', '.join(o.missing_scopes)}; grant it to the M2M "
                      "application (Applications > APIs > Auth0 Management API)")
-        elif o.apple == "refused" or (o.apple == "unknown" and o.live):
+        elif o.apple in ("refused", "unknown") and o.live:
             state = f"FAILED: Apple {o.apple} the live secret: {logs.scrub(o.apple_detail, 300)}"
+        elif (why := trouble(o, report.at)) is not None:
+            state = f"FAILED: {o.connection} {why}"
         else:
             apple = {"accepted": "Apple accepts the live secret and a secret minted now",
                      "off": "Apple not asked (apple.check is off)"}.get(
                          o.apple, "no live secret yet, and Apple accepts a secret minted now")
             state = f"readable, writable options present, all four scopes granted; {apple}"
-        ok = ok and state[:6] != "FAILED"
         lines.append(f"  online: {o.connection} on {o.tenant}: {state}")
-    return lines, ok
-
-
-@contextmanager
-def interruptible() -> Iterator[tuple[threading.Event, list[str]]]:
-    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
-
-    Yields the stop event and the list of signals received. A second SIGINT
-    raises KeyboardInterrupt as usual (someone insists).
-    """
-    stop = threading.Event()
-    received: list[str] = []
-    previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, on_signal)
-    try:
-        yield stop, received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return lines, not report.failed

@@ -6,8 +6,9 @@ shares: each value is checked where it is read, with a message naming where it
 came from (file and key, variable or flag) and the fix, so ``check-config``
 refuses exactly what a run would. Secrets are read from their files here (with
 a size limit), the key is parsed, ``ca_bundle`` is loaded as PEM certificates,
-hook commands are looked up. The environment is read in this module only,
-through the ``environ`` mapping passed in.
+hook commands are looked up. The environment arrives as one snapshot
+(:mod:`rotator.environment`, the table of every variable read), or as the
+``environ`` mapping a caller passes in.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rotator import entries
+from rotator import entries, environment
 from rotator.entries import APPLE_KEYS, AUTH0_KEYS
 from rotator.errors import ConfigError
 from rotator.files import MAX_FILE, Unreadable, read_bounded
+from rotator.modes import Needs
 from rotator.settings import (
     APPLE_MAX_LIFETIME,
     DEFAULTS,
@@ -32,6 +34,7 @@ from rotator.settings import (
     Auth0Settings,
     ConnectionSettings,
     HookSettings,
+    Listen,
     Schedule,
     Settings,
     check_parallel,
@@ -69,24 +72,8 @@ _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
 }
-#: Environment variable -> (section, key).
-ENV_MAP: dict[str, tuple[str, str]] = {
-    "AUTH0_DOMAIN": ("auth0", "domain"),
-    "AUTH0_CLIENT_ID": ("auth0", "client_id"),
-    "AUTH0_CLIENT_SECRET_FILE": ("auth0", "client_secret_file"),
-    "AUTH0_AUDIENCE": ("auth0", "audience"),
-    "APPLE_TEAM_ID": ("apple", "team_id"),
-    "APPLE_KEY_ID": ("apple", "key_id"),
-    "APPLE_PRIVATE_KEY_FILE": ("apple", "private_key_file"),
-    "APPLE_CHECK": ("apple", "check"),
-    "APPLE_TOKEN_URL": ("apple", "token_url"),
-    "ROTATOR_SECRET_LIFETIME": ("schedule", "secret_lifetime"),
-    "ROTATOR_ROTATE_EVERY": ("schedule", "rotate_every"),
-    "ROTATOR_CHECK_EVERY": ("schedule", "check_every"),
-    "ROTATOR_DEADLINE": ("schedule", "deadline"),
-    "ROTATOR_PARALLEL_TENANTS": ("schedule", "parallel_tenants"),
-    "ROTATOR_LISTEN": ("server", "listen"),
-}
+#: Environment variable -> (section, key): the rows of the one table that set keys.
+ENV_MAP = environment.KEYS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,16 +95,14 @@ def load(
     overrides: Overrides,
     environ: Mapping[str, str] | None = None,
     *,
-    need_auth0: bool = True,
-    need_connection_name: bool = True,
+    needs: Needs = Needs.EVERYTHING,
 ) -> Settings:
     """Merge every source into validated :class:`Settings`, or raise ConfigError.
 
-    ``need_auth0`` is False for commands that contact nothing (``mint``): they
-    need the Apple side only, and ``need_connection_name`` False because a
-    Services ID is enough to mint.
+    ``needs`` is what the command needs: ``Needs.KEY`` for ``mint``, which
+    contacts nothing (the Apple side only, and a Services ID is enough).
     """
-    env = dict(os.environ if environ is None else environ)
+    env = environment.snapshot(environ)
     path = (overrides.config or env.get("ROTATOR_CONFIG") or "").strip() or None
     raw = _read_toml(Path(path), overrides.config is None) if path else {}
     origin = path or ""
@@ -126,10 +111,10 @@ def load(
     schedule = _schedule(sections["schedule"])
     sources = Sources(env)
     connections = [
-        entries.connection(entry, where, sections, sources, need_auth0, need_connection_name)
+        entries.connection(entry, where, sections, sources, needs)
         for entry, where in entries.entries(raw, origin, env)
     ]
-    if need_connection_name:
+    if needs.connection_name:
         entries.refuse_duplicates(connections)
     connections = entries.select(connections, overrides.connections)
     warnings = [
@@ -247,13 +232,12 @@ def _schedule(values: Table) -> Schedule:
     return Schedule(**seconds, parallel_tenants=tenants)
 
 
-def _listen(values: Table) -> str:
+def _listen(values: Table) -> Listen:
     listen = values.get("listen", Value(DEFAULTS["listen"], "server.listen"))
     if not isinstance(listen.value, str):
         raise ConfigError(f"{listen.origin} must be a string like \"0.0.0.0:8080\"")
     in_file = listen.origin.endswith("[server] listen")
-    parse_listen(listen.value, "server.listen" if in_file else listen.origin)
-    return listen.value
+    return parse_listen(listen.value, "server.listen" if in_file else listen.origin)
 
 
 def _log_format(overrides: Overrides, env: Mapping[str, str]) -> str | None:

@@ -59,7 +59,3 @@ class Deadline:
                 "raise schedule.deadline if your tenant is this slow"
             )
 
-
-#: No deadline worth the name: for code paths that have none to pass on.
-def unbounded() -> Deadline:
-    return Deadline(10 * 366 * 86400)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotator import commands, config, logs, secret, status
 from rotator.emulator.sample import apple_connection
+from rotator.modes import Mode
 
 if TYPE_CHECKING:
     from rotator.emulator import Emulator, Request
@@ -74,11 +75,11 @@ def main(log_format: str | None = None, log_level: str = "warning") -> bool:
     with tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp, Emulator() as emu:
         stage = _set_up(Path(tmp), emu)
         _say("rotator status: what is live now, and whether Apple accepts it")
-        print(status.to_table(commands.look(stage.settings), time.time()))
+        print(status.to_table(commands.look(stage.settings)))
         rotated = _run_now(stage)
         if rotated:
             _say("rotator status: the fresh secret")
-            print(status.to_table(commands.look(stage.settings), time.time()))
+            print(status.to_table(commands.look(stage.settings)))
         quiet = _run_once(stage)
         caught = _typo(stage)
         _say("done: the emulator is stopped and the throwaway key deleted")
@@ -116,7 +117,7 @@ def _set_up(work: Path, emu: Emulator) -> _Stage:
 def _run_now(stage: _Stage) -> bool:
     _say("rotator run-now: mint a new secret, have Apple accept it, write it, keeping "
          "every other option")
-    if commands.rotate(stage.settings, force=True).failed:
+    if commands.rotate(stage.settings, Mode.rotating(force=True)).failed:
         print("run-now failed; see the log above")
         return False
     before, after = stage.conn, stage.emu.connection(stage.conn["id"])
@@ -135,7 +136,7 @@ def _run_now(stage: _Stage) -> bool:
 def _run_once(stage: _Stage) -> bool:
     _say("rotator run-once: what cron runs; nothing is due, so nothing is written")
     before = len(stage.patches())
-    report = commands.rotate(stage.settings)
+    report = commands.rotate(stage.settings, Mode.rotating())
     writes = len(stage.patches()) - before
     print(f"  writes during run-once: {writes}")
     return not report.failed and writes == 0
@@ -144,7 +145,8 @@ def _run_once(stage: _Stage) -> bool:
 def _typo(stage: _Stage) -> bool:
     _say("a mistyped team id: Apple refuses the new secret, so nothing is written")
     live = stage.stored()
-    [outcome] = commands.rotate(_with_team(stage.settings, "DEMO12345X"), force=True).outcomes
+    [outcome] = commands.rotate(_with_team(stage.settings, "DEMO12345X"),
+                                   Mode.rotating(force=True)).outcomes
     untouched = stage.stored() == live
     print(f"  failed at step: {outcome.step}; live secret untouched: "
           f"{'yes' if untouched else 'NO'}")

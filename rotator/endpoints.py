@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rotator.errors import ConfigError
-from rotator.settings import parse_listen
+from rotator.settings import Listen
 
 Probe = Callable[[], tuple[bool, str]]
 
@@ -23,7 +23,7 @@ class Server:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(
-        self, listen: str, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
+        self, listen: Listen, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
     ) -> None:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -70,8 +70,8 @@ class Server:
         self.httpd.server_close()
 
 
-def listen_address(listen: str) -> tuple[socket.AddressFamily, tuple[str, int]]:
-    """Where ``rotator start`` will listen: ``listen`` parsed, resolved and proven bindable.
+def listen_address(listen: Listen) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """Where ``rotator start`` will listen: ``listen`` resolved and proven bindable.
 
     The one check ``start`` and ``check-config`` share: the host must resolve
     and be an address of this machine (``203.0.113.7``, ``[::ffff:1.2.3.4]``
@@ -80,15 +80,15 @@ def listen_address(listen: str) -> tuple[socket.AddressFamily, tuple[str, int]]:
     ``check-config`` fail; whether that port is free is known only when
     ``start`` binds it.
     """
-    host, port = parse_listen(listen)
+    host, port = listen
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET  # "[::]:8080" is IPv6
         found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise ConfigError(
-            f"server.listen = {listen!r}: cannot resolve {host!r} ({exc}); use an address of "
-            "this machine, such as 0.0.0.0:8080 or 127.0.0.1:8080 (ROTATOR_LISTEN, --listen)"
+            f"server.listen = {str(listen)!r}: cannot resolve {host!r} ({exc}); use an address "
+            "of this machine, such as 0.0.0.0:8080 or 127.0.0.1:8080 (ROTATOR_LISTEN, --listen)"
         ) from None
     sockaddr = found[0][4]
     address = (str(sockaddr[0]), port)
@@ -100,9 +100,9 @@ def listen_address(listen: str) -> tuple[socket.AddressFamily, tuple[str, int]]:
     return socket.AddressFamily(family), address
 
 
-def _cannot(listen: str, exc: OSError) -> ConfigError:
+def _cannot(listen: Listen, exc: OSError) -> ConfigError:
     return ConfigError(
-        f"server.listen = {listen!r}: cannot listen there "
+        f"server.listen = {str(listen)!r}: cannot listen there "
         f"({exc.strerror or type(exc).__name__}); "
         "choose a free port or an address of this machine (ROTATOR_LISTEN, --listen)"
     )

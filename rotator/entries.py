@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.errors import ConfigError
+from rotator.modes import Needs
 from rotator.settings import (
     AUDIENCE_EXAMPLE,
     DEFAULTS,
@@ -86,17 +87,16 @@ def connection(
     where: str,
     sections: dict[str, Table],
     sources: Sources,
-    need_auth0: bool,
-    need_name: bool,
+    needs: Needs,
 ) -> ConnectionSettings:
     """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
     own = values[""]
     services_id = _identifier(_required(own, "client_id", where), "the Apple Services ID")
     name = ""
-    if "connection" in own or need_name:
+    if "connection" in own or needs.connection_name:
         name = _identifier(_required(own, "connection", where), "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
-    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if need_auth0 else None
+    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if needs.auth0 else None
     return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
                               source=where or "the environment")
 

@@ -21,17 +21,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from rotator import logs, words
+from rotator import environment, logs, words
 from rotator.outcome import Outcome, Step
 from rotator.settings import ConnectionSettings, HookSettings
-
-_STRIPPED = ("AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY")
-
-
-def _environment(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
-    env.update(extra)
-    return env
 
 
 def run_command(
@@ -48,7 +40,7 @@ def run_command(
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=_environment(env), start_new_session=True,
+            stderr=subprocess.PIPE, env=environment.for_children(env), start_new_session=True,
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from rotator import __version__, files, logs
 from rotator.errors import ConfigError, RotatorError
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, trouble
 from rotator.settings import ConnectionSettings
 
 LABELS = ("tenant", "connection")
@@ -58,14 +58,13 @@ class _Gauges:
         if outcome.abandoned and not outcome.checked:
             return  # stopped by a signal before its check: nothing was learnt
         labels = {"tenant": outcome.tenant, "connection": outcome.connection}
-        # A failed hook is counted on its own (rotator_hook_failures_total): the
-        # rotation it follows stands, so the check itself succeeded.
-        self.check_success.labels(**labels).set(1 if outcome.error is None else 0)
+        healthy = trouble(outcome, now) is None  # as the exit code and /readyz say
+        self.check_success.labels(**labels).set(1 if healthy else 0)
         for gauge, value in ((self.expiry, outcome.exp), (self.issued, outcome.iat),
                              (self.due, outcome.due_at)):
             if value is not None:
                 gauge.labels(**labels).set(value)
-        if outcome.error is None and not outcome.abandoned:
+        if healthy:
             self.last_success.labels(**labels).set(now)
         if outcome.apple in ("accepted", "refused"):
             self.apple.labels(**labels).set(1 if outcome.apple == "accepted" else 0)
@@ -134,7 +133,7 @@ def write_textfile(path: Path, outcomes: Iterable[Outcome], *, now: float, succe
     for outcome in outcomes:
         gauges.record(outcome, now)
         key = (outcome.tenant, outcome.connection)
-        if (outcome.error is not None or outcome.abandoned) and key in previous:
+        if trouble(outcome, now) is not None and key in previous:
             gauges.last_success.labels(*key).set(previous[key])
     Gauge("rotator_last_run_timestamp_seconds", "when the last run-once/run-now finished",
           registry=registry).set(now)

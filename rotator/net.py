@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from rotator import files
+from rotator import environment, files
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
 
@@ -69,8 +69,7 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
         with contextlib.suppress(OSError):
             info = ca_bundle.stat()
             stamp = (info.st_mtime_ns, info.st_size)
-    return _context(ca_bundle, stamp, os.environ.get("SSL_CERT_FILE"),
-                    os.environ.get("SSL_CERT_DIR"))
+    return _context(ca_bundle, stamp, *environment.tls_files())
 
 
 @functools.lru_cache(maxsize=32)
@@ -79,7 +78,7 @@ def _context(
 ) -> ssl.SSLContext:
     context = ssl.create_default_context()
     system = ssl.get_default_verify_paths()
-    if os.environ.get("SSL_CERT_FILE") and system.openssl_cafile \
+    if cert_file and system.openssl_cafile \
             and os.path.isfile(system.openssl_cafile):
         context.load_verify_locations(cafile=system.openssl_cafile)
     if ca_bundle is not None:

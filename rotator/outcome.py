@@ -3,15 +3,19 @@
 ``rotation`` and ``runner`` fill an :class:`Outcome` per connection; ``status``
 prints them, ``metrics`` exports them, ``service`` turns them into readiness,
 ``cli`` into an exit code, ``hooks`` into an ``on_failure`` call. An outcome
-states facts (checked, rotated, failed at which step); what they mean for an
-exit code is decided in ``cli`` alone.
+states facts (checked, rotated, failed at which step). Whether a connection
+is healthy is decided once, by :func:`trouble`: the exit code, ``run.finished``
+counts, ``status``, ``/readyz`` and the metrics all ask it, so they cannot
+disagree.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rotator.modes import Mode
 from rotator.seams import Verdict
 
 
@@ -41,6 +45,7 @@ class Outcome:
     connection: str
     tenant: str
     source: str = ""  # where it is configured, for messages
+    mode: Mode = field(default_factory=Mode)  # what the run did, as the command chose it
     checked: bool = False  # read and judged
     due: bool | None = None
     reason: str | None = None
@@ -63,27 +68,62 @@ class Outcome:
     hook_failed: bool = False  # the rotation stands; the post-rotate hook did not succeed
     missing_scopes: list[str] = field(default_factory=list)  # check-config --online
 
-    @property
-    def ok(self) -> bool:
-        """No step failed (a failed hook counts: what it should have done is not done)."""
-        return self.error is None and not self.hook_failed and not self.abandoned
+
+def trouble(outcome: Outcome, now: float) -> str | None:
+    """Why ``outcome``'s connection is not healthy after its run, or None when it is.
+
+    The one health predicate. A phrase that follows the connection's name
+    ("apple failed at read"). ``now`` (epoch seconds) judges the live secret's
+    expiry, which only a read-only check (``status``) takes as its result.
+
+    A failed post-rotate hook leaves the connection healthy (its new secret
+    stands; ``rotator_hook_failures_total`` counts the hook) and fails the run:
+    see :attr:`Report.succeeded`.
+    """
+    o = outcome
+    if o.abandoned:
+        return "was stopped by a signal before it finished"
+    if o.apple == "refused":  # first: sign-ins fail now, whatever else went wrong
+        return "cannot sign users in: Apple refuses the live secret"
+    if o.error is not None:
+        return f"failed at {o.step or Step.UNKNOWN}"
+    if o.missing_scopes:
+        return f"has a token lacking {', '.join(o.missing_scopes)}"
+    if o.apple == "unknown" and o.live:
+        return "has a live secret Apple could not be asked about"
+    if o.mode.judges_live_secret:
+        if o.exp is None:
+            return "has no live secret"
+        if o.exp <= now:
+            return "has a live secret that has expired"
+        if o.mode.warn_within is not None and o.exp - now <= o.mode.warn_within:
+            return "has a live secret expiring within --warn-within"
+    return None
+
 
 @dataclass
 class Report:
-    """Every connection's outcome, in configuration order."""
+    """Every connection's outcome, in configuration order, and when it was judged."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    at: float = field(default_factory=time.time)  # epoch seconds
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
+        """The outcomes that are not healthy (:func:`trouble`)."""
+        return [o for o in self.outcomes if trouble(o, self.at) is not None]
+
+    @property
+    def succeeded(self) -> bool:
+        """Every connection healthy and every post-rotate hook run: exit code 0."""
+        return not self.failed and not any(o.hook_failed for o in self.outcomes)
 
     def counts(self) -> dict[str, int]:
-        """For ``run.finished``."""
+        """For ``run.finished``: ``failed`` and ``hook_failed`` are what the exit code counts."""
         return {
             "checked": sum(o.checked for o in self.outcomes),
             "rotated": sum(o.rotated for o in self.outcomes),
-            "failed": sum(o.error is not None for o in self.outcomes),
+            "failed": len(self.failed),
             "hook_failed": sum(o.hook_failed for o in self.outcomes),
             "abandoned": sum(o.abandoned for o in self.outcomes),
         }

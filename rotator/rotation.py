@@ -25,6 +25,7 @@ from rotator.errors import (
     VerificationError,
 )
 from rotator.jsonvalue import differing
+from rotator.modes import Mode
 from rotator.outcome import Outcome, Step
 from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
 from rotator.settings import ConnectionSettings, Schedule
@@ -52,10 +53,7 @@ class Context:
     schedule: Schedule
     now: Callable[[], float]  # wall clock, epoch seconds
     monotonic: Callable[[], float]
-    rotate: bool = True  # False: read-only (status, check-config --online)
-    probe: bool = False  # read-only, yet show Apple a freshly minted secret (--online)
-    force: bool = False
-    dry_run: bool = False
+    mode: Mode = field(default_factory=Mode)  # what the run does, as the command chose it
     stop: Callable[[], bool] = _never  # asked before each write
     on_rotated: PostRotate | None = None
     progress: Callable[[Step], None] = field(default=lambda step: None)
@@ -95,13 +93,13 @@ def process(conn: ConnectionSettings, outcome: Outcome, ctx: Context) -> None:
             checked = check.check(conn, ctx.side, ctx.apple, ctx.schedule, now=int(ctx.now()))
             read_at = ctx.monotonic()
         check.record(outcome, checked)
-        outcome.forced = ctx.force and not checked.verdict.due
-        check.log_checked(log, checked, ctx.force)
-        if not ctx.rotate:
-            if ctx.probe:
+        outcome.forced = ctx.mode.forced and not checked.verdict.due
+        check.log_checked(log, checked, ctx.mode.forced)
+        if not ctx.mode.rotates:
+            if ctx.mode.probe:
                 _probe(conn, ctx, log)
             return
-        if not (checked.verdict.due or ctx.force):
+        if not (checked.verdict.due or ctx.mode.forced):
             if problem := check.apple_problem(checked, conn.client_id):
                 raise StepFailed(Step.APPLE_CHECK, problem)
             return
@@ -131,7 +129,7 @@ def _rotate(
     with logs.secret(new, checked.live):
         answer = _ask_apple(conn, new, ctx, log)
         outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
-        if ctx.dry_run:
+        if ctx.mode.dry_run:
             outcome.dry_run = True
             log.info("rotation.dry_run",
                      would_write=list(_body(checked.connection, new)),

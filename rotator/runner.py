@@ -29,7 +29,8 @@ from rotator import logs, rotation
 from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
-from rotator.outcome import Outcome, Report, Step
+from rotator.modes import Mode
+from rotator.outcome import Outcome, Report, Step, trouble
 from rotator.seams import AppleSide, Auth0Side
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings
 
@@ -54,13 +55,12 @@ def _real_apple(token_url: str, ca_bundle: Path | None, deadline: Deadline) -> A
 
 
 class Pool:
-    """Auth0 sides by tenant, built on first use; kept across runs when ``keep``."""
+    """Auth0 sides by tenant, built on first use and kept until :meth:`close`."""
 
-    def __init__(self, auth0: Auth0Factory | None = None, apple: AppleFactory | None = None,
-                 *, keep: bool = False) -> None:
+    def __init__(self, auth0: Auth0Factory | None = None,
+                 apple: AppleFactory | None = None) -> None:
         self.make_tenant = auth0 or _real_tenant
         self.make_apple = apple or _real_apple
-        self.keep = keep
         self._sides: dict[Auth0Settings, Auth0Side] = {}
         self._lock = threading.Lock()
 
@@ -89,12 +89,7 @@ class Pool:
 class Options:
     """What a run does."""
 
-    rotate: bool = True  # False: read-only (status, check-config --online)
-    force: bool = False
-    dry_run: bool = False
-    # check-config --online: each tenant's granted scopes, and Apple's word on a
-    # freshly minted secret as well as the live one
-    online: bool = False
+    mode: Mode = field(default_factory=Mode)  # handed unchanged to the steps and outcomes
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -127,8 +122,8 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
         settings=settings, options=options, pool=pool,
         deadline=Deadline(settings.schedule.deadline, options.monotonic,
                           interrupt=options.stop),
-        outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source)
-                  for c in conns],
+        outcomes=[Outcome(connection=c.connection, tenant=c.tenant, source=c.source,
+                          mode=options.mode) for c in conns],
         steps=[Step.CONNECT] * len(conns), finished=[False] * len(conns),
     )
     # One group per tenant, however its entries reach it (another M2M application,
@@ -211,8 +206,8 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
         with state.lock:
             state.finished[index] = True
             late = index in state.late  # the run already reported it failed, and said so
-        if (not late and not outcome.ok and not outcome.abandoned
-                and state.options.on_failure is not None):
+        if (not late and not outcome.abandoned and state.options.on_failure is not None
+                and (outcome.hook_failed or trouble(outcome, state.options.now()))):
             state.options.on_failure(conn, outcome)
     with state.lock:
         forgotten = any(i in state.late for i in group)
@@ -234,13 +229,12 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
             apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
         ctx = rotation.Context(
             side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-            monotonic=options.monotonic, rotate=options.rotate, probe=options.online,
-            force=options.force,
-            dry_run=options.dry_run, stop=options.stop.is_set, on_rotated=options.on_rotated,
+            monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,
+            on_rotated=None if options.mode.dry_run else options.on_rotated,
             progress=progress,
         )
         rotation.process(conn, outcome, ctx)
-        if options.online and outcome.ok:
+        if options.mode.probe and outcome.error is None:
             outcome.missing_scopes = missing_scopes(side.granted_scopes())
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
         _fail(outcome, Step.CONNECT, str(exc))
@@ -296,7 +290,7 @@ def _duplicates(
 
 def _report(state: _Run) -> Report:
     """The outcomes; those unfinished at the deadline fail there, naming their step."""
-    report = Report()
+    report = Report(at=state.options.now())
     with state.lock:
         for index, outcome in enumerate(state.outcomes):
             if state.finished[index]:

@@ -11,8 +11,9 @@ Health, for the probes:
 
 * ``/healthz`` is 200 while the scheduler runs, checks keep completing, and
   log lines can be written; 503 otherwise (a restart is the cure).
-* ``/readyz`` is 200 when the last check of every connection succeeded and
-  Apple did not refuse its live secret; 503 otherwise.
+* ``/readyz`` is 200 when the last check of every connection left it healthy
+  (:func:`rotator.outcome.trouble`: no step failed, Apple did not refuse its
+  live secret); 503 otherwise, naming the first connection that is not.
 
 Readiness is published as an immutable snapshot, replaced whole after each
 check, so the HTTP threads never see a half-updated state.
@@ -25,27 +26,35 @@ exits 0 within :data:`STOP_WITHIN` seconds.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rotator import hooks, logs, runner
+from rotator import hooks, logs, runner, signals
 from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
-from rotator.outcome import Outcome, Report, Step
+from rotator.outcome import Outcome, Report, Step, trouble
 from rotator.settings import Settings
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
 #: Slack on top of check_every + jitter + deadline before "checks are not completing".
 SLACK = 60.0
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A connection's last outcome, and what the health predicate said of it then."""
+
+    outcome: Outcome
+    trouble: str | None
 
 
 def jitter_for(check_every: int) -> float:
@@ -65,14 +74,14 @@ class Service:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.pool = pool or runner.Pool(keep=True)
+        self.pool = pool or runner.Pool()
         self.clock = clock
         self.monotonic = monotonic
         self.metrics = Metrics(settings.connections)
         self.stopping = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
-        self.readiness: Mapping[tuple[str, str], Outcome] = MappingProxyType({})
+        self.readiness: Mapping[tuple[str, str], Judged] = MappingProxyType({})
         self._check_began: float | None = None
         self._last_completed = monotonic()
         self.hook, self.on_failure = hooks.from_settings(settings.hooks,
@@ -100,16 +109,14 @@ class Service:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
-        """Whether every connection's last check succeeded and Apple accepts its secret."""
+        """Whether every connection's last check left it healthy (``outcome.trouble``)."""
         snapshot = self.readiness
         for conn in self.settings.connections:
-            outcome = snapshot.get((conn.tenant, conn.connection))
-            if outcome is None:
+            judged = snapshot.get((conn.tenant, conn.connection))
+            if judged is None:
                 return False, f"not ready: {conn.connection} not checked yet"
-            if outcome.apple == "refused":
-                return False, f"not ready: Apple refuses the live secret of {conn.connection}"
-            if outcome.error is not None:
-                return False, f"not ready: {conn.connection} failed at {outcome.step}"
+            if judged.trouble is not None:
+                return False, f"not ready: {conn.connection} {judged.trouble}"
         return True, "ready"
 
     # -- the job --------------------------------------------------------------------
@@ -124,7 +131,7 @@ class Service:
                 now=self.clock, monotonic=self.monotonic,
             )
             report = runner.run(self.settings, options, self.pool)
-            self._publish(report.outcomes)
+            self._publish(report)
             return report
         finally:
             self._check_began = None
@@ -139,17 +146,18 @@ class Service:
             self.log.error("check.crashed", error=error)
             self.log.debug("check.traceback", exc_info=True)
             # No connection was checked: /readyz and the failure counter must say so.
-            self._publish([Outcome(connection=c.connection, tenant=c.tenant, step=Step.UNKNOWN,
-                                   error=error) for c in self.settings.connections])
+            self._publish(Report([Outcome(connection=c.connection, tenant=c.tenant,
+                                          step=Step.UNKNOWN, error=error)
+                                  for c in self.settings.connections], at=self.clock()))
 
-    def _publish(self, outcomes: list[Outcome]) -> None:
-        """Metrics and a new readiness snapshot from one check's outcomes."""
-        now = self.clock()
+    def _publish(self, report: Report) -> None:
+        """Metrics and a new readiness snapshot from one check's report."""
         ready = dict(self.readiness)
-        for outcome in outcomes:
-            self.metrics.record(outcome, now)
+        for outcome in report.outcomes:
+            self.metrics.record(outcome, report.at)
             if not outcome.abandoned:
-                ready[(outcome.tenant, outcome.connection)] = outcome
+                ready[(outcome.tenant, outcome.connection)] = Judged(
+                    outcome, trouble(outcome, report.at))
         self.readiness = MappingProxyType(ready)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -191,16 +199,8 @@ class Service:
 def serve(settings: Settings) -> bool:
     """Run until SIGTERM or SIGINT; True when the stop left no check running."""
     service = Service(settings)
-    wake = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _: object) -> None:
-        received.append(signal.Signals(signum).name)
-        wake.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    service.start()
-    while not wake.wait(3600):
-        pass
-    return service.stop(received[0] if received else "requested")
+    with signals.caught() as caught:
+        service.start()
+        while not caught.stop.wait(3600):
+            pass
+        return service.stop(caught.first or "requested")

@@ -1,10 +1,11 @@
-"""Settings: small frozen values that check themselves when built.
+"""Settings: small frozen values, and the validators that make them.
 
-Every value here refuses to exist in an invalid state: a constructor that is
-given nonsense raises :class:`~rotator.errors.ConfigError` naming the setting
-and the fix. The loader (``rotator.config``) reads files, the environment and
-flags, says where each value came from, and builds these; nothing else does.
-This module imports nothing heavy, so ``rotator mint`` can use it.
+The loader (``rotator.config``, with ``entries`` and ``sources``) reads files,
+the environment and flags, checks each value once with the validators here
+(:func:`parse_duration`, :func:`parse_listen`, :func:`check_domain`, ...),
+naming where it came from and the fix, and builds these values; nothing else
+builds them, so they are not checked again. This module imports nothing heavy,
+so ``rotator mint`` can use it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rotator.errors import ConfigError
 
@@ -89,7 +90,17 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def parse_listen(listen: str, setting: str = "server.listen") -> tuple[str, int]:
+class Listen(NamedTuple):
+    """Where ``rotator start`` serves its endpoints, parsed once (by :func:`parse_listen`)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(listen: str, setting: str = "server.listen") -> Listen:
     """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port)."""
     host, sep, port_text = listen.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
@@ -104,7 +115,7 @@ def parse_listen(listen: str, setting: str = "server.listen") -> tuple[str, int]
             'use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
         )
     host = host[1:-1] if bracketed else host
-    return host or "0.0.0.0", int(port_text)  # noqa: S104 - all interfaces is the default
+    return Listen(host or "0.0.0.0", int(port_text))  # noqa: S104 - all interfaces: the default
 
 
 def check_identifier(value: object, setting: str, what: str) -> str:
@@ -176,12 +187,6 @@ class Schedule:
     #: connections are always worked on one after another).
     parallel_tenants: int = DEFAULTS["parallel_tenants"]
 
-    def __post_init__(self) -> None:
-        check_schedule(self.secret_lifetime, self.rotate_every, self.check_every)
-        if not 0 < self.deadline <= MAXIMA["deadline"]:
-            raise ConfigError(f"schedule.deadline = {self.deadline} s must be from 1 s to 1 day")
-        check_parallel(self.parallel_tenants, "schedule.parallel_tenants")
-
 
 def check_parallel(value: object, setting: str) -> int:
     """How many tenants at once: a whole number from 1 to 256."""
@@ -231,12 +236,6 @@ class Auth0Settings:
     ca_bundle: Path | None = None
     audience: str | None = None  # None: https://{domain}/api/v2/
 
-    def __post_init__(self) -> None:
-        check_domain(self.domain, "auth0.domain")
-        check_identifier(self.client_id, "auth0.client_id", "the M2M application's client id")
-        if self.audience is not None:
-            check_https_url(self.audience, "auth0.audience", AUDIENCE_EXAMPLE)
-
     @property
     def api_audience(self) -> str:
         """The Management API identifier a token is asked for."""
@@ -265,11 +264,6 @@ class AppleSettings:
     check: bool = True
     token_url: str = DEFAULTS["token_url"]
 
-    def __post_init__(self) -> None:
-        check_apple_id(self.team_id, "apple.team_id", "Team ID")
-        check_apple_id(self.key_id, "apple.key_id", "Key ID")
-        check_https_url(self.token_url, "apple.token_url", DEFAULTS["token_url"])
-
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectionSettings:
@@ -281,11 +275,6 @@ class ConnectionSettings:
     apple: AppleSettings
     #: Where it was configured, for messages ("rotator.toml [[connections]] #2").
     source: str = "the environment"
-
-    def __post_init__(self) -> None:
-        check_identifier(self.client_id, "client_id", "the Apple Services ID")
-        if self.connection:  # "" only for commands that need no connection (mint)
-            check_identifier(self.connection, "connection", "the Auth0 connection name or id")
 
     @property
     def tenant(self) -> str:
@@ -307,18 +296,9 @@ class Settings:
 
     connections: tuple[ConnectionSettings, ...]
     schedule: Schedule
-    listen: str = DEFAULTS["listen"]
+    listen: Listen = field(default_factory=lambda: parse_listen(DEFAULTS["listen"]))
     hooks: HookSettings = HookSettings()
     log_format: str | None = None
     log_level: str = "info"
     warnings: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        parse_listen(self.listen)
-        if self.log_format not in (None, "json", "console"):
-            raise ConfigError(f"log format {self.log_format!r}; use json or console")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``listen`` as (host, port)."""
-        return parse_listen(self.listen)

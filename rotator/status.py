@@ -1,18 +1,18 @@
 """``rotator status``: what is live in each connection, for people and for machines.
 
 The facts come from a read-only run (:mod:`rotator.runner`); this module only
-presents them, as a table or as JSON, and says which connections are healthy.
+presents them, as a table or as JSON; which connections are healthy is
+:func:`rotator.outcome.trouble`'s to say.
 """
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Sequence
 from typing import Any
 
 from rotator import logs
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Report, trouble
 from rotator.words import iso, minute
 
 
@@ -22,26 +22,16 @@ def days_left(outcome: Outcome, now: float) -> float | None:
     return round((outcome.exp - now) / 86400, 2)
 
 
-def warned(outcome: Outcome, now: float, warn_within: int | None) -> bool:
-    """Whether the live secret expires within ``warn_within`` seconds."""
-    return warn_within is not None and outcome.exp is not None and outcome.exp - now <= warn_within
+def warned(outcome: Outcome, now: float) -> bool:
+    """Whether the live secret expires within ``status --warn-within``."""
+    within = outcome.mode.warn_within
+    return within is not None and outcome.exp is not None and outcome.exp - now <= within
 
 
-def healthy(outcome: Outcome, now: float, warn_within: int | None = None) -> bool:
-    """Readable, unexpired, outside the warning window, and not refused (or unasked) by Apple."""
-    left = days_left(outcome, now)
-    return (
-        outcome.error is None
-        and left is not None
-        and left > 0
-        and outcome.apple in ("accepted", "off")
-        and not warned(outcome, now, warn_within)
-    )
-
-
-def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
+def to_json(report: Report) -> str:
     rows: list[dict[str, Any]] = []
-    for o in outcomes:
+    now = report.at
+    for o in report.outcomes:
         rows.append({
             "connection": o.connection,
             "tenant": o.tenant,
@@ -59,8 +49,8 @@ def to_json(outcomes: Sequence[Outcome], now: float, warn_within: int | None = N
             "why": o.why,
             "apple": o.apple,
             "apple_detail": logs.scrub(o.apple_detail, 300),
-            "expires_within_warning": warned(o, now, warn_within),
-            "healthy": healthy(o, now, warn_within),
+            "expires_within_warning": warned(o, now),
+            "healthy": trouble(o, now) is None,
             "error": logs.scrub(o.error, 1000) if o.error else None,
         })
     return json.dumps(rows, indent=2)
@@ -90,20 +80,21 @@ def _pad(text: str, columns: int) -> str:
     return text + " " * (columns - width(text))
 
 
-def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = None) -> str:
+def to_table(report: Report) -> str:
     """A table a person reads: one line per connection, then the reasons."""
     head = ("CONNECTION", "TENANT", "KID", "SUB", "ISSUED (UTC)", "EXPIRES (UTC)", "DAYS LEFT",
             "DUE AT (UTC)", "DUE", "APPLE")
     lines = [head]
     notes = []
-    for o in outcomes:
+    now = report.at
+    for o in report.outcomes:
         if o.error:
             lines.append((o.connection, o.tenant, "-", "-", "-", "-", "-", "-", "error", "-"))
             notes.append(f"{o.connection}: {logs.scrub(o.error, 1000)}")
             continue
         left = days_left(o, now)
         shown = f"{left:.1f}" if left is not None else "-"
-        if warned(o, now, warn_within):
+        if warned(o, now):
             shown += " WARN"
         lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", minute(o.iat),
                       minute(o.exp), shown, minute(o.due_at), "yes" if o.due else "no", o.apple))
@@ -112,7 +103,7 @@ def to_table(outcomes: Sequence[Outcome], now: float, warn_within: int | None = 
             notes.append(f"{o.connection}: Apple was not asked (apple.check is off)")
         elif o.apple != "accepted":
             notes.append(f"{o.connection}: Apple {o.apple}: {logs.scrub(o.apple_detail, 300)}")
-        if warned(o, now, warn_within):
+        if warned(o, now):
             notes.append(f"{o.connection}: expires within the --warn-within window")
     cells = [[one_line(str(c)) for c in line] for line in lines]
     widths = [max(width(row[i]) for row in cells) for i in range(len(head))]

@@ -186,6 +186,20 @@ def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
     assert "apple.check = false" in failed["error"]
 
 
+
+def test_status_with_apple_failing_counts_the_failure_it_exits_on(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status, Apple not answering usably: exit 1, run.finished failed=1, healthy false."""
+    tenant.add(client_secret=tenant.mint())
+    tenant.emu.inject(Fault(path="/auth/token", status=418, times=None))  # not retried
+    code, out, err = run_cli("status", "--json", "--config", str(tenant.write_config()),
+                             capsys=capsys)
+    [row] = json.loads(out)
+    [finished] = named(err, "run.finished")
+    assert (code, row["apple"], row["healthy"]) == (1, "unknown", False), err
+    assert finished["failed"] == 1
+
 def test_apple_answering_503_twice_then_normally_lets_the_rotation_through(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -263,7 +277,7 @@ def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
 
     tenant.add(client_secret=tenant.mint())
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    service = Service(settings, pool=runner.Pool(keep=True))
+    service = Service(settings, pool=runner.Pool())
     try:
         assert service.check().outcomes[0].apple == "accepted"
         tenant.emu.apple_revoke_key(KEY_ID)

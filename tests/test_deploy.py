@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 import rotator
-from rotator import config
+from rotator import config, environment
 from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
 
@@ -54,15 +54,8 @@ TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
 
-# Every variable rotator reads (rotator.config is the one module that reads them).
-ROTATOR_ENV = set(config.ENV_MAP) | {
-    "AUTH0_CLIENT_SECRET",
-    "APPLE_PRIVATE_KEY",
-    "AUTH0_CONNECTION",
-    "APPLE_CLIENT_ID",
-    "ROTATOR_LOG_FORMAT",
-    "ROTATOR_CONFIG",
-}
+# Every variable of rotator's own that it reads (the table in rotator.environment).
+ROTATOR_ENV = {n for n in environment.NAMES if n.startswith(environment.PREFIXES)}
 # What the image may set besides rotator's own: the interpreter's switches and PATH.
 IMAGE_ENV = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
 _CLEAN_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
@@ -541,7 +534,7 @@ def test_configmap_config_loads_with_the_pod_environment(tmp_path: Path) -> None
     settings = config.load(config.Overrides(), environ=local)
 
     assert [c.connection for c in settings.connections] == ["apple"]
-    assert settings.listen.rpartition(":")[2] == "8080"
+    assert str(settings.listen).rpartition(":")[2] == "8080"
     assert settings.log_format == "json"
     assert settings.warnings == ()
 

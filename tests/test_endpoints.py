@@ -15,6 +15,7 @@ from rotator.endpoints import Server
 from rotator.errors import ConfigError
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome
+from rotator.settings import parse_listen
 
 TENANT = "example.eu.auth0.com"
 NOW = 1_790_000_000.0
@@ -30,8 +31,9 @@ def served() -> Iterator[Callable[..., tuple[Server, str]]]:
 
     def serve(healthy: bool = True, ready: bool = True, listen: str | None = None,
               metrics: Metrics | None = None) -> tuple[Server, str]:
-        server = Server(listen or f"127.0.0.1:{free_port()}", healthy=lambda: (healthy, "h"),
-                        ready=lambda: (ready, "r"), metrics=(metrics or Metrics()).render)
+        server = Server(parse_listen(listen or f"127.0.0.1:{free_port()}"),
+                        healthy=lambda: (healthy, "h"), ready=lambda: (ready, "r"),
+                        metrics=(metrics or Metrics()).render)
         servers.append(server)
         server.start()
         return server, f"http://{server.address}"
@@ -78,7 +80,7 @@ def test_server_refuses_a_port_in_use() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        listen = f"127.0.0.1:{sock.getsockname()[1]}"
+        listen = parse_listen(f"127.0.0.1:{sock.getsockname()[1]}")
         with pytest.raises(ConfigError, match=r"^server\.listen = .*cannot listen there"):
             Server(listen, healthy=lambda: (True, ""), ready=lambda: (True, ""),
                    metrics=Metrics().render)
@@ -86,7 +88,7 @@ def test_server_refuses_a_port_in_use() -> None:
 
 def test_server_stop_without_start_returns() -> None:
     """stop() on a server never started closes its socket instead of waiting forever."""
-    server = Server(f"127.0.0.1:{free_port()}", healthy=lambda: (True, ""),
+    server = Server(parse_listen(f"127.0.0.1:{free_port()}"), healthy=lambda: (True, ""),
                     ready=lambda: (True, ""), metrics=Metrics().render)
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()

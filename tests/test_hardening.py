@@ -24,6 +24,7 @@ from conftest import assert_refused, run_rotator, wait_for
 from rotator import cli, secret
 from rotator.emulator import Fault
 from rotator.jsonvalue import same
+from rotator.modes import Mode
 
 #: Option keys auth0-python's typed update would rename (to camelCase aliases).
 ALIAS_LIKE: dict[str, Any] = {
@@ -130,7 +131,8 @@ def test_verification_sees_a_changed_json_type(
     side = AlteringTenant(lambda options: {**options, "flag": stored_as},
                           {"client_id": SERVICES_ID, "flag": sent})
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
-    report = runner.run(settings, runner.Options(force=True), runner.Pool(auth0=lambda _: side))
+    report = runner.run(settings, runner.Options(mode=Mode.rotating(force=True)),
+                        runner.Pool(auth0=lambda _: side))
     [outcome] = report.outcomes
     assert (outcome.rotated, outcome.step) == (False, "verify")
     assert "flag" in (outcome.error or "")

@@ -15,6 +15,7 @@ from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
+from rotator.modes import Mode
 from rotator.seams import Connection
 
 
@@ -499,7 +500,7 @@ def test_verification_fails_on_any_lost_or_changed_option(
     logs.configure("json", "info", stream)
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
     side = AlteringTenant(alter, {"client_id": SERVICES_ID, "scope": "name email"})
-    report = runner.run(settings, runner.Options(force=True),
+    report = runner.run(settings, runner.Options(mode=Mode.rotating(force=True)),
                         runner.Pool(auth0=lambda _: side))
     assert report.outcomes[0].rotated is rotated
     assert named(stream.getvalue(), event)

@@ -461,7 +461,7 @@ def _gated(emu: Emulator, key_path: Path, tmp_path: Path, gate: threading.Event,
            monotonic: Any = time.monotonic) -> Service:
     settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
     side = _GatedTenant(settings, gate)
-    pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend), keep=True)
+    pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend))
     return Service(settings, pool=pool, monotonic=monotonic)
 
 
