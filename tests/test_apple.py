@@ -38,7 +38,7 @@ def _odd_apple(tenant: Tenant, tmp_path: Path, status: int, error: str) -> Path:
     body = json.dumps({"error": error}).encode()
     tenant.emu.inject(Fault(path="/auth/token", status=status, body=body, times=None,
                             retry_after=0))
-    return tenant.write_config(extra='[schedule]\ndeadline = "5s"\n')
+    return tenant.write_config(extra='[schedule]\ndeadline = "30s"\n')
 
 
 @pytest.mark.parametrize("status", [200, 302, 401, 429, 500, 503])
@@ -75,7 +75,7 @@ def test_400_with_a_non_json_body_is_unknown(
     """A 400 whose body is not JSON carries no verdict either."""
     tenant.add()
     tenant.emu.inject(Fault(path="/auth/token", status=400, body=b"invalid_grant", times=None))
-    config = tenant.write_config(extra='[schedule]\ndeadline = "5s"\n')
+    config = tenant.write_config(extra='[schedule]\ndeadline = "30s"\n')
     _, out, _ = run_cli("status", "--json", "--config", str(config), capsys=capsys)
     assert json.loads(out)[0]["apple"] == "unknown"
 

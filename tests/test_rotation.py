@@ -542,7 +542,8 @@ def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_fo
     side = _EchoingTenant()
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
     report = runner.run(settings, runner.Options(
-        force=True, on_failure=lambda conn, outcome: seen.append(outcome.error or "")),
+        mode=Mode.rotating(force=True),
+        on_failure=lambda conn, outcome: seen.append(outcome.error or "")),
         runner.Pool(auth0=lambda _: side))
     [new] = side.sent
     [outcome] = report.outcomes
