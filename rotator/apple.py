@@ -12,7 +12,6 @@ within the run's deadline, and then counts as "could not ask" (``unknown``).
 from __future__ import annotations
 
 import secrets as random
-from pathlib import Path
 
 import httpx
 
@@ -20,15 +19,16 @@ from rotator import net
 from rotator.deadline import Deadline
 from rotator.errors import AppleUnreachableError, DeadlineError
 from rotator.seams import AppleAnswer
+from rotator.settings import Trust
 
 
 class Apple:
     """Apple's token endpoint for one ``token_url``, asked over a verifying client."""
 
-    def __init__(self, token_url: str, ca_bundle: Path | None, deadline: Deadline) -> None:
+    def __init__(self, token_url: str, trust: Trust, deadline: Deadline) -> None:
         self.token_url = token_url
         self.holder = net.DeadlineHolder(deadline)
-        self.http = net.client(ca_bundle, self.holder)
+        self.http = net.client(trust, self.holder)
 
     def ask(self, secret: str, services_id: str) -> AppleAnswer:
         """``accepted``, ``refused``, or ``unknown`` when no usable answer came in time."""

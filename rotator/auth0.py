@@ -108,7 +108,7 @@ class Tenant:
         self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
         self._seen: set[str] = set()
         self.http = net.client(
-            settings.ca_bundle,
+            settings.trust,
             self.holder,
             request_hooks=[self.pacer.before, self._guard_body],
             response_hooks=[self.pacer.after, self._watch_secrets, net.WaitGuard(self.holder)],

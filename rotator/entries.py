@@ -19,6 +19,7 @@ from rotator.settings import (
     AppleSettings,
     Auth0Settings,
     ConnectionSettings,
+    Trust,
     check_apple_id,
     check_domain,
     check_https_url,
@@ -96,9 +97,13 @@ def connection(
     if "connection" in own or needs.connection_name:
         name = _identifier(_required(own, "connection", where), "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
-    auth0 = _auth0({**sections["auth0"], **values["auth0"]}, sources) if needs.auth0 else None
+    auth0_values = {**sections["auth0"], **values["auth0"]}
+    trust = Trust()
+    if needs.auth0 and "ca_bundle" in auth0_values:
+        trust = Trust(sources.ca_bundle(auth0_values["ca_bundle"]))
+    auth0 = _auth0(auth0_values, sources, trust) if needs.auth0 else None
     return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
-                              source=where or "the environment")
+                              trust=trust, source=where or "the environment")
 
 
 def _identifier(v: Value, what: str) -> str:
@@ -140,7 +145,7 @@ def _apple(apple: Table, sources: Sources) -> AppleSettings:
     )
 
 
-def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
+def _auth0(auth0: Table, sources: Sources, trust: Trust) -> Auth0Settings:
     for key, var in (("domain", "AUTH0_DOMAIN"), ("client_id", "AUTH0_CLIENT_ID")):
         if key not in auth0:
             raise ConfigError(f"auth0.{key} is not set; set it in [auth0] or {var}")
@@ -155,7 +160,7 @@ def _auth0(auth0: Table, sources: Sources) -> Auth0Settings:
         domain=domain,
         client_id=_identifier(auth0["client_id"], "the M2M application's client id"),
         client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
-        ca_bundle=sources.ca_bundle(auth0["ca_bundle"]) if "ca_bundle" in auth0 else None,
+        trust=trust,
         audience=audience,
     )
 

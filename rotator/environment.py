@@ -59,9 +59,6 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SSL_CERT_DIR", "a directory of CA certificates (OpenSSL's own variable)"),
 )
 NAMES = frozenset(v.name for v in VARIABLES)
-#: What rotator sets (never reads) in a hook's environment.
-FOR_HOOKS = ("ROTATOR_CONNECTION", "ROTATOR_TENANT", "ROTATOR_EXPIRES_AT", "ROTATOR_STEP",
-             "ROTATOR_ERROR")
 #: Environment variable -> (section, key) of the configuration file.
 KEYS: dict[str, tuple[str, str]] = {v.name: v.key for v in VARIABLES if v.key is not None}
 SECRETS = frozenset(v.name for v in VARIABLES if v.secret)

@@ -31,6 +31,7 @@ import httpx
 from rotator import environment, files
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
+from rotator.settings import Trust
 
 #: The longest one request may take (less when the deadline is nearer).
 TIMEOUT = 30.0
@@ -54,8 +55,8 @@ class DeadlineHolder:
             self.deadline.check(f"{request.method} {request.url.host}{request.url.path}")
 
 
-def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """Verify against the system store, ``SSL_CERT_FILE`` when set, and ``ca_bundle``.
+def ssl_context(trust: Trust) -> ssl.SSLContext:
+    """Verify against the system store, ``SSL_CERT_FILE`` when set, and ``trust.ca_bundle``.
 
     OpenSSL reads ``SSL_CERT_FILE`` *instead of* the system's CA file; the system
     store is loaded as well, so setting it adds trust and takes none away.
@@ -64,7 +65,7 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     every system CA (about 0.8 MiB a time, which ``rotator start`` would pay at
     each check). A CA file that changes on disk gets a new context.
     """
-    stamp = None
+    stamp, ca_bundle = None, trust.ca_bundle
     if ca_bundle is not None:
         with contextlib.suppress(OSError):
             info = ca_bundle.stat()
@@ -121,7 +122,7 @@ class WaitGuard:
 
 
 def client(
-    ca_bundle: Path | None,
+    trust: Trust,
     holder: DeadlineHolder,
     *,
     request_hooks: list[Callable[[httpx.Request], None]] | None = None,
@@ -129,7 +130,7 @@ def client(
 ) -> httpx.Client:
     """A verifying client whose requests stop at ``holder``'s deadline."""
     return httpx.Client(
-        verify=ssl_context(ca_bundle),
+        verify=ssl_context(trust),
         timeout=TIMEOUT,
         trust_env=True,
         event_hooks={

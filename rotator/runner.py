@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rotator import logs, rotation
 from rotator.auth0_rules import missing_scopes
@@ -32,13 +31,13 @@ from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
 from rotator.outcome import Outcome, Report, Step, trouble
 from rotator.seams import AppleSide, Auth0Side
-from rotator.settings import Auth0Settings, ConnectionSettings, Settings
+from rotator.settings import Auth0Settings, ConnectionSettings, Settings, Trust
 
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
 
 Auth0Factory = Callable[[Auth0Settings], Auth0Side]
-AppleFactory = Callable[[str, Path | None, Deadline], AppleSide]
+AppleFactory = Callable[[str, Trust, Deadline], AppleSide]
 OnFailure = Callable[[ConnectionSettings, Outcome], None]
 
 
@@ -48,10 +47,10 @@ def _real_tenant(settings: Auth0Settings) -> Auth0Side:
     return Tenant(settings)
 
 
-def _real_apple(token_url: str, ca_bundle: Path | None, deadline: Deadline) -> AppleSide:
+def _real_apple(token_url: str, trust: Trust, deadline: Deadline) -> AppleSide:
     from rotator.apple import Apple
 
-    return Apple(token_url, ca_bundle, deadline)
+    return Apple(token_url, trust, deadline)
 
 
 class Pool:
@@ -225,8 +224,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
 
     try:
         if conn.apple.check:
-            ca_bundle = conn.auth0.ca_bundle if conn.auth0 else None
-            apple = state.pool.make_apple(conn.apple.token_url, ca_bundle, state.deadline)
+            apple = state.pool.make_apple(conn.apple.token_url, conn.trust, state.deadline)
         ctx = rotation.Context(
             side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
             monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,

@@ -226,6 +226,17 @@ def check_schedule(
         )
 
 
+@dataclass(frozen=True)
+class Trust:
+    """What every HTTPS call (token, Management API, Apple) trusts: a setting of its own.
+
+    The system store and ``SSL_CERT_FILE`` always; ``ca_bundle`` (the
+    ``ca_bundle`` key) as well when it is set. Verification cannot be turned off.
+    """
+
+    ca_bundle: Path | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Auth0Settings:
     """How to reach one Auth0 tenant's Management API."""
@@ -233,7 +244,7 @@ class Auth0Settings:
     domain: str
     client_id: str
     client_secret: str = field(repr=False)
-    ca_bundle: Path | None = None
+    trust: Trust = Trust()
     audience: str | None = None  # None: https://{domain}/api/v2/
 
     @property
@@ -273,6 +284,7 @@ class ConnectionSettings:
     client_id: str  # the Apple Services ID, the secret's sub
     auth0: Auth0Settings | None  # None only for commands that contact nothing (mint)
     apple: AppleSettings
+    trust: Trust = Trust()  # for every HTTPS call made for this connection, Apple's too
     #: Where it was configured, for messages ("rotator.toml [[connections]] #2").
     source: str = "the environment"
 

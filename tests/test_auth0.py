@@ -11,6 +11,7 @@ import httpx
 
 from rotator.auth0 import Pacer
 from rotator.net import DeadlineHolder, describe, ssl_context
+from rotator.settings import Trust
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -71,8 +72,8 @@ def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None
     ca = trustme.CA()
     bundle = tmp_path / "corp-ca.pem"
     bundle.write_bytes(ca.cert_pem.bytes())
-    plain = ssl_context(None)
-    extended = ssl_context(bundle)
+    plain = ssl_context(Trust())
+    extended = ssl_context(Trust(bundle))
     assert extended.verify_mode == ssl.CERT_REQUIRED
     assert extended.check_hostname
     assert len(extended.get_ca_certs()) == len(plain.get_ca_certs()) + 1
@@ -95,8 +96,8 @@ def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any
     """SSL_CERT_FILE adds its CA; the system's CAs stay trusted (OpenSSL alone would drop them)."""
     import trustme
 
-    plain = len(ssl_context(None).get_ca_certs())
+    plain = len(ssl_context(Trust()).get_ca_certs())
     bundle = tmp_path / "extra.pem"
     bundle.write_bytes(trustme.CA().cert_pem.bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    assert len(ssl_context(None).get_ca_certs()) == plain + 1
+    assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1

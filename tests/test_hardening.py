@@ -97,12 +97,12 @@ def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) 
     from rotator.auth0 import Tenant as Auth0Tenant
     from rotator.deadline import Deadline
     from rotator.errors import Auth0WriteError
-    from rotator.settings import Auth0Settings
+    from rotator.settings import Auth0Settings, Trust
 
     conn = tenant.add(client_secret=None)
     side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
                                      client_secret=tenant.client_secret,
-                                     ca_bundle=Path(tenant.emu.ca_pem_path)))
+                                     trust=Trust(Path(tenant.emu.ca_pem_path))))
     side.serve(Deadline(30))
     try:
         with pytest.raises(Auth0WriteError, match="refused to send a PATCH"):
