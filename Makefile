@@ -22,6 +22,11 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 $(BIN)/promtool: | $(BIN)/python
 	bash scripts/install-promtool $@
 
+# The Prometheus server, from the same package, for the test that scrapes a real
+# `rotator start` with the shipped rules loaded (tests/test_prometheus.py).
+$(BIN)/prometheus: | $(BIN)/python
+	bash scripts/install-promtool $@
+
 ## demo: install rotator and run the whole flow against the local Auth0 emulator
 demo: $(VENV)/.run
 	$(BIN)/rotator demo
@@ -31,7 +36,7 @@ demo: $(VENV)/.run
 WORKERS ?= 4
 
 ## test: install rotator with its test tools and run the test suite
-test: $(VENV)/.test $(BIN)/promtool
+test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 ## lint: ruff and mypy (strict), promtool on the alert rules

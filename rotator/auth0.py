@@ -1,8 +1,9 @@
 """One tenant's Management API, through auth0-python's public surface.
 
 The border with auth0-python. Above it, code sees :class:`Connection` values
-and rotator's own errors only (the :class:`~rotator.seams.Auth0Side`
-seam). auth0-python's ``ManagementClient`` makes the calls and retries 429,
+and rotator's own errors only (the :class:`~rotator.seams.Destination` seam,
+with Auth0's rules for a write from :class:`~rotator.auth0_rules.Auth0Connections`).
+auth0-python's ``ManagementClient`` makes the calls and retries 429,
 5xx and dropped connections with backoff that honours ``Retry-After`` and
 ``x-ratelimit-reset``; it gets its token from rotator's :class:`Tokens`
 through its documented ``token=`` callable. What this module adds, all through
@@ -36,6 +37,7 @@ from auth0.management.core.parse_error import ParsingError
 from auth0.management.core.request_options import RequestOptions
 
 from rotator import logs, net
+from rotator.auth0_rules import Auth0Connections
 from rotator.deadline import Deadline
 from rotator.errors import Auth0ReadError, Auth0WriteError, DeadlineError, RotatorError
 from rotator.jsonvalue import same
@@ -98,7 +100,7 @@ class Pacer:
             self._limit, self._remaining, self._reset = limit, remaining, reset
 
 
-class Tenant:
+class Tenant(Auth0Connections):
     """One Auth0 tenant: a verified HTTP client, a cached token, the connections API."""
 
     def __init__(self, settings: Auth0Settings) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rotator import due, logs, words
-from rotator.errors import RefusedError
 from rotator.outcome import Outcome
-from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
 from rotator.settings import ConnectionSettings, Schedule
 
 
@@ -25,11 +24,6 @@ class Checked:
     verdict: due.Verdict
     apple: AppleAnswer
 
-    @property
-    def options(self) -> dict[str, object]:
-        assert self.connection.options is not None  # read_checked refused otherwise
-        return self.connection.options
-
 
 def expected(conn: ConnectionSettings) -> due.Expected:
     """What a secret published for ``conn`` must look like."""
@@ -41,38 +35,14 @@ def expected(conn: ConnectionSettings) -> due.Expected:
     )
 
 
-def read_checked(conn: ConnectionSettings, side: Auth0Side) -> Connection:
-    """Step 1: read the connection and refuse what rotator must not write."""
-    found = side.read(conn.connection)
-    if found.strategy != "oauth2":
-        hint = (
-            "a native Apple connection makes its own secret from the key you upload to Auth0; "
-            "rotator manages custom social connections (strategy oauth2)"
-            if found.strategy == "apple"
-            else "rotator manages custom social connections (strategy oauth2) only"
-        )
-        raise RefusedError(
-            f"connection {found.name!r} has strategy {found.strategy!r}: {hint}; "
-            "point connection at the custom social connection that signs in with Apple"
-        )
-    if found.options is None:
-        raise RefusedError(
-            f"connection {found.name!r} came back without options: the token lacks "
-            "read:connections_options, and writing now would wipe every option; grant "
-            "read:connections_options and update:connections_options to the M2M application"
-        )
-    if found.options.get("client_id") != conn.client_id:
-        raise RefusedError(
-            f"connection {found.name!r} has options.client_id "
-            f"{found.options.get('client_id')!r}, not the configured Services ID "
-            f"{conn.client_id!r}; fix client_id in the configuration (or the connection)"
-        )
-    return found
+def read_checked(conn: ConnectionSettings, side: Destination) -> Connection:
+    """Step 1: read the connection; the destination refuses what rotator must not write."""
+    return side.fetch(conn.connection, conn.client_id)
 
 
 def check(
     conn: ConnectionSettings,
-    side: Auth0Side,
+    side: Destination,
     apple: AppleSide | None,
     schedule: Schedule,
     *,
@@ -80,8 +50,7 @@ def check(
 ) -> Checked:
     """Read ``conn``, ask Apple about its live secret (unless ``apple`` is None: off), judge it."""
     found = read_checked(conn, side)
-    live = found.options.get("client_secret") if found.options else None
-    live = live if isinstance(live, str) and live else None
+    live = side.live_secret(found)
     with logs.secret(live):
         answer = ask(apple, live, conn.client_id)
         verdict = due.assess(live, expected(conn), schedule, now=now, apple=answer.verdict)

@@ -22,12 +22,10 @@ from rotator.errors import (
     DeadlineError,
     RotatorError,
     TokenError,
-    VerificationError,
 )
-from rotator.jsonvalue import differing
 from rotator.modes import Mode
 from rotator.outcome import Outcome, Step
-from rotator.seams import JSON, AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
 from rotator.settings import ConnectionSettings, Schedule
 
 #: Called after a rotation with the connection, the new secret and its exp;
@@ -48,7 +46,7 @@ def _never() -> bool:
 class Context:
     """How one connection is treated in this run, and the world it talks to."""
 
-    side: Auth0Side
+    side: Destination
     apple: AppleSide | None  # None: apple.check is off
     schedule: Schedule
     now: Callable[[], float]  # wall clock, epoch seconds
@@ -131,9 +129,7 @@ def _rotate(
         outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
         if ctx.mode.dry_run:
             outcome.dry_run = True
-            log.info("rotation.dry_run",
-                     would_write=list(_body(checked.connection, new)),
-                     options_kept=len(checked.options) - ("client_secret" in checked.options),
+            log.info("rotation.dry_run", **ctx.side.describe_write(checked.connection, new),
                      kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
                      fingerprint=secret.fingerprint(new))
             return
@@ -145,10 +141,11 @@ def _rotate(
             outcome.abandoned = True
             log.warning("rotation.abandoned", reason="shutting down before the write")
             return
-        body = _body(found, new)
-        stored = _write(conn, found, body, new, checked.live, ctx, log)
+        stored = _write(found, new, checked.live, ctx, log)
         with step(Step.VERIFY, ctx):
-            _verify(found, stored, body, ctx.side, log)
+            if added := ctx.side.verify(found, stored, new):
+                log.warning("verify.options_added", options=added,
+                            note="the destination stored options rotator did not send")
         outcome.rotated = True
         outcome.iat, outcome.exp, outcome.due_at = iat, exp, iat + ctx.schedule.rotate_every
         outcome.fingerprint, outcome.kid, outcome.sub = (
@@ -194,29 +191,13 @@ def _ask_apple(
     return answer
 
 
-def _body(found: Connection, new: str) -> dict[str, JSON]:
-    """Step 4's PATCH body: the options just read with client_secret replaced, display_name."""
-    options = dict(found.options or {})
-    options["client_secret"] = new
-    body: dict[str, JSON] = {"options": options}
-    if found.display_name is not None:
-        body["display_name"] = found.display_name
-    return body
-
-
 def _write(
-    conn: ConnectionSettings,
-    found: Connection,
-    body: dict[str, JSON],
-    new: str,
-    old: str | None,
-    ctx: Context,
-    log: logs.Logger,
+    found: Connection, new: str, old: str | None, ctx: Context, log: logs.Logger,
 ) -> Connection:
     """Step 4, and the truth when its answer is lost: read again and see what is stored."""
     ctx.progress(Step.WRITE)
     try:
-        return ctx.side.write(found.id, body)
+        return ctx.side.publish(found, new)
     except (Auth0WriteError, DeadlineError) as exc:
         failure = str(exc)
     try:
@@ -225,7 +206,7 @@ def _write(
         raise StepFailed(Step.WRITE, f"{failure}; reading the connection again failed too "
                          f"({exc}): the new secret (fingerprint {secret.fingerprint(new)}) may "
                          "or may not be live; run rotator status") from exc
-    held = (stored.options or {}).get("client_secret")
+    held = ctx.side.live_secret(stored)
     if held == new:
         log.warning("write.answer_lost", error=failure,
                     note="the connection holds the new secret: the write landed")
@@ -235,31 +216,3 @@ def _write(
     raise StepFailed(Step.WRITE, f"{failure}; the connection now holds a secret rotator did not "
                      "write (someone changed it meanwhile); run rotator status")
 
-
-def _verify(
-    before: Connection, stored: Connection, body: dict[str, JSON], side: Auth0Side,
-    log: logs.Logger,
-) -> None:
-    """Step 5: the new secret is stored, every other option and display_name unchanged.
-
-    Every option sent must come back with the same JSON value and type. An
-    option Auth0 adds on its own (a server-side default) is logged, not failed.
-    """
-    if stored.options is None:  # the answer left options out: read again
-        stored = side.read(before.id)
-    sent = body["options"]
-    held = stored.options or {}
-    if bad := differing(sent, held):
-        raise VerificationError(
-            f"connection {before.name!r} does not hold what was written; options differing: "
-            f"{', '.join(bad)}; the new secret may or may not be live, run rotator status"
-        )
-    if added := sorted(set(held) - set(sent)):
-        log.warning("verify.options_added", options=added,
-                    note="Auth0 stored options rotator did not send")
-    wanted = before.display_name
-    if wanted is not None and stored.display_name != wanted:
-        raise VerificationError(
-            f"connection {before.name!r} display_name changed from {wanted!r} to "
-            f"{stored.display_name!r}; set it back in the Auth0 dashboard"
-        )

@@ -25,23 +25,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rotator import logs, rotation
-from rotator.auth0_rules import missing_scopes
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
 from rotator.outcome import Outcome, Report, Step, trouble
-from rotator.seams import AppleSide, Auth0Side
+from rotator.seams import AppleSide, Destination
 from rotator.settings import Auth0Settings, ConnectionSettings, Settings, Trust
 
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
 
-Auth0Factory = Callable[[Auth0Settings], Auth0Side]
+Auth0Factory = Callable[[Auth0Settings], Destination]
 AppleFactory = Callable[[str, Trust, Deadline], AppleSide]
 OnFailure = Callable[[ConnectionSettings, Outcome], None]
 
 
-def _real_tenant(settings: Auth0Settings) -> Auth0Side:
+def _real_tenant(settings: Auth0Settings) -> Destination:
     from rotator.auth0 import Tenant
 
     return Tenant(settings)
@@ -60,10 +59,10 @@ class Pool:
                  apple: AppleFactory | None = None) -> None:
         self.make_tenant = auth0 or _real_tenant
         self.make_apple = apple or _real_apple
-        self._sides: dict[Auth0Settings, Auth0Side] = {}
+        self._sides: dict[Auth0Settings, Destination] = {}
         self._lock = threading.Lock()
 
-    def tenant(self, settings: Auth0Settings) -> Auth0Side:
+    def tenant(self, settings: Auth0Settings) -> Destination:
         with self._lock:
             side = self._sides.get(settings)
         if side is None:
@@ -169,7 +168,7 @@ def _worker(state: _Run, work: queue.SimpleQueue[list[int]], done: threading.Sem
 def _tenant(state: _Run, group: Sequence[int]) -> None:
     """Work through one tenant's connections, in configuration order."""
     conns = [state.settings.connections[i] for i in group]
-    sides: dict[Auth0Settings, Auth0Side] = {}
+    sides: dict[Auth0Settings, Destination] = {}
     # A failure of one way into the tenant (its M2M application): (step, error).
     failures: dict[Auth0Settings, tuple[Step, str]] = {}
     for settings in dict.fromkeys(c.auth0 for c in conns if c.auth0 is not None):
@@ -215,7 +214,7 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
             side.close()  # the run gave up on it at the deadline and its pool forgot it
 
 
-def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Side) -> None:
+def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destination) -> None:
     options, outcome = state.options, state.outcomes[index]
     apple = None
 
@@ -233,7 +232,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Auth0Si
         )
         rotation.process(conn, outcome, ctx)
         if options.mode.probe and outcome.error is None:
-            outcome.missing_scopes = missing_scopes(side.granted_scopes())
+            outcome.missing_scopes = side.missing_scopes()
     except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
         _fail(outcome, Step.CONNECT, str(exc))
     except Exception as exc:  # one connection's surprise must not stop the run
@@ -252,7 +251,7 @@ def _fail(outcome: Outcome, step: Step, error: str) -> None:
 
 
 def _duplicates(
-    conns: Sequence[ConnectionSettings], sides: Mapping[Auth0Settings, Auth0Side]
+    conns: Sequence[ConnectionSettings], sides: Mapping[Auth0Settings, Destination]
 ) -> dict[int, str]:
     """Positions in ``conns`` (one tenant's) of entries that name one connection.
 

@@ -1,13 +1,13 @@
-"""What rotation needs of the outside world: a connection, an Auth0 side, an Apple side.
+"""What rotation needs of the outside world: a connection, a destination, an Apple side.
 
-These are the seams. Production passes :class:`rotator.auth0.Tenant` and
+These are the seams. Production passes :class:`rotator.auth0.Tenant` (a
+:class:`Destination` through :class:`rotator.auth0_rules.Auth0Connections`) and
 :class:`rotator.apple.Apple`; unit tests pass small fakes built on the
 emulator's in-process Auth0 and Apple. Nothing here imports a network library.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -33,8 +33,13 @@ class Connection:
     options: dict[str, JSON] | None
 
 
-class Auth0Side(Protocol):
-    """One tenant's Management API, as rotation uses it."""
+class Destination(Protocol):
+    """Where a secret is published (an Auth0 tenant), as the rotation steps use it.
+
+    The destination knows its own rules: what it refuses to write, what a write
+    sends, how a write is verified. The steps only say which connection, which
+    Services ID and which new secret.
+    """
 
     @property
     def name(self) -> str:
@@ -42,25 +47,41 @@ class Auth0Side(Protocol):
         ...
 
     def read(self, ref: str) -> Connection:
-        """The connection with id ``ref`` (``con_...``), else the one named ``ref``.
+        """The connection with id ``ref`` (``con_...``), else the one named ``ref``, as stored.
 
         Raises TokenError (no token) or Auth0ReadError (not found, refused, unreachable).
         """
         ...
 
-    def write(self, conn_id: str, body: Mapping[str, JSON]) -> Connection:
-        """PATCH exactly ``body``; the stored connection from the answer.
+    def fetch(self, ref: str, services_id: str) -> Connection:
+        """:meth:`read`, refusing (RefusedError) what rotator must not write for ``services_id``."""
+        ...
 
-        Raises Auth0WriteError when the PATCH failed or its answer was lost.
+    def live_secret(self, conn: Connection) -> str | None:
+        """The client secret ``conn`` holds, if any."""
+        ...
+
+    def describe_write(self, found: Connection, new: str) -> dict[str, Any]:
+        """What publishing ``new`` into ``found`` would send (fields for the dry run's log)."""
+        ...
+
+    def publish(self, found: Connection, new: str) -> Connection:
+        """Write ``new`` into ``found``, everything else as read; the stored connection.
+
+        Raises Auth0WriteError when the write failed or its answer was lost.
         """
+        ...
+
+    def verify(self, found: Connection, stored: Connection, new: str) -> list[str]:
+        """VerificationError unless ``stored`` is ``found`` with ``new``; options added besides."""
+        ...
+
+    def missing_scopes(self) -> list[str]:
+        """The permissions rotator needs that its credentials lack."""
         ...
 
     def serve(self, deadline: Deadline) -> None:
         """Work for the run with this deadline (a tenant can outlive one run)."""
-        ...
-
-    def granted_scopes(self) -> frozenset[str]:
-        """The scopes of the access token in use (fetching one if needed)."""
         ...
 
     def close(self) -> None:

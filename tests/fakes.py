@@ -1,6 +1,7 @@
 """In-process fakes of rotator's seams, on the emulator's backend: no sockets, no TLS.
 
-:class:`FakeTenant` is an :class:`~rotator.seams.Auth0Side` and
+:class:`FakeTenant` is a :class:`~rotator.seams.Destination` (Auth0's rules for a
+write reused from :class:`~rotator.auth0_rules.Auth0Connections`) and
 :class:`FakeApple` an :class:`~rotator.seams.AppleSide`. Each sends its
 calls, shaped as on the wire, through a
 :class:`~rotator.emulator.backend.Backend` (the emulator minus its server), so
@@ -29,6 +30,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
+from rotator.auth0_rules import Auth0Connections
 from rotator.deadline import Deadline
 from rotator.emulator import DEFAULT_SCOPES
 from rotator.emulator.apple import TOKEN_PATH
@@ -54,7 +56,7 @@ def _send(
         raise ValueError(f"answered {status} with a body that is not JSON") from None
 
 
-class FakeTenant:
+class FakeTenant(Auth0Connections):
     """An Auth0 tenant's Management API, in-process (see the module docstring)."""
 
     def __init__(

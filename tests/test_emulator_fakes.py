@@ -12,7 +12,7 @@ from fakes import FakeApple, FakeTenant
 from rotator.deadline import Deadline
 from rotator.emulator import Fault
 from rotator.errors import Auth0ReadError, Auth0WriteError, TokenError
-from rotator.seams import AppleAnswer, AppleSide, Auth0Side, Connection
+from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
 
 OPTIONS = {"client_id": "com.example.webapp", "client_secret": "old", "scope": "name email"}
 TEAM, KID, SID = "FAKETEAM01", "FAKEKEY001", "com.example.webapp"
@@ -28,8 +28,8 @@ def tenant() -> FakeTenant:
 
 
 def test_fakes_satisfy_the_seams() -> None:
-    """FakeTenant is an Auth0Side and FakeApple an AppleSide (checked by mypy too)."""
-    auth0: Auth0Side = FakeTenant(name="t.example")
+    """FakeTenant is an Destination and FakeApple an AppleSide (checked by mypy too)."""
+    auth0: Destination = FakeTenant(name="t.example")
     apple: AppleSide = FakeApple()
     assert auth0.name == "t.example"
     auth0.serve(Deadline(10))

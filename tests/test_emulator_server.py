@@ -31,7 +31,7 @@ FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here
 
 
 def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
-    """The journal keeps method, path, query, headers, body and status, in order."""
+    """The journal keeps method, path, query, headers, body, status and answer, in order."""
     token = get_token(http, emu)
     path = f"/api/v2/connections/{conn_id(emu)}"
     http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
@@ -43,8 +43,12 @@ def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
         "PATCH",
         path,
         {"x": ["1"]},
-        200,
+        400,  # x is no query parameter of the operation
     )
+    assert second.answer is not None
+    assert second.answer.status == 400
+    assert isinstance(second.answer.body, dict)
+    assert second.answer.body["errorCode"] == "invalid_query_string"
     assert second.headers["authorization"] == f"Bearer {token}"
     assert second.body == {"display_name": "Apple"}
     assert first.time <= second.time

@@ -11,6 +11,7 @@ The modules, from the socket inwards:
 * :mod:`~rotator.emulator.backend`: faults, journal and routing, in-process;
 * :mod:`~rotator.emulator.auth0`: Auth0's state, tokens and rate limit, in-process;
 * :mod:`~rotator.emulator.management`: Auth0's connections endpoints and error bodies;
+* :mod:`~rotator.emulator.payload`: Auth0's validation of a PATCH body;
 * :mod:`~rotator.emulator.apple`: Apple's rules for a client secret, in-process;
 * :mod:`~rotator.emulator.faults`: :class:`Fault`, the fault queue, the rate limit;
 * :mod:`~rotator.emulator.exchange`: requests, responses, the journal;

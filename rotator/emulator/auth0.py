@@ -9,8 +9,10 @@ What rotator uses of Auth0, the way Auth0 does it:
   (``options`` replaced whole, a left-out ``display_name`` reset to ``name``,
   unknown keys refused, options hidden without ``read:connections_options``,
   a PATCH with ``options`` refused without ``update:connections_options``);
-* Auth0-shaped error bodies, and an optional token bucket on ``/api/v2``
-  with the ``x-ratelimit-*`` headers.
+* Auth0-shaped error bodies, and a token bucket on ``/api/v2`` whose
+  ``x-ratelimit-*`` headers every Management API answer carries, as Auth0's
+  do (https://auth0.com/docs/troubleshoot/customer-support/operational-policies/rate-limit-policy);
+  by default a paid tenant's generous bucket, which nothing here exhausts.
 
 No socket is involved: :meth:`Auth0.handle` takes a parsed request and returns
 a :class:`~rotator.emulator.exchange.Response`. This module holds the state,
@@ -45,6 +47,9 @@ _FAULT_ERRORS: Final = {
     503: ("Service Unavailable", "service_unavailable"),
 }
 _ID_CHARS: Final = string.ascii_letters + string.digits
+#: The bucket when none is set: burst and refill of a paid production tenant
+#: (1000 a minute, 50 a second), so answers carry real headers and no test meets it.
+DEFAULT_RATE_LIMIT: Final = (1000, 50.0)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Auth0:
         self._clients: dict[str, _Client] = {}
         self._tokens: dict[str, _Token] = {}
         self._connections: dict[str, dict[str, Any]] = {}
-        self._bucket: Bucket | None = None
+        self._bucket = Bucket(*DEFAULT_RATE_LIMIT)
 
     # -- state -------------------------------------------------------------------
 
@@ -133,10 +138,15 @@ class Auth0:
                 token.expired = True
 
     def set_rate_limit(self, burst: int | None, per_second: float | None) -> None:
-        """Limit ``/api/v2`` to a bucket of ``burst`` refilled at ``per_second``; None: off."""
+        """Limit ``/api/v2`` to a bucket of ``burst`` refilled at ``per_second``.
+
+        None for both: the default bucket (:data:`DEFAULT_RATE_LIMIT`), full.
+        """
         if (burst is None) != (per_second is None):
             raise ValueError("give both burst and per_second, or neither")
-        bucket = None if burst is None or per_second is None else Bucket(burst, per_second)
+        if burst is None or per_second is None:
+            burst, per_second = DEFAULT_RATE_LIMIT
+        bucket = Bucket(burst, per_second)
         with self._lock:
             self._bucket = bucket
 
@@ -159,8 +169,6 @@ class Auth0:
                 return self._token(headers, body)
             if not (path == "/api/v2" or path.startswith("/api/v2/")):
                 return api_error(404, "Not Found", "not_found")
-            if self._bucket is None:
-                return self._management(method, path, query, headers, body)
             if self._bucket.take():
                 response = self._management(method, path, query, headers, body)
             else:
@@ -176,7 +184,7 @@ class Auth0:
             return _oauth_error(status, code, message)
         response = api_error(status, message, code)
         with self._lock:
-            if path.startswith("/api/v2/") and self._bucket is not None:
+            if path.startswith("/api/v2/"):
                 response.headers.update(self._bucket.headers())
         return response
 

@@ -89,7 +89,10 @@ class Backend:
         self.auth0.expire_tokens()
 
     def set_rate_limit(self, burst: int | None, per_second: float | None) -> None:
-        """Limit the Management API to a bucket of ``burst`` refilled at ``per_second``."""
+        """Limit the Management API to a bucket of ``burst`` refilled at ``per_second``.
+
+        None for both: the default, a paid tenant's bucket that nothing here exhausts.
+        """
         self.auth0.set_rate_limit(burst, per_second)
 
     # -- Apple's state ---------------------------------------------------------------
@@ -164,7 +167,9 @@ class Backend:
             answer = self._faulted(fault, method, path, query, headers, body)
         logged = raw.decode("utf-8", "replace") if body is INVALID else body
         status = answer.response.status if answer.response else 0
-        self._journal.record(seq, Request(method, path, query, headers, logged, status, arrival))
+        self._journal.record(
+            seq, Request(method, path, query, headers, logged, status, arrival, answer.response)
+        )
         return answer
 
     def _service(self, path: str) -> Service:

@@ -49,6 +49,8 @@ class Request:
 
     ``body`` is the parsed JSON or form (a dict for ``/oauth/token`` and
     ``/auth/token`` forms), None when empty, the text when it did not parse.
+    ``answer`` is the response given (None when nothing was answered), for
+    tests that hold the emulator's answers against Auth0's published description.
     """
 
     method: str
@@ -58,6 +60,7 @@ class Request:
     body: object | None = field(repr=False)
     status: int  # what the emulator answered; 0 when nothing was answered
     time: float  # time.monotonic() at arrival
+    answer: Response | None = field(default=None, repr=False)
 
 
 @dataclass

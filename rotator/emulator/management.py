@@ -13,22 +13,20 @@ import copy
 from typing import Any, Final
 from urllib.parse import unquote
 
-from rotator.emulator.exchange import INVALID, REASONS, Response
+from rotator.emulator import payload
+from rotator.emulator.exchange import REASONS, Response
 
 Query = dict[str, list[str]]
 Connections = dict[str, dict[str, Any]]
 Scopes = frozenset[str]  # of the token the request carries
-_PATCH_TYPES: Final[dict[str, type]] = {
-    "display_name": str,
-    "options": dict,
-    "enabled_clients": list,
-    "is_domain_connection": bool,
-    "show_as_button": bool,
-    "realms": list,
-    "metadata": dict,
-    "authentication": dict,
-    "connected_accounts": dict,
-}
+#: Keys a connection has in a GET or PATCH answer but not in a list's items
+#: (``ConnectionForList`` in Auth0's description: the deprecated enabled_clients).
+_NOT_LISTED: Final = frozenset({"enabled_clients"})
+#: The query parameters each operation declares in Auth0's description; Auth0
+#: refuses any other with 400 invalid_query_string.
+_LIST_QUERY: Final = frozenset({"per_page", "page", "include_totals", "from", "take",
+                                "strategy", "name", "fields", "include_fields"})
+_GET_QUERY: Final = frozenset({"fields", "include_fields"})
 
 
 def api_error(status: int, message: str, code: str) -> Response:
@@ -47,8 +45,11 @@ def route(
     if parts[3:4] != ["connections"] or len(parts) > 5:
         return api_error(404, "Not Found", "not_found")
     if len(parts) == 4 and method == "GET":
-        return _list(connections, scopes, query)
+        return _undeclared(query, _LIST_QUERY) or _list(connections, scopes, query)
     if len(parts) == 5 and parts[4] and method in ("GET", "PATCH"):
+        denied = _undeclared(query, _GET_QUERY if method == "GET" else frozenset())
+        if denied:
+            return denied
         conn_id = unquote(parts[4])
         if method == "GET":
             return _get(connections, scopes, conn_id, query)
@@ -56,15 +57,11 @@ def route(
     return api_error(404, "Not Found", "not_found")
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    names = {float: "number", str: "string", list: "array", dict: "object"}
-    return names.get(type(value), type(value).__name__)
+def _undeclared(query: Query, declared: frozenset[str]) -> Response | None:
+    extra = [name for name in query if name not in declared]
+    if not extra:
+        return None
+    return _query_error(f"'Additional properties not allowed: {','.join(extra)}'")
 
 
 def _bool_param(query: Query, name: str, default: bool) -> bool | None:
@@ -91,9 +88,11 @@ def _scope_error(scopes: Scopes, scope: str) -> Response | None:
     return api_error(403, f"Insufficient scope, expected any of: {scope}", "insufficient_scope")
 
 
-def _show(conn: dict[str, Any], scopes: Scopes, query: Query | None = None) -> Any:
+def _show(
+    conn: dict[str, Any], scopes: Scopes, query: Query | None = None, *, listed: bool = False,
+) -> Any:
     """The connection as an answer shows it: options only with the scope, fields filtered."""
-    shown = {k: copy.deepcopy(v) for k, v in conn.items()}
+    shown = {k: copy.deepcopy(v) for k, v in conn.items() if not (listed and k in _NOT_LISTED)}
     if "read:connections_options" not in scopes:
         shown.pop("options", None)
     wanted = [f for f in ",".join((query or {}).get("fields", [])).split(",") if f]
@@ -133,14 +132,14 @@ def _list(connections: Connections, scopes: Scopes, query: Query) -> Response:
     if "from" in query or "take" in query:
         return _checkpoint_page(found, scopes, query)
     page_no = _int_param(query, "page", 0)
-    per_page = _int_param(query, "per_page", 50)
+    per_page = _int_param(query, "per_page", 100)  # the description's default
     if page_no is None or per_page is None or not 1 <= per_page <= 100:
         return _query_error("'page' must be >= 0 and 'per_page' from 1 to 100")
     totals = _bool_param(query, "include_totals", False)
     if totals is None:
         return _query_error("'include_totals' must be true or false")
     start = page_no * per_page
-    page = [_show(conn, scopes, query) for conn in found[start : start + per_page]]
+    page = [_show(conn, scopes, query, listed=True) for conn in found[start : start + per_page]]
     if totals:
         summary = {"total": len(found), "start": start, "limit": per_page, "connections": page}
         return Response(200, summary)
@@ -163,7 +162,7 @@ def _checkpoint_page(found: list[dict[str, Any]], scopes: Scopes, query: Query) 
         if after_id not in ids:
             return _query_error("'from' is not a valid checkpoint")
         start = ids.index(after_id)
-    page = [_show(conn, scopes, query) for conn in found[start : start + take]]
+    page = [_show(conn, scopes, query, listed=True) for conn in found[start : start + take]]
     result: dict[str, Any] = {"connections": page}
     if start + take < len(found):
         next_id = found[start + take]["id"]
@@ -181,27 +180,9 @@ def _get(connections: Connections, scopes: Scopes, conn_id: str, query: Query) -
 
 
 def _patch_body_error(body: object) -> Response | None:
-    """Auth0's payload validation of a PATCH body: an object of known keys and types."""
-    if body is INVALID:
-        return api_error(400, "Invalid request payload JSON format", "invalid_body")
-    if not isinstance(body, dict):
-        found = _json_type(body)
-        message = f"Payload validation error: 'Expected type object but found type {found}'."
-        return api_error(400, message, "invalid_body")
-    extra = [key for key in body if key not in _PATCH_TYPES]
-    if extra:
-        listed = ",".join(extra)
-        message = f"Payload validation error: 'Additional properties not allowed: {listed}'."
-        return api_error(400, message, "invalid_body")
-    for key, value in body.items():
-        expected = _PATCH_TYPES[key]
-        if not isinstance(value, expected):
-            message = (
-                f"Payload validation error: 'Expected type {_json_type(expected())} "
-                f"but found type {_json_type(value)}' on property {key}."
-            )
-            return api_error(400, message, "invalid_body")
-    return None
+    """Auth0's payload validation of a PATCH body (:mod:`~rotator.emulator.payload`)."""
+    said = payload.problem(body)
+    return None if said is None else api_error(400, said, "invalid_body")
 
 
 def _patch(connections: Connections, scopes: Scopes, conn_id: str, body: object) -> Response:
@@ -217,7 +198,16 @@ def _patch(connections: Connections, scopes: Scopes, conn_id: str, body: object)
     conn = connections.get(conn_id)
     if conn is None:
         return api_error(404, "The connection does not exist.", "inexistent_connection")
+    # What Auth0 documents beyond the schema
+    # (https://auth0.com/docs/api/management/v2/connections/patch-connections-by-id):
+    # `options` sent replaces the whole object, and a PATCH without display_name
+    # overwrites it with the connection's name.
     conn.update(copy.deepcopy(body))
     if "display_name" not in body:
         conn["display_name"] = conn["name"]
+    # The description lets options and enabled_clients be null and says no more;
+    # the emulator takes null as "none", so answers keep their documented types.
+    for key, empty in (("options", {}), ("enabled_clients", [])):
+        if key in body and body[key] is None:
+            conn[key] = empty
     return Response(200, _show(conn, scopes))
