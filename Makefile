@@ -42,7 +42,7 @@ test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus
 ## lint: ruff and mypy (strict), promtool on the alert rules
 lint: $(VENV)/.test $(BIN)/promtool
 	$(BIN)/ruff check .
-	$(BIN)/mypy rotator
+	$(BIN)/mypy rotator tests
 	$(BIN)/promtool check rules deploy/prometheus/rotator-rules.yaml
 
 ## bench: start-up (mint vs Node, --help), rotation requests and rate-limited wall time, service memory/CPU

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rotator import secret
+from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
 from rotator.emulator.sample import apple_options
 
@@ -26,12 +27,6 @@ TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
 LIFETIME = 180 * 86400
-SCOPES = (
-    "read:connections",
-    "update:connections",
-    "read:connections_options",
-    "update:connections_options",
-)
 
 
 def options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:

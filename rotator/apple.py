@@ -39,8 +39,7 @@ class Apple:
             # A code Apple never issued: only the client authentication is tested.
             "code": f"rotator-check-{random.token_hex(16)}",
         }
-        deadline = self.holder.deadline
-        assert deadline is not None
+        deadline = self.holder.current()
         try:
             response = net.send(
                 lambda timeout: self.http.post(self.token_url, data=form, timeout=timeout),

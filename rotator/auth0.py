@@ -58,9 +58,11 @@ class Pacer:
     """Waits for the rate-limit bucket when the last answer said it is empty."""
 
     def __init__(self, holder: net.DeadlineHolder,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._holder = holder
         self._sleep = sleep
+        self._clock = clock  # wall clock, epoch seconds: x-ratelimit-reset is one
         self._limit = 1
         self._remaining: int | None = None
         self._reset = 0.0
@@ -76,7 +78,7 @@ class Pacer:
                 # at most 1/limit of that. Waiting no longer keeps the bucket from
                 # ever sitting full (which would waste its refill) and sends no
                 # request that would only earn a 429.
-                wait = min((self._reset - time.time()) / max(self._limit, 1), MAX_PACE)
+                wait = min((self._reset - self._clock()) / max(self._limit, 1), MAX_PACE)
             self._remaining = None
         if wait > 0:
             deadline = self._holder.deadline
@@ -107,8 +109,12 @@ class Tenant(Auth0Connections):
         self.settings = settings
         self.holder = net.DeadlineHolder()
         self.pacer = Pacer(self.holder)
+        # Both are touched from every thread using this tenant (httpx hooks run in
+        # the calling thread, and a worker abandoned at a deadline may still be
+        # answering while the next run closes the tenant): only under _lock.
+        self._lock = threading.Lock()
         self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # secrets seen in answers, registered for redaction
         self.http = net.client(
             settings.trust,
             self.holder,
@@ -120,7 +126,7 @@ class Tenant(Auth0Connections):
             domain=settings.domain, token=self.tokens, httpx_client=self.http,
             timeout=net.TIMEOUT,
         )
-        logs.SECRETS.add(settings.client_secret)
+        logs.SECRETS.add(*settings.auth.hidden)
 
     @property
     def name(self) -> str:
@@ -132,9 +138,10 @@ class Tenant(Auth0Connections):
 
     def close(self) -> None:
         self.http.close()
-        self.tokens.invalidate()
-        logs.SECRETS.discard(self.settings.client_secret, *self._seen)
-        self._seen.clear()
+        self.tokens.close()
+        with self._lock:
+            seen, self._seen = self._seen, set()
+        logs.SECRETS.discard(*self.settings.auth.hidden, *seen)
 
     def granted_scopes(self) -> frozenset[str]:
         self._call(lambda: self.tokens(), Auth0ReadError, "fetching a token")
@@ -165,7 +172,8 @@ class Tenant(Auth0Connections):
     def write(self, conn_id: str, body: Mapping[str, JSON]) -> Connection:
         """PATCH exactly ``body``; the stored connection from the answer."""
         wire = json.dumps(body).encode()
-        self._intended[threading.get_ident()] = wire
+        with self._lock:
+            self._intended[threading.get_ident()] = wire
         options = self._options()
         # Handed over as extra body parameters, not as typed arguments: auth0-python
         # would rename option keys that match its own field names (to camelCase).
@@ -176,7 +184,8 @@ class Tenant(Auth0Connections):
                 Auth0WriteError, f"writing connection {conn_id}",
             )
         finally:
-            self._intended.pop(threading.get_ident(), None)
+            with self._lock:
+                self._intended.pop(threading.get_ident(), None)
         return _connection(updated)
 
     def _options(self) -> RequestOptions:
@@ -190,7 +199,8 @@ class Tenant(Auth0Connections):
         """Refuse to send a PATCH whose body differs from the one intended."""
         if request.method != "PATCH":
             return
-        intended = self._intended.get(threading.get_ident())
+        with self._lock:
+            intended = self._intended.get(threading.get_ident())
         sent: Any = None
         with contextlib.suppress(ValueError):
             sent = json.loads(request.content)
@@ -207,8 +217,10 @@ class Tenant(Auth0Connections):
         response.read()
         for match in _SECRET_IN_ANSWER.finditer(response.content):
             value = match.group(1).decode("utf-8", "replace")
-            if value not in self._seen:
+            with self._lock:
+                new = value not in self._seen
                 self._seen.add(value)
+            if new:
                 logs.SECRETS.add(value)
 
     def _call(self, fn: Callable[[], T], error: type[RotatorError], doing: str) -> T:

@@ -110,8 +110,10 @@ def summary(settings: Settings) -> list[str]:
     ]
     for conn in settings.connections:
         asks = f"asks {conn.apple.token_url}" if conn.apple.check else "apple.check is off"
+        auth = (f"; M2M client {conn.auth0.client_id} authenticates with "
+                f"{conn.auth0.auth.describe()}" if conn.auth0 else "")
         lines.append(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
-                     f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}")
+                     f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}{auth}")
     return lines
 
 

@@ -71,6 +71,9 @@ CONNECTION_KEYS = (
 _SECRET_HINTS = {
     "client_secret": "keep it out of the file: use client_secret_file or AUTH0_CLIENT_SECRET",
     "private_key": "keep it out of the file: use private_key_file or APPLE_PRIVATE_KEY",
+    "client_assertion_signing_key": "keep it out of the file: use "
+                                    "client_assertion_signing_key_file or "
+                                    "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
 }
 #: Environment variable -> (section, key): the rows of the one table that set keys.
 ENV_MAP = environment.KEYS

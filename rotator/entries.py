@@ -27,7 +27,8 @@ from rotator.settings import (
 )
 from rotator.sources import Sources, Table, Value, str_value
 
-AUTH0_KEYS = ("domain", "client_id", "client_secret_file", "ca_bundle", "audience")
+AUTH0_KEYS = ("domain", "client_id", "client_secret_file", "client_assertion_signing_key_file",
+              "client_assertion_signing_alg", "ca_bundle", "audience")
 APPLE_KEYS = ("team_id", "key_id", "private_key_file", "check", "token_url")
 
 
@@ -159,7 +160,7 @@ def _auth0(auth0: Table, sources: Sources, trust: Trust) -> Auth0Settings:
     return Auth0Settings(
         domain=domain,
         client_id=_identifier(auth0["client_id"], "the M2M application's client id"),
-        client_secret=sources.auth0_secret(auth0.get("client_secret_file")),
+        auth=sources.client_auth(auth0),
         trust=trust,
         audience=audience,
     )

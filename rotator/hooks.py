@@ -4,10 +4,11 @@
 or environment. ``on_failure`` gets the failing connection, step and error in
 its environment (never a secret), so a team can page from cron without a
 monitoring stack. rotator's own secrets (``AUTH0_CLIENT_SECRET``,
-``APPLE_PRIVATE_KEY``) are removed from the environment either inherits. A
-hook that fails or outlives its timeout is killed and logged as
-``hook.failed``; a failed ``post_rotate`` makes the run's exit code 1 (the
-rotation it follows stands) and is counted in ``rotator_hook_failures_total``.
+``AUTH0_CLIENT_ASSERTION_SIGNING_KEY``, ``APPLE_PRIVATE_KEY``) are removed
+from the environment either inherits. A hook that fails or outlives its
+timeout is killed and logged as ``hook.failed``; a failed ``post_rotate``
+makes the run's exit code 1 (the rotation it follows stands) and is counted
+in ``rotator_hook_failures_total``.
 
 The commands were found and checked executable when the configuration loaded.
 """

@@ -49,6 +49,12 @@ class DeadlineHolder:
     def __init__(self, deadline: Deadline | None = None) -> None:
         self.deadline = deadline
 
+    def current(self) -> Deadline:
+        """The deadline of the run being served (a client serves runs only)."""
+        if self.deadline is None:
+            raise RuntimeError("no run is being served: serve(deadline) comes first")
+        return self.deadline
+
     def guard(self, request: httpx.Request) -> None:
         """httpx request hook: no request starts after the deadline."""
         if self.deadline is not None:

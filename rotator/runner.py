@@ -13,11 +13,18 @@ rotation not yet written; one already written finishes.
 
 Used by ``run-once``/``run-now``, ``status``, ``check-config --online`` and
 every check of ``start``.
+
+Who touches what, when: a connection's :class:`Outcome` is written by its
+tenant's worker alone, until the worker marks it finished under ``_Run.lock``;
+only then does the run read it. One still unfinished at the deadline is never
+read or copied (its worker may be half-way through changing it): the report
+gets a fresh outcome that fails at the step the worker last reported (also
+under the lock), and the worker's later writes reach no one. ``Pool`` builds a
+tenant under its own lock, so two workers never build one twice.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
@@ -63,13 +70,12 @@ class Pool:
         self._lock = threading.Lock()
 
     def tenant(self, settings: Auth0Settings) -> Destination:
+        """The tenant's side, built under the lock: two workers never build one twice."""
         with self._lock:
             side = self._sides.get(settings)
-        if side is None:
-            side = self.make_tenant(settings)
-            with self._lock:
-                self._sides[settings] = side
-        return side
+            if side is None:
+                side = self._sides[settings] = self.make_tenant(settings)
+            return side
 
     def discard(self, settings: Auth0Settings) -> None:
         """Forget a tenant still busy in an abandoned run; the next run builds a new one."""
@@ -219,7 +225,8 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destina
     apple = None
 
     def progress(step: Step) -> None:
-        state.steps[index] = step
+        with state.lock:
+            state.steps[index] = step
 
     try:
         if conn.apple.check:
@@ -294,7 +301,10 @@ def _report(state: _Run) -> Report:
                 report.outcomes.append(outcome)
                 continue
             state.late.add(index)
-            late = dataclasses.replace(outcome)
+            # Its worker still owns (and may still be changing) the outcome: report a
+            # fresh one with what the run itself knows, never a copy of a moving target.
+            late = Outcome(connection=outcome.connection, tenant=outcome.tenant,
+                           source=outcome.source, mode=outcome.mode)
             step = state.steps[index]
             _fail(late, step, f"the run's deadline of {state.deadline.seconds:g} s passed during "
                   f"the {step} step; raise schedule.deadline if the tenant is this slow, and "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rotator.client_auth import ClientAuth
     from rotator.secret import AppleKey
 
 # One table of defaults (seconds for durations).
@@ -243,7 +244,8 @@ class Auth0Settings:
 
     domain: str
     client_id: str
-    client_secret: str = field(repr=False)
+    #: How the M2M application authenticates: its client secret or Private Key JWT.
+    auth: ClientAuth = field(repr=False)
     trust: Trust = Trust()
     audience: str | None = None  # None: https://{domain}/api/v2/
 

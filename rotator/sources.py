@@ -17,6 +17,7 @@ from rotator.errors import ConfigError
 from rotator.files import CA_BUNDLE_MAX, read_limited
 
 if TYPE_CHECKING:
+    from rotator.client_auth import ClientAuth
     from rotator.secret import AppleKey
 
 
@@ -60,6 +61,7 @@ class Sources:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self._keys: dict[str, AppleKey] = {}
+        self._signing_keys: dict[tuple[str, str], ClientAuth] = {}
         self._bundles: set[Path] = set()
         self.warnings: list[str] = []
 
@@ -69,15 +71,82 @@ class Sources:
             raise ConfigError(f"{var} and {var}_FILE are both set; unset one")
         return value or None
 
-    def auth0_secret(self, file: Value | None) -> str:
-        """The M2M secret: a connection's own file, else the environment, else [auth0]."""
-        env_secret = self._env_value("AUTH0_CLIENT_SECRET")
-        if env_secret and not (file and file.own):
+    def client_auth(self, auth0: Table) -> ClientAuth:
+        """How the M2M application authenticates: a client secret or Private Key JWT.
+
+        A connection's own entry that names a credential (either kind) replaces
+        every inherited one; at one level, a client secret and a signing key
+        together are refused, whichever sources they come from.
+        """
+        from rotator import client_auth
+
+        secret_file = auth0.get("client_secret_file")
+        key_file = auth0.get("client_assertion_signing_key_file")
+        alg_value = auth0.get("client_assertion_signing_alg")
+        alg = client_auth.DEFAULT_ALG
+        if alg_value is not None:
+            alg = client_auth.check_alg(alg_value.value, alg_value.origin)
+        own = [v for v in (secret_file, key_file) if v is not None and v.own]
+        if own:
+            secret_file, key_file = (v if v in own else None for v in (secret_file, key_file))
+            env_secret = env_key = None
+        else:
+            env_secret = self._env_value("AUTH0_CLIENT_SECRET")
+            env_key = self._env_value("AUTH0_CLIENT_ASSERTION_SIGNING_KEY")
+        secrets = [name for name, set_ in (("AUTH0_CLIENT_SECRET", env_secret),
+                   (secret_file.origin if secret_file else "", secret_file)) if set_]
+        keys = [name for name, set_ in (("AUTH0_CLIENT_ASSERTION_SIGNING_KEY", env_key),
+                (key_file.origin if key_file else "", key_file)) if set_]
+        if secrets and keys:
+            raise ConfigError(
+                f"both a client secret ({secrets[0]}) and a Private Key JWT signing key "
+                f"({keys[0]}) are configured; the M2M application authenticates with one: "
+                "remove the client secret to use Private Key JWT, or the signing key to use "
+                "the secret"
+            )
+        if keys:
+            if env_key:
+                from rotator.secret import pem_from_env
+
+                if ("env", alg) not in self._signing_keys:
+                    self._signing_keys[("env", alg)] = client_auth.load_signing_key(
+                        pem_from_env(env_key), "AUTH0_CLIENT_ASSERTION_SIGNING_KEY", alg)
+                return self._signing_keys[("env", alg)]
+            assert key_file is not None
+            return self._signing_key(key_file, alg)
+        if alg_value is not None and (alg_value.own or not own):
+            raise ConfigError(
+                f"{alg_value.origin} is set, but no signing key is configured "
+                f"(the M2M application authenticates with its client secret); remove it, or "
+                f"set {client_auth.KEY_SETTING} for Private Key JWT"
+            )
+        return client_auth.ClientSecret(self._auth0_secret(env_secret, secret_file))
+
+    def _signing_key(self, file: Value, alg: str) -> ClientAuth:
+        from rotator import client_auth
+        from rotator.secret import key_file_warning
+
+        path = Path(str_value(file, "the path of the RSA private key"))
+        if (cached := self._signing_keys.get((str(path), alg))) is not None:
+            return cached
+        pem = read_limited(path, file.origin, "a PEM private key", 64 * 1024,
+                           fix=f"make one with '{client_auth.MAKE_KEY}'")
+        loaded = client_auth.load_signing_key(pem, f"{file.origin} ({path})", alg)
+        self._signing_keys[(str(path), alg)] = loaded
+        if warning := key_file_warning(path):
+            self.warnings.append(f"{file.origin}: {warning}")
+        return loaded
+
+    def _auth0_secret(self, env_secret: str | None, file: Value | None) -> str:
+        """The M2M secret: from the environment, else from its file."""
+        if env_secret:
             return env_secret.strip()
         if file is None:
             raise ConfigError(
-                "no Auth0 client secret: set auth0.client_secret_file, "
-                "AUTH0_CLIENT_SECRET_FILE or AUTH0_CLIENT_SECRET"
+                "no Auth0 client secret or signing key: set auth0.client_secret_file, "
+                "AUTH0_CLIENT_SECRET_FILE or AUTH0_CLIENT_SECRET (the M2M client secret), or "
+                "auth0.client_assertion_signing_key_file or AUTH0_CLIENT_ASSERTION_SIGNING_KEY "
+                "(Private Key JWT)"
             )
         path = Path(str_value(file, "a file holding the M2M client secret"))
         data = read_limited(path, file.origin, "the M2M client secret", 64 * 1024)

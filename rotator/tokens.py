@@ -6,8 +6,11 @@ the first call fetches a token from ``https://{domain}/oauth/token``, later
 calls reuse it until a minute before it expires, and :meth:`Tokens.invalidate`
 (after a 401) makes the next call fetch a new one. The request is retried like
 every other call (429, 5xx, network errors, honouring Retry-After), and a
-refusal says which setting to check. The M2M secret and each access token are
-registered for redaction while they are in use.
+refusal says which setting to check. The form that authenticates the request
+comes from the settings' client authentication (a client secret, or a fresh
+Private Key JWT assertion for every request, retries included). The last
+assertion sent and each access token are registered for redaction while they
+are in use.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Tokens:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
+        self._sent: tuple[str, ...] = ()  # the client authentication last sent
         self._expires = 0.0
         self.scopes: frozenset[str] = frozenset()
         self.url = f"https://{settings.domain}/oauth/token"
@@ -50,15 +54,23 @@ class Tokens:
     def __call__(self) -> str:
         """A valid access token (fetching one when there is none or it is about to expire)."""
         with self._lock:
-            if self._token is None or self._clock() >= self._expires - LEEWAY:
-                self._replace(*self._fetch())
-            assert self._token is not None
-            return self._token
+            token = self._token
+            if token is None or self._clock() >= self._expires - LEEWAY:
+                token, expires, scopes = self._fetch()
+                self._replace(token, expires, scopes)
+            return token
 
     def invalidate(self) -> None:
         """Forget the token (Auth0 answered 401): the next call fetches a new one."""
         with self._lock:
             self._replace(None, 0.0, frozenset())
+
+    def close(self) -> None:
+        """Forget the token and the last client authentication sent."""
+        with self._lock:
+            self._replace(None, 0.0, frozenset())
+            logs.SECRETS.discard(*self._sent)
+            self._sent = ()
 
     def _replace(self, token: str | None, expires: float, scopes: frozenset[str]) -> None:
         logs.SECRETS.discard(self._token)
@@ -66,18 +78,10 @@ class Tokens:
         self._token, self._expires, self.scopes = token, expires, scopes
 
     def _fetch(self) -> tuple[str, float, frozenset[str]]:
-        settings = self._settings
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": settings.client_id,
-            "client_secret": settings.client_secret,
-            "audience": settings.api_audience,
-        }
-        deadline = self._holder.deadline
-        assert deadline is not None, "a tenant serves a run, which has a deadline"
+        deadline = self._holder.current()
         try:
             response = net.send(
-                lambda timeout: self._http.post(self.url, data=form, timeout=timeout),
+                lambda timeout: self._http.post(self.url, data=self._form(), timeout=timeout),
                 deadline=deadline,
                 url=self.url,
                 setting="auth0.domain",
@@ -97,6 +101,21 @@ class Tokens:
             raise TokenError(f"the answer of {self.url} is not a token") from None
         return token, self._clock() + lifetime, scopes
 
+    def _form(self) -> dict[str, str]:
+        """The token request, authenticated afresh: a retry carries a new assertion."""
+        settings = self._settings
+        auth = settings.auth.fields(settings.domain, settings.client_id)
+        # An assertion is a credential until it expires: hidden until the next one.
+        logs.SECRETS.discard(*self._sent)
+        self._sent = tuple(auth.values())
+        logs.SECRETS.add(*self._sent)
+        return {
+            "grant_type": "client_credentials",
+            "client_id": settings.client_id,
+            **auth,
+            "audience": settings.api_audience,
+        }
+
     def _refusal(self, response: httpx.Response) -> str:
         status = response.status_code
         error, detail = _oauth_error(response)
@@ -110,11 +129,7 @@ class Tokens:
                 "(APIs > Auth0 Management API)"
             )
         if status in (400, 401, 403):
-            return (
-                f"{text}; check auth0.client_id and the M2M client secret "
-                "(auth0.client_secret_file or AUTH0_CLIENT_SECRET), and that the application "
-                "is authorized for the Auth0 Management API"
-            )
+            return f"{text}; {self._settings.auth.refusal_hint(self._settings.client_id)}"
         return f"{text} after {net.ATTEMPTS} tries; Auth0 is not answering well, try again later"
 
 

@@ -9,18 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rotator import secret
+from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
+from rotator.emulator.cli import write_rsa_key
 from rotator.emulator.sample import apple_options
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
-SCOPES = (
-    "read:connections",
-    "update:connections",
-    "read:connections_options",
-    "update:connections_options",
-)
 
 
 def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:
@@ -50,8 +46,9 @@ class Tenant:
 
     def __init__(
         self, emu: Emulator, tmp: Path, key_path: Path, *, scopes: tuple[str, ...] = SCOPES,
-        name: str = "tenant",
+        name: str = "tenant", signing_alg: str | None = None,
     ) -> None:
+        """``signing_alg`` set: the M2M client has no secret, only an RSA credential for it."""
         self.emu = emu
         self.tmp = tmp
         self.key_path = key_path
@@ -59,8 +56,15 @@ class Tenant:
         self.client_id = f"m2m{secrets.token_hex(8)}"
         self.client_secret = f"m2m-secret-{secrets.token_urlsafe(24)}"
         self.secret_file = tmp / f"{name}_client_secret"
-        self.secret_file.write_text(self.client_secret)
-        emu.add_client(self.client_id, self.client_secret, scopes=scopes)
+        self.signing_alg = signing_alg
+        self.signing_key_file = tmp / f"{name}_m2m_key.pem"
+        if signing_alg is None:
+            self.secret_file.write_text(self.client_secret)
+            emu.add_client(self.client_id, self.client_secret, scopes=scopes)
+        else:
+            emu.add_client(self.client_id, None, scopes=scopes)
+            self.credential = emu.add_client_key(
+                self.client_id, write_rsa_key(self.signing_key_file), signing_alg)
         register_apple(emu, self.key)
 
 
@@ -89,13 +93,23 @@ class Tenant:
         return self.emu.add_connection(conn)
 
     def auth0_toml(self) -> str:
+        credential = f'client_secret_file = "{self.secret_file}"\n'
+        if self.signing_alg is not None:
+            credential = (f'client_assertion_signing_key_file = "{self.signing_key_file}"\n'
+                          f'client_assertion_signing_alg = "{self.signing_alg}"\n')
         return (
             "[auth0]\n"
             f'domain = "{self.emu.domain}"\n'
             f'client_id = "{self.client_id}"\n'
-            f'client_secret_file = "{self.secret_file}"\n'
+            + credential +
             f'ca_bundle = "{self.emu.ca_pem_path}"\n'
         )
+
+    def token_requests(self) -> list[dict[str, Any]]:
+        """The form of every token request rotator sent."""
+        forms: list[dict[str, Any]] = [r.body for r in self.emu.journal
+                                       if r.path == "/oauth/token" and isinstance(r.body, dict)]
+        return forms
 
     def apple_toml(self) -> str:
         return (
@@ -117,7 +131,7 @@ class Tenant:
 
     def other_options(self, conn: dict[str, Any]) -> dict[str, Any]:
         """The connection's options as added, without the secret."""
-        options = copy.deepcopy(conn["options"])
+        options: dict[str, Any] = copy.deepcopy(conn["options"])
         options.pop("client_secret", None)
         return options
 

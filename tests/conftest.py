@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import structlog
@@ -73,9 +73,8 @@ def apple_env(key_path: Path) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class Run:
-    """A finished `rotator` process."""
+class Run(NamedTuple):
+    """A finished `rotator` run (unpacks as code, stdout, stderr)."""
 
     code: int
     stdout: str
@@ -112,6 +111,25 @@ def run_rotator(
         check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """The CLI in this process (the console script's code path), JSON logs, output captured."""
+    from rotator import cli
+
+    code = cli.main([*args, "--log-format", "json"])
+    out, err = capsys.readouterr()
+    return Run(code, out, err)
+
+
+def events(stderr: str) -> list[dict[str, Any]]:
+    """The JSON log events among ``stderr``'s lines."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def named(stderr: str, event: str) -> list[dict[str, Any]]:
+    """The log events called ``event``."""
+    return [e for e in events(stderr) if e["event"] == event]
 
 
 def _in_process(args: tuple[str, ...], environ: dict[str, str], cwd: Path | None) -> Run:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import ssl
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from rotator.auth0 import Pacer
+from rotator import logs
+from rotator.auth0 import Pacer, Tenant
 from rotator.net import DeadlineHolder, describe, ssl_context
-from rotator.settings import Trust
+from rotator.settings import Auth0Settings, Trust
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -23,13 +23,14 @@ def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
 
 
 API = httpx.Request("GET", "https://t.example/api/v2/connections")
+NOW = 1_700_000_000.0  # the pacer's clock, passed in
 
 
 def test_pacer_does_not_wait_while_the_bucket_has_tokens() -> None:
     """With requests left in the bucket, the next one goes at once."""
     waits: list[float] = []
-    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
-    pacer.after(_response(remaining=1, reset=time.time() + 1))
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
+    pacer.after(_response(remaining=1, reset=NOW + 1))
     pacer.before(API)
     assert waits == []
 
@@ -37,20 +38,19 @@ def test_pacer_does_not_wait_while_the_bucket_has_tokens() -> None:
 def test_pacer_waits_a_share_of_the_refill_when_the_bucket_is_empty() -> None:
     """An empty bucket: wait (reset - now) / limit, enough for one request, not the whole refill."""
     waits: list[float] = []
-    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
-    pacer.after(_response(remaining=0, reset=time.time() + 2, limit=4))
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
+    pacer.after(_response(remaining=0, reset=NOW + 2, limit=4))
     pacer.before(API)
-    [wait] = waits
-    assert 0.2 < wait <= 0.5
+    assert waits == [0.5]
 
 
 def test_pacer_ignores_answers_without_rate_limit_headers_and_other_paths() -> None:
     """No headers, no pacing; the token endpoint is never paced."""
     waits: list[float] = []
-    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
     pacer.after(httpx.Response(200))
     pacer.before(API)
-    pacer.after(_response(remaining=0, reset=time.time() + 5))
+    pacer.after(_response(remaining=0, reset=NOW + 5))
     pacer.before(httpx.Request("POST", "https://t.example/oauth/token"))
     assert waits == []
 
@@ -58,8 +58,8 @@ def test_pacer_ignores_answers_without_rate_limit_headers_and_other_paths() -> N
 def test_pacer_waits_once_per_empty_answer() -> None:
     """After waiting, the next request does not wait again on the same stale answer."""
     waits: list[float] = []
-    pacer = Pacer(DeadlineHolder(), sleep=waits.append)
-    pacer.after(_response(remaining=0, reset=time.time() + 1))
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
+    pacer.after(_response(remaining=0, reset=NOW + 1))
     pacer.before(API)
     pacer.before(API)
     assert len(waits) == 1
@@ -101,3 +101,33 @@ def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any
     bundle.write_bytes(trustme.CA().cert_pem.bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1
+
+
+class _OwnedSet(set[str]):
+    """A set that refuses to be touched unless its owner's lock is held."""
+
+    def __init__(self, lock: Any) -> None:
+        super().__init__()
+        self.lock = lock
+
+    def add(self, value: str) -> None:
+        assert self.lock.locked(), "added to without the tenant's lock"
+        super().add(value)
+
+    def __contains__(self, value: object) -> bool:
+        assert self.lock.locked(), "read without the tenant's lock"
+        return super().__contains__(value)
+
+
+def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
+    """_seen (answers' secrets, touched from every request thread) is only used under _lock."""
+    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", client_secret="s" * 16))
+    tenant._seen = _OwnedSet(tenant._lock)
+    answer = httpx.Response(200, content=b'{"options": {"client_secret": "live-secret-123"}}',
+                            request=httpx.Request("GET", "https://t.example/api/v2/connections"))
+    try:
+        tenant._watch_secrets(answer)
+        assert logs.scrub("live-secret-123") == logs.REDACTED
+    finally:
+        tenant.close()
+    assert logs.scrub("live-secret-123") == "live-secret-123"

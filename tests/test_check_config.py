@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 from auth0_env import SERVICES_ID, Tenant
-from conftest import Run, assert_refused, run_rotator
-
-from rotator import cli
+from conftest import assert_refused, run_cli, run_rotator
 
 
 @dataclass(frozen=True)
@@ -155,11 +153,6 @@ def secrets(tenant: Tenant) -> list[str]:
     return [tenant.client_secret, *lines]
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The CLI in this process (same code path as the console script), output captured."""
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -15,6 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rotator import config, environment
+from rotator.client_auth import ClientSecret
 from rotator.config import Overrides
 from rotator.errors import ConfigError
 from rotator.secret import generate_throwaway_key
@@ -218,7 +219,7 @@ def test_defaults_fill_what_nobody_set(env: dict[str, str]) -> None:
     assert (conn.connection, conn.client_id, conn.tenant) == ("apple", SERVICES_ID,
                                                               "example.eu.auth0.com")
     assert conn.auth0 is not None
-    assert conn.auth0.client_secret == M2M_SECRET
+    assert conn.auth0.auth == ClientSecret(M2M_SECRET)
 
 
 def test_lifetime_at_apple_limit_is_accepted_with_a_drift_warning(env: dict[str, str]) -> None:
@@ -327,8 +328,8 @@ def test_connection_entry_overrides_sections_and_environment(
     assert second.auth0 is not None
     assert (first.auth0.client_id, second.auth0.client_id) == ("m2m-client-id", "partner-m2m")
     assert (first.tenant, second.tenant) == ("example.eu.auth0.com", "partner.us.auth0.com")
-    assert (first.auth0.client_secret, second.auth0.client_secret) == (
-        "env-secret-value", "other-tenant-secret")
+    assert (first.auth0.auth, second.auth0.auth) == (
+        ClientSecret("env-secret-value"), ClientSecret("other-tenant-secret"))
     assert first.apple.key is not second.apple.key
     assert second.apple.key_id == KEY_ID
 
@@ -716,7 +717,8 @@ def test_example_parses_once_its_paths_are_real(tmp_path: Path) -> None:
     assert second.auth0 is not None
     assert first.tenant != second.tenant
     assert first.auth0.client_id != second.auth0.client_id
-    assert second.auth0.client_secret.startswith("secret-for-")
+    assert isinstance(second.auth0.auth, ClientSecret)
+    assert second.auth0.auth.secret.startswith("secret-for-")
     assert first.client_id != second.client_id
     assert made, "the example names no files under /run or /etc"
     assert settings.warnings == ()

@@ -23,6 +23,7 @@ from emulator_helpers import (
     wait_for,
 )
 
+from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
 from rotator.emulator.auth0 import Auth0
 
@@ -41,12 +42,7 @@ def test_token_success(http: httpx.Client, emu: Emulator) -> None:
     assert len(body["access_token"]) >= 32
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 86400
-    assert body["scope"].split() == [
-        "read:connections",
-        "update:connections",
-        "read:connections_options",
-        "update:connections_options",
-    ]
+    assert body["scope"].split() == list(SCOPES)  # by default, all that rotator needs
 
 
 def test_token_accepts_json_body(http: httpx.Client, emu: Emulator) -> None:

@@ -226,3 +226,30 @@ def test_admin_endpoints_need_the_token() -> None:
             ids = {"team_id": "T", "services_id": "s"}
             assert http.post("/_emulator/apple/services-ids", json=ids).status_code == 401
         assert emu.journal == []
+
+
+def test_serve_with_a_client_that_has_only_a_public_key(tmp_path: Path) -> None:
+    """--client-auth private-key-jwt: no secret printed, a 0600 key file rotator can use."""
+    from conftest import run_rotator
+
+    with serving("--client-auth", "private-key-jwt", "--client-alg", "PS256") as (proc, lines):
+        info = printed(lines)
+        assert "client secret" not in info
+        key = Path(info["signing key"])
+        assert "PS256" in "".join(lines)
+        assert key.stat().st_mode & 0o777 == 0o600
+        apple_key = key_path_of(info["apple key"])
+        config = tmp_path / "rotator.toml"
+        config.write_text(
+            f'[auth0]\ndomain = "{info["domain"]}"\nclient_id = "{info["client id"]}"\n'
+            f'client_assertion_signing_key_file = "{key}"\n'
+            'client_assertion_signing_alg = "PS256"\n'
+            f'ca_bundle = "{info["CA bundle"]}"\n'
+            f'[apple]\nteam_id = "{cli.SAMPLE_TEAM}"\nkey_id = "{cli.SAMPLE_KEY}"\n'
+            f'private_key_file = "{apple_key}"\ntoken_url = "{info["apple token"]}"\n'
+            f'[[connections]]\nconnection = "apple"\nclient_id = "{cli.SAMPLE_SERVICES_ID}"\n')
+        run = run_rotator("check-config", "--online", "--config", str(config))
+        assert run.code == 0, run.output
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert not key.exists()

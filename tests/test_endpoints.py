@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from auth0_env import Tenant
-from conftest import assert_refused, free_port, run_rotator
+from conftest import assert_refused, run_rotator
 
 from rotator.endpoints import Server
 from rotator.errors import ConfigError
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome
-from rotator.settings import parse_listen
+from rotator.settings import Listen, parse_listen
 
 TENANT = "example.eu.auth0.com"
 NOW = 1_790_000_000.0
@@ -26,12 +26,12 @@ NOW = 1_790_000_000.0
 
 @pytest.fixture
 def served() -> Iterator[Callable[..., tuple[Server, str]]]:
-    """Start a Server on a free port; every one is stopped at teardown."""
+    """Start a Server on a port the system picks (no race); every one is stopped at teardown."""
     servers: list[Server] = []
 
-    def serve(healthy: bool = True, ready: bool = True, listen: str | None = None,
+    def serve(healthy: bool = True, ready: bool = True, listen: Listen | None = None,
               metrics: Metrics | None = None) -> tuple[Server, str]:
-        server = Server(parse_listen(listen or f"127.0.0.1:{free_port()}"),
+        server = Server(listen or Listen("127.0.0.1", 0),
                         healthy=lambda: (healthy, "h"), ready=lambda: (ready, "r"),
                         metrics=(metrics or Metrics()).render)
         servers.append(server)
@@ -67,11 +67,10 @@ def test_server_listens_on_ipv6_in_brackets(served: Callable[..., tuple[Server, 
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
-            port = probe.getsockname()[1]
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    _, base = served(listen=f"[::1]:{port}")
-    assert base == f"http://[::1]:{port}"
+    server, base = served(listen=parse_listen("[::1]:8080")._replace(port=0))
+    assert base == f"http://[::1]:{server.httpd.server_port}"
     assert httpx.get(base + "/healthz").status_code == 200
 
 
@@ -88,7 +87,7 @@ def test_server_refuses_a_port_in_use() -> None:
 
 def test_server_stop_without_start_returns() -> None:
     """stop() on a server never started closes its socket instead of waiting forever."""
-    server = Server(parse_listen(f"127.0.0.1:{free_port()}"), healthy=lambda: (True, ""),
+    server = Server(Listen("127.0.0.1", 0), healthy=lambda: (True, ""),
                     ready=lambda: (True, ""), metrics=Metrics().render)
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()

@@ -40,4 +40,5 @@ def test_hooks_inherit_no_secret_variable(monkeypatch: pytest.MonkeyPatch) -> No
     child = environment.for_children({"ROTATOR_STEP": "read"})
     assert not environment.SECRETS & set(child)
     assert (child["AUTH0_DOMAIN"], child["ROTATOR_STEP"]) == ("t.example", "read")
-    assert {"AUTH0_CLIENT_SECRET", "APPLE_PRIVATE_KEY"} == environment.SECRETS
+    assert {"AUTH0_CLIENT_SECRET", "AUTH0_CLIENT_ASSERTION_SIGNING_KEY",
+            "APPLE_PRIVATE_KEY"} == environment.SECRETS

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import trustme
 from auth0_env import SERVICES_ID, Tenant
-from conftest import assert_refused, run_rotator, wait_for
+from conftest import assert_refused, named, run_cli, run_rotator, wait_for
 
-from rotator import cli, secret
+from rotator import secret
 from rotator.emulator import Fault
 from rotator.jsonvalue import same
 from rotator.modes import Mode
@@ -41,15 +41,8 @@ ALIAS_LIKE: dict[str, Any] = {
 }
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    found = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
-    return [e for e in found if e["event"] == event]
 
 
 def pieces(value: str, size: int = 20) -> set[str]:
@@ -95,13 +88,14 @@ def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
 def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) -> None:
     """The Auth0 client refuses to send a PATCH it was not asked for; nothing reaches Auth0."""
     from rotator.auth0 import Tenant as Auth0Tenant
+    from rotator.client_auth import ClientSecret
     from rotator.deadline import Deadline
     from rotator.errors import Auth0WriteError
     from rotator.settings import Auth0Settings, Trust
 
     conn = tenant.add(client_secret=None)
     side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
-                                     client_secret=tenant.client_secret,
+                                     auth=ClientSecret(tenant.client_secret),
                                      trust=Trust(Path(tenant.emu.ca_pem_path))))
     side.serve(Deadline(30))
     try:

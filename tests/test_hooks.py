@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import conftest
 import jwt
 import pytest
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, wait_for
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli, wait_for
 from structlog.testing import capture_logs
 
-from rotator import cli, config, hooks, secret
+from rotator import config, hooks, secret
 from rotator.emulator import Emulator
 from rotator.errors import ConfigError
 
@@ -329,11 +330,10 @@ def test_run_now_dry_run_does_not_call_the_hook(
 # -- on_failure ------------------------------------------------------------------------
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
-    """The CLI in this process (the console script's code path): exit code and log events."""
-    code = cli.main([*args, "--log-format", "json"])
-    err = capsys.readouterr().err
-    return code, [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+def run_logged(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
+    """conftest's run_cli: the exit code and the log events."""
+    run = run_cli(*args, capsys=capsys)
+    return run.code, conftest.events(run.stderr)
 
 
 def refuse_at_read(emu: Emulator, key_path: Path) -> str:
@@ -401,7 +401,7 @@ def test_on_failure_runs_when_the_post_rotate_hook_fails(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, hook=[str(failing)], on_failure=[str(page)],
     )
-    code, events = run_cli("run-now", "--config", str(cfg), capsys=capsys)
+    code, events = run_logged("run-now", "--config", str(cfg), capsys=capsys)
 
     assert code == 1
     written = live_secret(emu)
@@ -445,7 +445,7 @@ def test_a_failing_on_failure_hook_is_logged_and_the_exit_code_stays_1(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, on_failure=[str(page)],
     )
-    code, events = run_cli("run-once", "--config", str(cfg), capsys=capsys)
+    code, events = run_logged("run-once", "--config", str(cfg), capsys=capsys)
 
     assert code == 1
     [failed] = [e for e in events if e["event"] == "hook.failed"]
@@ -479,7 +479,7 @@ def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
         hook_timeout="20s",
     )
     earlier = set(threading.enumerate())
-    code, _ = run_cli("run-now", "--config", str(cfg), "--deadline", "1s", capsys=capsys)
+    code, _ = run_logged("run-now", "--config", str(cfg), "--deadline", "1s", capsys=capsys)
     assert code == 1
     release.touch()
     wait_for(done.exists, 15, "the slow post_rotate hook to end")

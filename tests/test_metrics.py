@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from rotator.metrics import Metrics
-from rotator.outcome import Outcome
+from rotator.outcome import Outcome, Step
 
 TENANT = "example.eu.auth0.com"
 LABELS = {"tenant": TENANT, "connection": "apple"}
@@ -62,7 +62,8 @@ def test_record_of_a_failed_read_counts_a_failed_check_and_keeps_the_gauges() ->
         NOW,
     )
     metrics.record(
-        Outcome(connection="apple", tenant=TENANT, step="read", error="500 Internal Server Error"),
+        Outcome(connection="apple", tenant=TENANT, step=Step.READ,
+                error="500 Internal Server Error"),
         NOW + 60,
     )
     assert sample(metrics, "rotator_checks_total", result="failure") == 1
@@ -77,7 +78,7 @@ def test_record_of_a_failed_write_counts_a_failed_rotation() -> None:
     metrics = Metrics()
     metrics.record(
         Outcome(connection="apple", tenant=TENANT, checked=True, due=True, reason="age",
-                iat=1_000, exp=2_000, due_at=1_500, step="write", error="503"),
+                iat=1_000, exp=2_000, due_at=1_500, step=Step.WRITE, error="503"),
         NOW,
     )
     assert sample(metrics, "rotator_checks_total", result="success") == 1

@@ -20,11 +20,11 @@ import jwt
 import pytest
 import yaml
 from auth0_env import SERVICES_ID, Tenant
-from conftest import Run, assert_refused, promtool_path, run_rotator
+from conftest import assert_refused, promtool_path, run_cli, run_rotator
 from prometheus_client.parser import text_string_to_metric_families
 
 import rotator
-from rotator import cli, metrics
+from rotator import metrics
 from rotator.outcome import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,11 +39,6 @@ PER_CONNECTION = (
 )
 
 
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The CLI in this process (same code path as the console script), output captured."""
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
 
 
 def samples(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

@@ -65,6 +65,7 @@ def test_counts_and_the_verdict_come_from_the_predicate() -> None:
 
 def test_step_names_are_their_logged_spelling() -> None:
     """A Step is the string logs, hooks and outcomes carry; write, verify, hook follow a write."""
-    assert Step.APPLE_CHECK == "apple_check"
+    assert str(Step.APPLE_CHECK) == "apple_check"
+    assert Step("apple_check") is Step.APPLE_CHECK
     assert f"{Step.UNKNOWN}" == "unknown"
     assert [s for s in Step if s.after_write] == [Step.WRITE, Step.VERIFY, Step.HOOK]

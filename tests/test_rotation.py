@@ -10,29 +10,13 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import SERVICES_ID, Tenant
-from conftest import run_rotator
+from conftest import named, run_cli, run_rotator
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
 from rotator.modes import Mode
 from rotator.seams import Connection
-
-
-def events(stderr: str) -> list[dict[str, Any]]:
-    """The JSON log lines of a run."""
-    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-
-
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    return [e for e in events(stderr) if e["event"] == event]
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The CLI in this process (same code path as the console script), output captured."""
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_now_keeps_every_option_and_display_name(tenant: Tenant, public_key: Any) -> None:

@@ -4,6 +4,7 @@ real `rotator start` process (plus one for SIGTERM during a hung call)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -27,11 +28,13 @@ from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+import rotator
 from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
 from rotator.seams import Connection
 from rotator.service import SLACK, Service
+from rotator.settings import Listen
 
 M2M_ID = "rotator-m2m"
 M2M_SECRET = "m2m-secret-for-the-service-tests"
@@ -90,8 +93,15 @@ def write_config(
     return path
 
 
+#: What in-process services are configured with: load() replaces it with port 0, so
+#: the system picks a free port (read back from ``service.server.address``), no race.
+ANY_PORT = "127.0.0.1:9"
+
+
 def load(path: Path) -> config.Settings:
-    return config.load(config.Overrides(config=str(path)), environ={})
+    """The settings of ``path``, listening on a port the system picks when it binds."""
+    settings = config.load(config.Overrides(config=str(path)), environ={})
+    return dataclasses.replace(settings, listen=Listen("127.0.0.1", 0))
 
 
 def live_secret(emu: Emulator) -> str:
@@ -236,7 +246,7 @@ def service(emu: Emulator, key_path: Path, tmp_path: Path,
             services: list[Service]) -> tuple[Service, Clock]:
     """A Service on the emulator, its clock under the test's control, not started."""
     clock = Clock(emu)
-    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    settings = load(write_config(tmp_path, emu, key_path, listen=ANY_PORT))
     made = Service(settings, clock=clock)
     services.append(made)
     return made, clock
@@ -263,7 +273,7 @@ def test_start_rotates_reports_and_stops_cleanly(
         assert svc.metric("rotator_rotations_total", result="success", **labels) == 1
         assert svc.metric("rotator_check_success", **labels) == 1
         assert svc.metric("rotator_secret_apple_accepted", **labels) == 1
-        assert svc.metric("rotator_build_info", version=cli.__version__) == 1
+        assert svc.metric("rotator_build_info", version=rotator.__version__) == 1
         wait_for(lambda: svc.status("/readyz") == 200, 30, "/readyz 200")
         assert svc.status("/healthz") == 200
         assert svc.terminate(within=10) == 0
@@ -459,7 +469,7 @@ class _GatedTenant(FakeTenant):
 
 def _gated(emu: Emulator, key_path: Path, tmp_path: Path, gate: threading.Event,
            monotonic: Any = time.monotonic) -> Service:
-    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    settings = load(write_config(tmp_path, emu, key_path, listen=ANY_PORT))
     side = _GatedTenant(settings, gate)
     pool = runner.Pool(auth0=lambda _: side, apple=lambda *_: FakeApple(side.backend))
     return Service(settings, pool=pool, monotonic=monotonic)
@@ -521,8 +531,7 @@ def test_start_keeps_rotating_when_its_log_stream_fails_and_healthz_says_so(
     os.close(read_end)
     broken = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed below
     logs.configure("json", "info", broken)
-    svc = Service(load(write_config(tmp_path, emu, key_path,
-                                    listen=f"127.0.0.1:{free_port()}")))
+    svc = Service(load(write_config(tmp_path, emu, key_path, listen=ANY_PORT)))
     services.append(svc)
     svc.start()
     wait_for(lambda: live_secret(emu) != "", 20, "the start-up rotation")
@@ -552,7 +561,7 @@ def test_crashed_check_turns_readyz_503(
     emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
     """A check that crashes outright (no outcome at all) counts as failed for /readyz."""
-    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"))
+    settings = load(write_config(tmp_path, emu, key_path, listen=ANY_PORT))
     svc = _CrashingService(settings)
     services.append(svc)
     with capture_logs() as events:
@@ -600,13 +609,17 @@ def test_stop_without_start_returns_and_frees_the_port(
     emu: Emulator, key_path: Path, tmp_path: Path
 ) -> None:
     """A Service built but never started stops at once and lets go of its port."""
-    listen = f"127.0.0.1:{free_port()}"
-    svc = Service(load(write_config(tmp_path, emu, key_path, listen=listen)))
+    svc = Service(load(write_config(tmp_path, emu, key_path, listen=ANY_PORT)))
+    host, port = svc.server.address.rsplit(":", 1)  # bound, not yet serving
     done = threading.Event()
-    stopper = threading.Thread(target=lambda: (svc.stop(), done.set()), daemon=True)
+
+    def stop() -> None:
+        svc.stop()
+        done.set()
+
+    stopper = threading.Thread(target=stop, daemon=True)
     stopper.start()
     assert done.wait(10), "stop() of a never-started Service hangs"
-    host, port = listen.split(":")
     with socket.socket() as sock:
         sock.bind((host, int(port)))
 

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 from auth0_env import Tenant
-from conftest import Run, assert_refused
-
-from rotator import cli
+from conftest import Run, assert_refused, run_cli
 
 DAY = 86400
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -24,9 +22,7 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 def status(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
     """`rotator status` in this process, output captured."""
-    code = cli.main(["status", *args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
+    return run_cli("status", *args, capsys=capsys)
 
 
 def rows(run: Run) -> dict[str, dict[str, Any]]:

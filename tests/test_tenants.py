@@ -5,7 +5,6 @@ Each tenant is its own emulator (its own TLS server, CA, rate limit, clients).
 
 from __future__ import annotations
 
-import json
 import socket
 import socketserver
 import threading
@@ -16,28 +15,11 @@ from typing import Any
 
 import pytest
 from auth0_env import SERVICES_ID, Tenant
-from conftest import free_port
+from conftest import free_port, named, run_cli
 
 from rotator import cli, config, runner
+from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator, Fault
-
-ALL_SCOPES = ("read:connections", "update:connections", "read:connections_options",
-              "update:connections_options")
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def events(stderr: str) -> list[dict[str, Any]]:
-    """Every log line, each of which must be one whole JSON object."""
-    return [json.loads(line) for line in stderr.splitlines()]
-
-
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    return [e for e in events(stderr) if e["event"] == event]
 
 
 def entries(tenant: Tenant, names: list[str], extra: str = "") -> str:
@@ -203,7 +185,7 @@ def test_check_config_online_names_a_missing_write_scope(
 ) -> None:
     """A token without update:connections_options: check-config --online exits 1 naming it."""
     narrow = Tenant(emu, tmp_path, key_path,
-                    scopes=tuple(s for s in ALL_SCOPES if s != "update:connections_options"))
+                    scopes=tuple(s for s in SCOPES if s != "update:connections_options"))
     narrow.add(client_secret=narrow.mint())
     code, out, _ = run_cli("check-config", "--online", "--config", str(narrow.write_config()),
                            capsys=capsys)

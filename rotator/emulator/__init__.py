@@ -13,6 +13,7 @@ The modules, from the socket inwards:
 * :mod:`~rotator.emulator.management`: Auth0's connections endpoints and error bodies;
 * :mod:`~rotator.emulator.payload`: Auth0's validation of a PATCH body;
 * :mod:`~rotator.emulator.apple`: Apple's rules for a client secret, in-process;
+* :mod:`~rotator.emulator.assertion`: Auth0's rules for a Private Key JWT client assertion;
 * :mod:`~rotator.emulator.faults`: :class:`Fault`, the fault queue, the rate limit;
 * :mod:`~rotator.emulator.exchange`: requests, responses, the journal;
 * :mod:`~rotator.emulator.admin`: admin endpoints to change Apple keys while running;

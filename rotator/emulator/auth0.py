@@ -3,7 +3,9 @@
 What rotator uses of Auth0, the way Auth0 does it:
 
 * ``POST /oauth/token``: client-credentials tokens with scopes and a lifetime,
-  for the one audience (Management API identifier) the tenant serves;
+  for the one audience (Management API identifier) the tenant serves; a client
+  authenticates with its secret, or with a Private Key JWT assertion signed by
+  one of its RSA credentials (:mod:`~rotator.emulator.assertion` holds the rules);
 * ``GET /api/v2/connections`` (filters, checkpoint and page pagination),
   ``GET /api/v2/connections/{id}`` and ``PATCH /api/v2/connections/{id}``
   (``options`` replaced whole, a left-out ``display_name`` reset to ``name``,
@@ -30,7 +32,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+from rotator.emulator import assertion
 from rotator.emulator.exchange import REASONS, Response
 from rotator.emulator.faults import Bucket
 from rotator.emulator.management import Query, api_error, route
@@ -52,12 +56,13 @@ _ID_CHARS: Final = string.ascii_letters + string.digits
 DEFAULT_RATE_LIMIT: Final = (1000, 50.0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Client:
     client_id: str
-    secret: str = field(repr=False)
+    secret: str | None = field(repr=False)  # None: Private Key JWT only
     scopes: tuple[str, ...]
     token_lifetime: int
+    credentials: list[assertion.Credential] = field(default_factory=list)
 
 
 @dataclass
@@ -82,8 +87,12 @@ class Auth0:
 
     def __init__(self, audience: str | None = None) -> None:
         self.audience = audience
+        #: Hosts (with port) the tenant answers on besides the audience's: a client
+        #: assertion's ``aud`` may name any of them (the emulator adds its own).
+        self.domains: set[str] = set()
         self._lock = threading.Lock()
         self._clients: dict[str, _Client] = {}
+        self._jtis: set[str] = set()
         self._tokens: dict[str, _Token] = {}
         self._connections: dict[str, dict[str, Any]] = {}
         self._bucket = Bucket(*DEFAULT_RATE_LIMIT)
@@ -93,15 +102,43 @@ class Auth0:
     def add_client(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
         scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
         token_lifetime: int = 86400,
     ) -> None:
-        """Register an M2M application allowed to use the client-credentials grant."""
+        """Register an M2M application allowed to use the client-credentials grant.
+
+        ``client_secret`` None: it has no secret, only the credentials
+        :meth:`add_client_key` gives it (Private Key JWT).
+        """
         with self._lock:
             self._clients[client_id] = _Client(
                 client_id, client_secret, tuple(scopes), token_lifetime
             )
+
+    def add_client_key(self, client_id: str, public_key: object, alg: str = "RS256") -> str:
+        """Give the client an RSA public key credential for ``alg``; its credential id.
+
+        Like Auth0: RSA of 2048 to 4096 bits, RS256/RS384/PS256, at most two per
+        client (ValueError otherwise; KeyError for an unknown client).
+        """
+        cred = assertion.credential(public_key, alg)
+        with self._lock:
+            client = self._clients[client_id]
+            if len(client.credentials) >= assertion.MAX_CREDENTIALS:
+                raise ValueError(f"client {client_id} already has "
+                                 f"{assertion.MAX_CREDENTIALS} credentials; remove one first")
+            client.credentials.append(cred)
+        return cred.id
+
+    def remove_client_key(self, client_id: str, credential_id: str) -> None:
+        """Take a credential away from the client (KeyError if it has none by that id)."""
+        with self._lock:
+            client = self._clients[client_id]
+            kept = [c for c in client.credentials if c.id != credential_id]
+            if len(kept) == len(client.credentials):
+                raise KeyError(credential_id)
+            client.credentials = kept
 
     def add_connection(self, conn: dict[str, Any]) -> dict[str, Any]:
         """Store a deep copy of ``conn`` (which needs a ``name``); return what is stored."""
@@ -197,6 +234,31 @@ class Auth0:
             return _oauth_error(
                 400, "unsupported_grant_type", f"Grant type '{grant}' not allowed for the client."
             )
+        if "client_assertion" in params or "client_assertion_type" in params:
+            client = self._asserted_client(params, headers)
+        else:
+            client = self._secret_client(params, headers)
+        if isinstance(client, Response):
+            return client
+        audience = params.get("audience", "")
+        if audience != self.audience:
+            return _oauth_error(
+                403, "access_denied", f"Service not enabled within domain: {audience}"
+            )
+        access_token = secrets.token_urlsafe(32)
+        self._tokens[access_token] = _Token(
+            client.client_id, frozenset(client.scopes), time.monotonic() + client.token_lifetime
+        )
+        body_out = {
+            "access_token": access_token,
+            "scope": " ".join(client.scopes),
+            "expires_in": client.token_lifetime,
+            "token_type": "Bearer",
+        }
+        return Response(200, body_out, {"cache-control": "no-store", "pragma": "no-cache"})
+
+    def _secret_client(self, params: dict[str, str], headers: dict[str, str]) -> _Client | Response:
+        """The client whose id and secret the request carries (form or Basic)."""
         client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
         basic = headers.get("authorization", "")
         if basic.lower().startswith("basic "):
@@ -206,24 +268,44 @@ class Auth0:
                 decoded = ""
             client_id, _, secret = decoded.partition(":")
         client = self._clients.get(client_id)
-        if client is None or not secrets.compare_digest(client.secret, secret):
+        if client is None or client.secret is None or not secrets.compare_digest(
+                client.secret, secret):
             return _oauth_error(401, "access_denied", "Unauthorized")
-        audience = params.get("audience", "")
-        if audience != self.audience:
-            return _oauth_error(
-                403, "access_denied", f"Service not enabled within domain: {audience}"
-            )
-        access_token = secrets.token_urlsafe(32)
-        self._tokens[access_token] = _Token(
-            client_id, frozenset(client.scopes), time.monotonic() + client.token_lifetime
-        )
-        body_out = {
-            "access_token": access_token,
-            "scope": " ".join(client.scopes),
-            "expires_in": client.token_lifetime,
-            "token_type": "Bearer",
-        }
-        return Response(200, body_out, {"cache-control": "no-store", "pragma": "no-cache"})
+        return client
+
+    def _asserted_client(self, params: dict[str, str], headers: dict[str, str]
+                         ) -> _Client | Response:
+        """The client a Private Key JWT assertion proves, by Auth0's rules."""
+        if params.get("client_assertion_type") != assertion.JWT_BEARER:
+            return _oauth_error(400, "invalid_request",
+                                f"client_assertion_type must be {assertion.JWT_BEARER}")
+        if not params.get("client_assertion"):
+            return _oauth_error(400, "invalid_request",
+                                "Missing required parameter: client_assertion")
+        if "client_secret" in params or headers.get("authorization"):
+            return _oauth_error(400, "invalid_request",
+                                "Only one client authentication method may be used")
+        try:
+            client_id = assertion.claimed_client(params["client_assertion"])
+            sent = params.get("client_id")
+            if sent is not None and sent != client_id:
+                raise assertion.Refused("client_id does not match the assertion's 'iss' claim")
+            client = self._clients.get(client_id)
+            if client is None or not client.credentials:
+                raise assertion.Refused(
+                    "the client has no credential for Private Key JWT authentication")
+            assertion.verify(params["client_assertion"], client.credentials,
+                             self._tenant_urls(), self._jtis)
+        except assertion.Refused as why:
+            return _oauth_error(401, "invalid_client", str(why))
+        return client
+
+    def _tenant_urls(self) -> set[str]:
+        """What a client assertion's ``aud`` may be: each domain's URL with its slash."""
+        hosts = set(self.domains)
+        if self.audience:
+            hosts.add(urlsplit(self.audience).netloc)
+        return {f"https://{host}/" for host in hosts}
 
     def _bearer(self, headers: dict[str, str]) -> _Token | Response:
         """The valid token the request carries, or the 401 it earns."""

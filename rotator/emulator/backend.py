@@ -65,12 +65,28 @@ class Backend:
     def add_client(
         self,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
         scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
         token_lifetime: int = 86400,
     ) -> None:
-        """Register an M2M application allowed to use the client-credentials grant."""
+        """Register an M2M application allowed to use the client-credentials grant.
+
+        ``client_secret`` None: only its RSA credentials (:meth:`add_client_key`)
+        authenticate it, with Private Key JWT.
+        """
         self.auth0.add_client(client_id, client_secret, scopes, token_lifetime)
+
+    def add_client_key(self, client_id: str, public_key: object, alg: str = "RS256") -> str:
+        """Give the client an RSA public key credential (object, or PEM) for ``alg``.
+
+        Returns the credential's id. Auth0's limits apply: 2048 to 4096 bits,
+        RS256, RS384 or PS256, at most two credentials (ValueError otherwise).
+        """
+        return self.auth0.add_client_key(client_id, public_key, alg)
+
+    def remove_client_key(self, client_id: str, credential_id: str) -> None:
+        """Take a credential away from the client (KeyError if it has none by that id)."""
+        self.auth0.remove_client_key(client_id, credential_id)
 
     def add_connection(self, conn: dict[str, Any]) -> dict[str, Any]:
         """Store a deep copy of ``conn`` (which needs a ``name``); return what is stored."""

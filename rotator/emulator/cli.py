@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--services-id", action="append", default=[], metavar="SERVICES_ID",
                        help=f"a Services ID of every team above (repeatable; default "
                        f"{SAMPLE_SERVICES_ID})")
+    serve.add_argument("--client-auth", choices=("client-secret", "private-key-jwt"),
+                       default="client-secret",
+                       help="how the sample M2M client authenticates: with a client secret "
+                       "(the default), or with Private Key JWT only (no secret: a throwaway "
+                       "RSA key is written to a mode 0600 file whose path is printed)")
+    serve.add_argument("--client-alg", choices=("RS256", "RS384", "PS256"), default="RS256",
+                       help="the algorithm the Private Key JWT credential is registered for "
+                       "(default RS256)")
     register = commands.add_parser(
         "apple-register", help="register an Apple key with a running emulator",
         description="Register an Apple key, and optionally Services IDs, with a running emulator.",
@@ -150,8 +158,14 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             generate_throwaway_key(keys[0][2])
         pems = [(team, kid, _public_pem(parser, path)) for team, kid, path in keys]
         with Emulator(port=args.port, audience=args.audience) as emu:
-            client_id, client_secret = "emulator-client", secrets.token_urlsafe(24)
+            client_id = "emulator-client"
+            client_secret = (secrets.token_urlsafe(24) if args.client_auth == "client-secret"
+                             else None)
             emu.add_client(client_id, client_secret)
+            signing_key = None
+            if client_secret is None:
+                signing_key = Path(tmp) / "auth0_m2m_key.pem"
+                emu.add_client_key(client_id, write_rsa_key(signing_key), args.client_alg)
             conn = emu.add_connection(apple_connection(services_ids[0]))
             for team, kid, pem in pems:
                 emu.apple_register_key(team, kid, pem)
@@ -160,7 +174,11 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _say("domain", emu.domain)
             _say("CA bundle", emu.ca_pem_path)
             _say("client id", client_id)
-            _say("client secret", f"{client_secret}  (throwaway, valid only here)")
+            if client_secret is not None:
+                _say("client secret", f"{client_secret}  (throwaway, valid only here)")
+            else:
+                _say("signing key", f"{signing_key}  (Private Key JWT, {args.client_alg}; "
+                     "throwaway, no client secret)")
             _say("connection", f"apple ({conn['id']})")
             _say("audience", emu.audience)
             _say("apple token", emu.apple_token_url)
@@ -173,6 +191,25 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 pass
     return 0
+
+
+def write_rsa_key(path: Path, bits: int = 2048) -> object:
+    """Write a fresh unencrypted RSA private key (PKCS#8 PEM) to ``path``, mode 0600.
+
+    Returns its public key, to register as the client's credential.
+    """
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return key.public_key()
 
 
 def _say(label: str, value: str) -> None:

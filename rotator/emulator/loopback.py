@@ -68,6 +68,7 @@ class Emulator(Backend):
         self._server = Server((self._host, self._port), self, context, self._stopping)
         self._bound_port = int(self._server.server_address[1])
         self.auth0.audience = self._custom_audience or f"https://{self.domain}/api/v2/"
+        self.auth0.domains.add(self.domain)
         admin.write_file(self.admin_file, self.base_url, self.ca_pem_path, self.admin_token)
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -143,7 +143,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _write(self, answer: Answer, method: str) -> None:
         response = answer.response
-        assert response is not None
+        if response is None:  # a dropped connection is handled before this
+            self.close_connection = True
+            return
         content = response.content()[: answer.truncate]
         phrase = self.responses.get(response.status, ("Error",))[0]
         lines = [
