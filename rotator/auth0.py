@@ -87,6 +87,9 @@ class Pacer:
                     f"the tenant's rate limit asks for a {wait:.1f} s pause, and the run's "
                     f"deadline of {deadline.seconds:g} s comes first"
                 )
+            logs.waiting(wait, f"the rate limit of {request.url.host} before {request.method} "
+                         f"{request.url.path}", "its last answer said no request is left "
+                         "until the bucket refills (x-ratelimit-remaining: 0)")
             # A stop request cuts the run's own sleep short.
             (self._sleep or (deadline.sleep if deadline else time.sleep))(wait)
 
@@ -115,11 +118,12 @@ class Tenant(Auth0Connections):
         self._lock = threading.Lock()
         self._intended: dict[int, bytes] = {}  # thread id -> the PATCH body it may send
         self._seen: set[str] = set()  # secrets seen in answers, registered for redaction
+        guard = net.WaitGuard(self.holder, MAX_RETRIES)
         self.http = net.client(
             settings.trust,
             self.holder,
             request_hooks=[self.pacer.before, self._guard_body],
-            response_hooks=[self.pacer.after, self._watch_secrets, net.WaitGuard(self.holder)],
+            response_hooks=[self.pacer.after, self._watch_secrets, guard],
         )
         self.tokens = Tokens(self.http, settings, self.holder)
         self.api = ManagementClient(

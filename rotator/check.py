@@ -32,6 +32,7 @@ def expected(conn: ConnectionSettings) -> due.Expected:
         key_id=conn.apple.key_id,
         services_id=conn.client_id,
         public_key=conn.apple.key.public_key,
+        key_source=conn.apple.key.source,
     )
 
 
@@ -82,7 +83,10 @@ def record(outcome: Outcome, checked: Checked) -> None:
 def log_checked(log: logs.Logger, checked: Checked, forced: bool) -> None:
     """The ``rotation.checked`` event."""
     verdict, info = checked.verdict, checked.verdict.live
-    log.info(
+    # A live secret Apple refuses means Apple logins fail now: an error, not news.
+    refused = checked.apple.verdict == "refused" and checked.live is not None
+    emit = log.error if refused else log.info
+    emit(
         "rotation.checked",
         due=verdict.due,
         reason=verdict.reason,
@@ -93,8 +97,24 @@ def log_checked(log: logs.Logger, checked: Checked, forced: bool) -> None:
         forced=forced and not verdict.due,
     )
     if checked.apple.verdict != "off" and checked.live is not None:
-        log.info("apple.checked", which="live", verdict=checked.apple.verdict,
-                 detail=checked.apple.detail, fingerprint=info.fingerprint if info else None)
+        emit("apple.checked", which="live", verdict=checked.apple.verdict,
+             detail=checked.apple.detail, fingerprint=info.fingerprint if info else None)
+
+
+#: Reasons that compare the live secret with the configuration.
+_COMPARED = (due.KID_CHANGED, due.ISS_CHANGED, due.SUB_CHANGED, due.BAD_SIGNATURE)
+
+
+def evidence(checked: Checked) -> str:
+    """When Apple accepts a live secret that differs from the configuration, say so.
+
+    Then a refusal of the secret minted from the configuration points at the
+    configured value, not at the five things a refusal can mean.
+    """
+    if checked.verdict.reason in _COMPARED and checked.apple.verdict == "accepted":
+        return (f"Apple accepts the live secret, and {checked.verdict.explanation}: "
+                "the configured value looks wrong")
+    return ""
 
 
 def apple_problem(checked: Checked, services_id: str) -> str | None:

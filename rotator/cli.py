@@ -21,7 +21,7 @@ from rotator.errors import ConfigError, RotatorError, unexpected
 from rotator.modes import Mode, Needs
 
 if TYPE_CHECKING:
-    from rotator.outcome import Report
+    from rotator.outcome import InFlight, Report
     from rotator.settings import Settings
 
 #: The one map from how a command ended to the process exit code.
@@ -39,24 +39,50 @@ expired, refused by Apple or inside --warn-within), 2 bad configuration or key
 (nothing was contacted), 130/143 interrupted by SIGINT/SIGTERM."""
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="TOML config file (else $ROTATOR_CONFIG)")
-    parser.add_argument("--connection", metavar="NAME", action="append", default=[],
-                        help="only this connection (name or con_ id as configured); repeatable")
-    parser.add_argument("--log-format", choices=("json", "console"),
-                        help="log lines as JSON or for people (default: JSON unless stderr is "
-                             "a terminal)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default="info", help="least important log level shown (default: info)")
-    parser.add_argument("--secret-lifetime", metavar="DURATION",
-                        help="exp - iat of each minted secret, at most 15777000s (default 180d)")
-    parser.add_argument("--rotate-every", metavar="DURATION",
-                        help="a secret older than this is due (default 30d)")
-    parser.add_argument("--check-every", metavar="DURATION",
-                        help="how often `start` looks (default 1h)")
-    parser.add_argument("--deadline", metavar="DURATION",
-                        help="the longest one run (or one check of `start`) may take "
-                             "(default 5m)")
+#: The flags every command but ``demo`` takes, accepted before or after the command.
+COMMON = ("config", "connection", "log_format", "log_level", "secret_lifetime", "rotate_every",
+          "check_every", "deadline")
+#: Where a flag given before the command lands, before it is merged (see :func:`_merge`).
+_BEFORE = "before_"
+
+
+def _common(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+            prefix: str = "") -> None:
+    def add(flag: str, **kwargs: object) -> None:
+        dest = prefix + flag.lstrip("-").replace("-", "_")
+        parser.add_argument(flag, dest=dest, **kwargs)  # type: ignore[arg-type]
+
+    add("--config", metavar="PATH", help="TOML config file (else $ROTATOR_CONFIG)")
+    add("--connection", metavar="[TENANT/]NAME", action="append", default=[],
+        help="only this connection (its name or con_ id as configured) in every tenant, or "
+             "in the tenant whose auth0.domain is TENANT; repeatable")
+    add("--log-format", choices=("json", "console"),
+        help="log lines as JSON or for people (default: JSON unless stderr is a terminal)")
+    add("--log-level", choices=("debug", "info", "warning", "error"),
+        help="least important log level shown (default: warning at a terminal, else info)")
+    add("--secret-lifetime", metavar="DURATION",
+        help="exp - iat of each minted secret, at most 15777000s (default 180d)")
+    add("--rotate-every", metavar="DURATION",
+        help="a secret older than this is due (default 30d)")
+    add("--check-every", metavar="DURATION", help="how often `start` looks (default 1h)")
+    add("--deadline", metavar="DURATION",
+        help="the longest one run (or one check of `start`) may take (default 5m)")
+
+
+def _merge(args: argparse.Namespace) -> argparse.Namespace:
+    """Common flags given before the command count as if given after it.
+
+    A flag given in both places: the one after the command wins (``--connection``
+    adds up).
+    """
+    for name in COMMON:
+        before = getattr(args, _BEFORE + name)
+        delattr(args, _BEFORE + name)
+        if name == "connection":
+            args.connection = [*before, *getattr(args, "connection", [])]
+        elif getattr(args, name, None) is None and before is not None:
+            setattr(args, name, before)
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rotator {__version__}")
+    _common(parser.add_argument_group(
+        "common options (accepted before or after the command)"), prefix=_BEFORE)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], str], summary: str,
@@ -109,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
             "the whole flow on this machine with no accounts: a local Auth0 and Apple emulator, "
             "a throwaway Apple key, a rotation, the status", common=False)
     p.add_argument("--log-format", choices=("json", "console"), help=argparse.SUPPRESS)
-    p.add_argument("--log-level", default="warning", help=argparse.SUPPRESS)
+    p.add_argument("--log-level", help=argparse.SUPPRESS)
     return parser
 
 
@@ -154,13 +182,41 @@ def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     metrics_file = Path(args.metrics_file) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
+    from rotator.outcome import InFlight
+
     mode = Mode.rotating(force=force, dry_run=args.dry_run)
-    with signals.caught() as caught:
-        report = commands.rotate(settings, mode, stop=caught.stop)
+    in_flight = InFlight()
+    with signals.caught(on_first_interrupt=_finishing(in_flight)) as caught:
+        report = commands.rotate(settings, mode, stop=caught.stop, in_flight=in_flight)
     ending = _ending(report, caught.received)
+    _print_results(settings, report, dry_run=args.dry_run)
     if metrics_file is not None:
         commands.write_metrics(metrics_file, report, ok=ending == "ok")
     return ending
+
+
+def _finishing(in_flight: InFlight) -> Callable[[], None]:
+    """What the first Ctrl-C at a terminal says: what is being finished, and how to stop now."""
+
+    def say() -> None:
+        if not sys.stderr.isatty():
+            return  # cron, systemd: the log says what was abandoned
+        busy = in_flight.describe()
+        doing = (f"finishing {busy}: a rotation already writing completes, one not yet "
+                 "writing stops before its write" if busy else "finishing up")
+        sys.stderr.write(f"rotator: interrupted; {doing}. Press Ctrl-C again to stop at once.\n")
+        sys.stderr.flush()
+
+    return say
+
+
+def _print_results(settings: Settings, report: Report, *, dry_run: bool) -> None:
+    from rotator import results
+    from rotator.settings import label, several_tenants
+
+    several = several_tenants(settings.connections)
+    names = [label(o.connection, o.tenant, several) for o in report.outcomes]
+    print("\n".join(results.lines(report, names, dry_run=dry_run)), flush=True)
 
 
 def cmd_run_once(args: argparse.Namespace) -> str:
@@ -225,12 +281,13 @@ def cmd_start(args: argparse.Namespace) -> str:
 def cmd_demo(args: argparse.Namespace) -> str:
     from rotator import demo
 
-    return "ok" if demo.main(log_format=args.log_format, log_level=args.log_level) else "failed"
+    level = args.log_level or "warning"
+    return "ok" if demo.main(log_format=args.log_format, log_level=level) else "failed"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the one place that turns how it ended into an exit code."""
-    args = build_parser().parse_args(argv)
+    args = _merge(build_parser().parse_args(argv))
     from rotator import coredumps
 
     coredumps.disable()  # before any command reads a secret

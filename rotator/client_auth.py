@@ -42,6 +42,8 @@ class ClientSecret:
     """The M2M application's client secret (``client_secret`` in the token request)."""
 
     secret: str = field(repr=False)
+    #: Where the secret came from, for check-config: "AUTH0_CLIENT_SECRET" or the file.
+    source: str = field(default="", compare=False)
 
     def fields(self, domain: str, client_id: str) -> dict[str, str]:
         """The form fields that authenticate one token request."""
@@ -49,7 +51,7 @@ class ClientSecret:
 
     def describe(self) -> str:
         """How the application authenticates, in words (no secret)."""
-        return "its client secret"
+        return f"its client secret from {self.source}" if self.source else "its client secret"
 
     @property
     def hidden(self) -> tuple[str, ...]:

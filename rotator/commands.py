@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING
 
 from rotator.errors import ConfigError
 from rotator.modes import Mode
-from rotator.settings import Settings, format_duration
+from rotator.settings import (
+    ConnectionSettings,
+    Settings,
+    format_duration,
+    label,
+    several_tenants,
+)
 
 if TYPE_CHECKING:
-    from rotator.outcome import Report
+    from rotator.outcome import InFlight, Report
     from rotator.runner import Pool
 
 
@@ -26,11 +32,7 @@ def mint(settings: Settings, now: float | None = None) -> str:
     from rotator import secret
 
     if len(settings.connections) != 1:
-        names = ", ".join(c.connection or c.client_id for c in settings.connections)
-        raise ConfigError(
-            f"mint prints one secret but {len(settings.connections)} connections are configured "
-            f"({names}); choose one with --connection"
-        )
+        raise ConfigError(_choose_one(settings.connections))
     conn = settings.connections[0]
     return secret.mint(
         conn.apple.key, team_id=conn.apple.team_id, key_id=conn.apple.key_id,
@@ -39,19 +41,34 @@ def mint(settings: Settings, now: float | None = None) -> str:
     )
 
 
+def _choose_one(connections: tuple[ConnectionSettings, ...]) -> str:
+    """mint's refusal of several connections, naming a ``--connection`` that picks each."""
+    several = several_tenants(connections)
+    names = [label(c.connection or c.client_id, c.tenant, several) for c in connections]
+    choices = " or ".join(f"--connection {label(c.connection, c.tenant, several)}"
+                          for c in connections if c.connection) or "--connection NAME"
+    if len({c.connection for c in connections}) == 1 and connections[0].connection:
+        return (f"mint prints one secret but connection {connections[0].connection!r} is "
+                f"configured in {len(connections)} tenants; choose one with {choices}")
+    return (f"mint prints one secret but {len(connections)} connections are configured "
+            f"({', '.join(names)}); choose one with {choices}")
+
+
 def rotate(
     settings: Settings,
     mode: Mode,
     *,
     stop: threading.Event | None = None,
     pool: Pool | None = None,
+    in_flight: InFlight | None = None,
 ) -> Report:
     """``run-once`` (due ones), ``run-now`` (forced): check and rotate every connection."""
     from rotator import hooks, runner
+    from rotator.outcome import InFlight
 
     post_rotate, on_failure = hooks.from_settings(settings.hooks)
     options = runner.Options(mode=mode, stop=stop or threading.Event(), on_rotated=post_rotate,
-                             on_failure=on_failure)
+                             on_failure=on_failure, in_flight=in_flight or InFlight())
     return runner.run(settings, options, pool)
 
 
@@ -114,6 +131,8 @@ def summary(settings: Settings) -> list[str]:
                 f"{conn.auth0.auth.describe()}" if conn.auth0 else "")
         lines.append(f"  {conn.connection} on {conn.tenant}: Services ID {conn.client_id}, "
                      f"team {conn.apple.team_id}, key {conn.apple.key_id}; {asks}{auth}")
+        lines.append(f"    Apple key from {conn.apple.key.source}")
+    lines += [f"  warning: {warning}" for warning in settings.warnings]
     return lines
 
 

@@ -131,7 +131,7 @@ def load(
         listen=_listen(sections["server"]),
         hooks=_hooks(sections["hooks"], env.get("PATH")),
         log_format=_log_format(overrides, env),
-        log_level=overrides.log_level or "info",
+        log_level=overrides.log_level,
         warnings=tuple(warnings),
     )
 

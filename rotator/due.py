@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import secret
 from rotator.seams import Verdict as AppleVerdict
-from rotator.settings import Schedule
+from rotator.settings import Schedule, format_duration
 
 # Why a connection is (or is not) due; logged as ``reason``.
 NO_SECRET = "no_secret"  # noqa: S105 - a reason code, not a password
@@ -60,6 +60,7 @@ class Expected:
     key_id: str
     services_id: str
     public_key: ec.EllipticCurvePublicKey
+    key_source: str = "apple.private_key_file"  # where the key came from, for messages
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,11 @@ class Verdict:
     reason: str
     live: secret.LiveSecret | None
     due_at: int  # when it falls (or fell) due, epoch seconds
+    evidence: str = ""  # the reason with the values that prove it, when there are some
 
     @property
     def explanation(self) -> str:
-        return EXPLAIN[self.reason]
+        return self.evidence or EXPLAIN[self.reason]
 
 
 def assess(
@@ -95,6 +97,49 @@ def assess(
     return verdict
 
 
+def swapped(kid: object, iss: object, expected: Expected) -> bool:
+    """A secret's kid and iss are the configured team and key ids the other way round."""
+    return (kid, iss) == (expected.team_id, expected.key_id) and kid != iss
+
+
+def _mismatch(info: secret.LiveSecret, expected: Expected) -> tuple[str, str] | None:
+    """The first claim that differs from the configuration: its reason, with both values."""
+    if info.kid != expected.key_id and swapped(info.kid, info.iss, expected):
+        return KID_CHANGED, (
+            f"the secret's kid {info.kid} and iss {info.iss} are apple.team_id and "
+            f"apple.key_id the other way round: the two ids look swapped (in the "
+            "configuration, or in whatever made the live secret)")
+    checks = (
+        (info.kid != expected.key_id, KID_CHANGED, "kid", info.kid, "apple.key_id",
+         expected.key_id),
+        (info.iss != expected.team_id, ISS_CHANGED, "iss", info.iss, "apple.team_id",
+         expected.team_id),
+        (info.sub != expected.services_id, SUB_CHANGED, "sub", info.sub,
+         "the connection's client_id", expected.services_id),
+        (info.aud not in (secret.APPLE_AUDIENCE, [secret.APPLE_AUDIENCE]), AUD_CHANGED, "aud",
+         info.aud, "Apple's audience", secret.APPLE_AUDIENCE),
+    )
+    for failed, reason, claim, live, setting, configured in checks:
+        if failed:
+            shown = "missing" if live is None else _shown(live)
+            return reason, (f"the secret's {claim} {shown} differs from {setting} "
+                            f"{configured}")
+    if not info.signature_ok:
+        return BAD_SIGNATURE, (f"the secret's signature does not verify with the configured "
+                               f"key ({expected.key_source}): another key signed it (its kid "
+                               f"is {info.kid})")
+    return None
+
+
+def _days(seconds: int) -> str:
+    return f"{seconds / 86400:.1f} days" if abs(seconds) >= 86400 else f"{seconds} s"
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}..."
+
+
 def _by_the_secret(live: object, expected: Expected, schedule: Schedule, now: int) -> Verdict:
     if not isinstance(live, str) or not live:
         return Verdict(True, NO_SECRET, None, now)
@@ -103,25 +148,26 @@ def _by_the_secret(live: object, expected: Expected, schedule: Schedule, now: in
     except secret.NotAJwt:
         return Verdict(True, NOT_ES256_JWT, None, now)
     if info.alg != secret.ALGORITHM:
-        return Verdict(True, NOT_ES256_JWT, info, now)
-    mismatch = (
-        (info.kid != expected.key_id, KID_CHANGED),
-        (info.iss != expected.team_id, ISS_CHANGED),
-        (info.sub != expected.services_id, SUB_CHANGED),
-        (info.aud not in (secret.APPLE_AUDIENCE, [secret.APPLE_AUDIENCE]), AUD_CHANGED),
-        (not info.signature_ok, BAD_SIGNATURE),
-    )
-    for failed, reason in mismatch:
-        if failed:
-            return Verdict(True, reason, info, now)
+        return Verdict(True, NOT_ES256_JWT, info, now,
+                       f"the client secret is a JWT signed with {info.alg}, not ES256")
+    if mismatch := _mismatch(info, expected):
+        reason, evidence = mismatch
+        return Verdict(True, reason, info, now, evidence)
     if info.iat is None or info.exp is None:
         return Verdict(True, BAD_CLAIMS, info, now)
     if info.iat > now + FUTURE_SLACK:
-        return Verdict(True, FROM_THE_FUTURE, info, now)
+        return Verdict(True, FROM_THE_FUTURE, info, now,
+                       f"the secret's iat is {info.iat - now} s in the future, which Apple "
+                       "refuses")
     by_age = info.iat + schedule.rotate_every
     by_expiry = info.exp - (schedule.secret_lifetime - schedule.rotate_every)
     if now >= by_age:
-        return Verdict(True, AGE, info, by_age)
+        return Verdict(True, AGE, info, by_age,
+                       f"the secret is {_days(now - info.iat)} old; rotate_every is "
+                       f"{format_duration(schedule.rotate_every)}")
     if now >= by_expiry:
-        return Verdict(True, EXPIRING, info, by_expiry)
+        return Verdict(True, EXPIRING, info, by_expiry,
+                       f"the secret expires in {_days(info.exp - now)}, within "
+                       "secret_lifetime - rotate_every = "
+                       f"{format_duration(schedule.secret_lifetime - schedule.rotate_every)}")
     return Verdict(False, NOT_DUE, info, min(by_age, by_expiry))

@@ -24,6 +24,8 @@ from rotator.settings import (
     check_domain,
     check_https_url,
     check_identifier,
+    label,
+    several_tenants,
 )
 from rotator.sources import Sources, Table, Value, str_value
 
@@ -103,8 +105,12 @@ def connection(
     if needs.auth0 and "ca_bundle" in auth0_values:
         trust = Trust(sources.ca_bundle(auth0_values["ca_bundle"]))
     auth0 = _auth0(auth0_values, sources, trust) if needs.auth0 else None
-    return ConnectionSettings(connection=name, client_id=services_id, auth0=auth0, apple=apple,
-                              trust=trust, source=where or "the environment")
+    domain = auth0_values.get("domain")
+    return ConnectionSettings(
+        connection=name, client_id=services_id, auth0=auth0, apple=apple, trust=trust,
+        source=where or "the environment",
+        domain=domain.value.strip() if domain and isinstance(domain.value, str) else "",
+    )
 
 
 def _identifier(v: Value, what: str) -> str:
@@ -138,9 +144,11 @@ def _apple(apple: Table, sources: Sources) -> AppleSettings:
     if "token_url" in apple:
         token_url = check_https_url(str_value(apple["token_url"], "an https:// URL"),
                                     apple["token_url"].origin, DEFAULTS["token_url"])
+    apple_key = sources.apple_key(apple.get("private_key_file"))
+    sources.key_name(apple_key, apple["key_id"], apple["team_id"])
     return AppleSettings(
         **ids,
-        key=sources.apple_key(apple.get("private_key_file")),
+        key=apple_key,
         check=_bool(apple["check"]) if "check" in apple else True,
         token_url=str(token_url),
     )
@@ -186,14 +194,27 @@ def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
 def select(
     connections: list[ConnectionSettings], wanted: tuple[str, ...]
 ) -> list[ConnectionSettings]:
+    """The connections ``--connection`` names: ``NAME`` in every tenant, ``TENANT/NAME`` in one.
+
+    A selection that matches nothing is refused, naming what is configured.
+    """
     if not wanted:
         return connections
-    wanted = tuple(name.strip() for name in wanted)
-    known = {c.connection for c in connections}
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"--connection {unknown[0]!r} is not configured; "
-            f"configured: {', '.join(sorted(known)) or 'none'}"
-        )
-    return [c for c in connections if c.connection in wanted]
+    several = several_tenants(connections)
+    chosen: list[ConnectionSettings] = []
+    for want in (w.strip() for w in wanted):
+        tenant, slash, name = want.rpartition("/")
+        found = [c for c in connections
+                 if c.connection == name and (not slash or c.tenant == tenant)]
+        if not found:
+            configured = ", ".join(sorted(label(c.connection, c.tenant, several)
+                                          for c in connections)) or "none"
+            tenants = sorted({c.tenant for c in connections})
+            hint = ""
+            if slash and tenant not in tenants:
+                hint = f"; no tenant has auth0.domain {tenant!r} (tenants: {', '.join(tenants)})"
+            raise ConfigError(
+                f"--connection {want!r} is not configured{hint}; configured: {configured}"
+            )
+        chosen += [c for c in found if c not in chosen]
+    return [c for c in connections if c in chosen]

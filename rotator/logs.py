@@ -219,18 +219,30 @@ def use_json(fmt: str | None, stream: TextIO) -> bool:
     """JSON when asked, or when the stream is not a terminal."""
     if fmt is not None:
         return fmt == "json"
-    return not (hasattr(stream, "isatty") and stream.isatty())
+    return not at_terminal(stream)
 
 
-def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog for the whole process."""
+def at_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def default_level(stream: TextIO) -> str:
+    """A person at a terminal sees warnings and errors; a machine gets info and up."""
+    return "warning" if at_terminal(stream) else "info"
+
+
+def configure(
+    fmt: str | None = None, level: str | None = "info", stream: TextIO | None = None
+) -> None:
+    """Set up structlog for the whole process (``level`` None: :func:`default_level`)."""
     out = stream or sys.stderr
+    level = level or default_level(out)
     writer = LineWriter(out)  # one writer, one lock: lines from every thread stay whole
     renderer: Any
     if use_json(fmt, out):
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=at_terminal(out))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -248,6 +260,28 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
         logger_factory=lambda *_: writer,
         cache_logger_on_first_use=False,
     )
+
+
+#: A wait longer than this is logged when it starts: nothing waits silently.
+NOTICEABLE_WAIT = 1.0
+
+
+def waiting(seconds: float, awaited: str, because: str) -> None:
+    """Say that a wait of ``seconds`` starts, for what, and why (when it is noticeable).
+
+    At warning level, so a person at a terminal (who sees warnings and errors)
+    knows why nothing happens. The connection and tenant come from :func:`context`.
+    """
+    if seconds > NOTICEABLE_WAIT:
+        get().warning("wait.started", awaited=awaited, seconds=round(seconds, 1),
+                      because=because)
+
+
+@contextmanager
+def context(**values: Any) -> Iterator[None]:
+    """Bind ``values`` (connection, tenant) to every event this thread logs in the block."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield
 
 
 def get(**context: Any) -> Logger:

@@ -20,6 +20,7 @@ import functools
 import os
 import random
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from rotator import environment, files
+from rotator import environment, files, logs
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
 from rotator.settings import Trust
@@ -109,12 +110,17 @@ class WaitGuard:
     minute a try) before its next try, holding the run past its deadline.
     """
 
-    def __init__(self, holder: DeadlineHolder) -> None:
+    def __init__(self, holder: DeadlineHolder, max_retries: int = 0) -> None:
         self._holder = holder
+        self._max_retries = max_retries
+        self._retries: dict[int, int] = {}  # thread id -> retryable answers in a row
 
     def __call__(self, response: httpx.Response) -> None:
         deadline = self._holder.deadline
-        if deadline is None or response.status_code not in RETRY_STATUSES:
+        if response.status_code not in RETRY_STATUSES:
+            self._retries.pop(threading.get_ident(), None)  # the retries, if any, are over
+            return
+        if deadline is None:
             return
         if deadline.interrupt.is_set():
             raise DeadlineError(f"{response.url.host} answered {response.status_code}, and a "
@@ -125,6 +131,18 @@ class WaitGuard:
                 f"{response.url.host} answered {response.status_code} and "
                 f"{too_long(asked, deadline)}"
             )
+        # The SDK (auth0-python) retries now, after the wait asked for or its own
+        # backoff (1 s, 2 s, 4 s, with jitter); say so before it sleeps.
+        if not response.url.path.startswith("/api/v2/"):
+            return  # the token request: net.send retries it, and says so itself
+        tries = self._retries.pop(threading.get_ident(), 0)
+        if tries < self._max_retries:  # else the SDK gives up: this was its last try
+            self._retries[threading.get_ident()] = tries + 1
+            expected = min(asked, MAX_WAIT) or BACKOFF * 2**tries
+            logs.waiting(expected, f"the retry of {response.request.method} "
+                         f"{response.url.host}{response.url.path}",
+                         f"it answered {response.status_code}"
+                         + (" with Retry-After" if "retry-after" in response.headers else ""))
 
 
 def client(
@@ -281,5 +299,9 @@ def send(
                                     f"{too_long(wait, deadline)}")
             raise DeadlineError(f"{what}: failed ({failure}), and the run's deadline of "
                                 f"{deadline.seconds:g} s comes before the next try")
-        deadline.sleep(min(wait, MAX_WAIT))
+        wait = min(wait, MAX_WAIT)
+        because = failure or f"it answered {response.status_code}" + (
+            " with Retry-After" if "retry-after" in response.headers else "")
+        logs.waiting(wait, f"try {attempt + 2} of {ATTEMPTS} of {what}", because)
+        deadline.sleep(wait)
     raise error(f"{what} failed after {ATTEMPTS} tries: {failure}")

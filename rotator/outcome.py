@@ -11,6 +11,7 @@ disagree.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,6 +39,18 @@ class Step(StrEnum):
         return self in (Step.WRITE, Step.VERIFY, Step.HOOK)
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a dry run would have written: the new secret's claims, and the options kept."""
+
+    kid: str
+    sub: str
+    iat: int
+    exp: int
+    fingerprint: str
+    options_kept: int
+
+
 @dataclass
 class Outcome:
     """One connection in one run."""
@@ -62,6 +75,7 @@ class Outcome:
     fingerprint: str | None = None
     rotated: bool = False
     dry_run: bool = False
+    planned: Planned | None = None  # a dry run: what would have been written
     abandoned: bool = False  # stopped before its write (a signal); the old secret stays
     step: Step | None = None  # where it failed
     error: str | None = None
@@ -99,6 +113,29 @@ def trouble(outcome: Outcome, now: float) -> str | None:
         if o.mode.warn_within is not None and o.exp - now <= o.mode.warn_within:
             return "has a live secret expiring within --warn-within"
     return None
+
+
+
+class InFlight:
+    """The connections being worked on right now, and the step each is at (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._at: dict[int, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def at(self, index: int, name: str, step: str) -> None:
+        with self._lock:
+            self._at[index] = (name, step)
+
+    def done(self, index: int) -> None:
+        with self._lock:
+            self._at.pop(index, None)
+
+    def describe(self) -> str:
+        """"apple (at write), apple-ios (at read)", or "" when nothing is in flight."""
+        with self._lock:
+            busy = sorted(self._at.items())
+        return ", ".join(f"{name} (at {step})" for _, (name, step) in busy)
 
 
 @dataclass

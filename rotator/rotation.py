@@ -24,7 +24,7 @@ from rotator.errors import (
     TokenError,
 )
 from rotator.modes import Mode
-from rotator.outcome import Outcome, Step
+from rotator.outcome import Outcome, Planned, Step
 from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
 from rotator.settings import ConnectionSettings, Schedule
 
@@ -125,13 +125,19 @@ def _rotate(
         new = _mint(conn, ctx, now)
     iat, exp = secret.issued(now, ctx.schedule.secret_lifetime)
     with logs.secret(new, checked.live):
-        answer = _ask_apple(conn, new, ctx, log)
+        answer = _ask_apple(conn, new, ctx, log, evidence=check.evidence(checked))
         outcome.apple, outcome.apple_detail = answer.verdict, answer.detail
         if ctx.mode.dry_run:
             outcome.dry_run = True
-            log.info("rotation.dry_run", **ctx.side.describe_write(checked.connection, new),
+            described = ctx.side.describe_write(checked.connection, new)
+            outcome.planned = Planned(
+                kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
+                fingerprint=secret.fingerprint(new),
+                options_kept=int(described.get("options_kept", 0)))
+            log.info("rotation.dry_run", **described,
                      kid=conn.apple.key_id, sub=conn.client_id, iat=iat, exp=exp,
-                     fingerprint=secret.fingerprint(new))
+                     issued_at=words.iso(iat), expires_at=words.iso(exp),
+                     fingerprint=outcome.planned.fingerprint)
             return
         found = checked.connection
         if ctx.monotonic() - read_at > REREAD_AFTER:
@@ -179,14 +185,16 @@ def _mint(conn: ConnectionSettings, ctx: Context, now: int) -> str:
 
 def _ask_apple(
     conn: ConnectionSettings, new: str, ctx: Context, log: logs.Logger, what: str = "new",
+    evidence: str = "",
 ) -> AppleAnswer:
     """Step 3: Apple must accept the new secret before anything is written."""
     ctx.progress(Step.APPLE_CHECK)
     answer = check.ask(ctx.apple, new, conn.client_id)
     if answer.verdict != "off":
-        log.info("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
-                 fingerprint=secret.fingerprint(new))
-    if wrong := words.apple_problem(answer, what, conn.client_id):
+        emit = log.warning if answer.verdict == "refused" else log.info
+        emit("apple.checked", which="new", verdict=answer.verdict, detail=answer.detail,
+             fingerprint=secret.fingerprint(new))
+    if wrong := words.apple_problem(answer, what, conn.client_id, evidence):
         raise StepFailed(Step.APPLE_CHECK, f"{wrong}; nothing was written, the live secret stays")
     return answer
 

@@ -35,9 +35,16 @@ from rotator import logs, rotation
 from rotator.deadline import Deadline
 from rotator.errors import RotatorError, unexpected
 from rotator.modes import Mode
-from rotator.outcome import Outcome, Report, Step, trouble
+from rotator.outcome import InFlight, Outcome, Report, Step, trouble
 from rotator.seams import AppleSide, Destination
-from rotator.settings import Auth0Settings, ConnectionSettings, Settings, Trust
+from rotator.settings import (
+    Auth0Settings,
+    ConnectionSettings,
+    Settings,
+    Trust,
+    label,
+    several_tenants,
+)
 
 #: How long past the deadline a step may take to report its own failure.
 GRACE = 1.0
@@ -97,6 +104,8 @@ class Options:
     on_rotated: rotation.PostRotate | None = None
     on_failure: OnFailure | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Where each connection worked on stands, for the first SIGINT's message.
+    in_flight: InFlight = field(default_factory=InFlight)
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
@@ -222,33 +231,38 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
 
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destination) -> None:
     options, outcome = state.options, state.outcomes[index]
+    name = label(conn.connection, conn.tenant, several_tenants(state.settings.connections))
     apple = None
 
     def progress(step: Step) -> None:
         with state.lock:
             state.steps[index] = step
+        options.in_flight.at(index, name, step)
 
-    try:
-        if conn.apple.check:
-            apple = state.pool.make_apple(conn.apple.token_url, conn.trust, state.deadline)
-        ctx = rotation.Context(
-            side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
-            monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,
-            on_rotated=None if options.mode.dry_run else options.on_rotated,
-            progress=progress,
-        )
-        rotation.process(conn, outcome, ctx)
-        if options.mode.probe and outcome.error is None:
-            outcome.missing_scopes = side.missing_scopes()
-    except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
-        _fail(outcome, Step.CONNECT, str(exc))
-    except Exception as exc:  # one connection's surprise must not stop the run
-        log = logs.get(connection=conn.connection, tenant=conn.tenant)
-        _fail(outcome, state.steps[index], unexpected(exc))
-        log.debug("rotation.traceback", exc_info=True)
-    finally:
-        if apple is not None:
-            apple.close()
+    # Events logged below the seam (a wait, a retry) carry the connection too.
+    with logs.context(connection=conn.connection, tenant=conn.tenant):
+        try:
+            if conn.apple.check:
+                apple = state.pool.make_apple(conn.apple.token_url, conn.trust, state.deadline)
+            ctx = rotation.Context(
+                side=side, apple=apple, schedule=state.settings.schedule, now=options.now,
+                monotonic=options.monotonic, mode=options.mode, stop=options.stop.is_set,
+                on_rotated=None if options.mode.dry_run else options.on_rotated,
+                progress=progress,
+            )
+            rotation.process(conn, outcome, ctx)
+            if options.mode.probe and outcome.error is None:
+                outcome.missing_scopes = side.missing_scopes()
+        except RotatorError as exc:  # Apple's client could not be built (its CA bundle)
+            _fail(outcome, Step.CONNECT, str(exc))
+        except Exception as exc:  # one connection's surprise must not stop the run
+            log = logs.get(connection=conn.connection, tenant=conn.tenant)
+            _fail(outcome, state.steps[index], unexpected(exc))
+            log.debug("rotation.traceback", exc_info=True)
+        finally:
+            options.in_flight.done(index)
+            if apple is not None:
+                apple.close()
 
 
 def _fail(outcome: Outcome, step: Step, error: str) -> None:

@@ -35,6 +35,7 @@ class AppleKey:
 
     private_key: ec.EllipticCurvePrivateKey = field(repr=False)
     source: str
+    path: Path | None = None  # the file it was read from (None: an environment variable)
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -74,7 +75,16 @@ def key_file_warning(path: Path) -> str | None:
     return None
 
 
-def load_key(pem: bytes, source: str) -> AppleKey:
+_KEY_FILE_NAME = re.compile(r"^AuthKey_([A-Z0-9]{10})\.p8$")
+
+
+def id_in_file_name(path: Path | None) -> str | None:
+    """The key id in a file named as Apple names its downloads, ``AuthKey_<Key ID>.p8``."""
+    match = _KEY_FILE_NAME.match(path.name) if path is not None else None
+    return match.group(1) if match else None
+
+
+def load_key(pem: bytes, source: str, path: Path | None = None) -> AppleKey:
     """Parse PEM text as the P-256 EC private key Apple issues.
 
     ``source`` names the setting or file for messages, e.g.
@@ -113,7 +123,7 @@ def load_key(pem: bytes, source: str) -> AppleKey:
             f"{source} holds an EC key on {key.curve.name}; Apple's keys are P-256 "
             f"(secp256r1); {_FIX}"
         )
-    return AppleKey(private_key=key, source=source)
+    return AppleKey(private_key=key, source=source, path=path)
 
 
 #: How far ``iat`` is set back from now: Apple refuses an ``iat`` in its own

@@ -41,7 +41,7 @@ from rotator.endpoints import Server
 from rotator.errors import unexpected
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome, Report, Step, trouble
-from rotator.settings import Settings
+from rotator.settings import Settings, label, several_tenants
 
 STOP_WITHIN = 6.0  # seconds to wait for a check in flight at shutdown (10 s promised)
 MAX_JITTER = 30.0
@@ -111,12 +111,14 @@ class Service:
     def ready(self) -> tuple[bool, str]:
         """Whether every connection's last check left it healthy (``outcome.trouble``)."""
         snapshot = self.readiness
+        several = several_tenants(self.settings.connections)
         for conn in self.settings.connections:
             judged = snapshot.get((conn.tenant, conn.connection))
+            name = label(conn.connection, conn.tenant, several)
             if judged is None:
-                return False, f"not ready: {conn.connection} not checked yet"
+                return False, f"not ready: {name} not checked yet"
             if judged.trouble is not None:
-                return False, f"not ready: {conn.connection} {judged.trouble}"
+                return False, f"not ready: {name} {judged.trouble}"
         return True, "ready"
 
     # -- the job --------------------------------------------------------------------

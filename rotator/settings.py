@@ -289,10 +289,24 @@ class ConnectionSettings:
     trust: Trust = Trust()  # for every HTTPS call made for this connection, Apple's too
     #: Where it was configured, for messages ("rotator.toml [[connections]] #2").
     source: str = "the environment"
+    #: auth0.domain as configured, for naming the tenant when auth0 is not loaded (mint).
+    domain: str = ""
 
     @property
     def tenant(self) -> str:
-        return self.auth0.domain if self.auth0 else ""
+        return self.auth0.domain if self.auth0 else self.domain
+
+
+def label(connection: str, tenant: str, several: bool) -> str:
+    """How output names a connection: ``TENANT/NAME`` when several tenants are configured.
+
+    The same spelling ``--connection`` takes, so a name shown can be pasted back.
+    """
+    return f"{tenant}/{connection}" if several and tenant else connection
+
+
+def several_tenants(connections: tuple[ConnectionSettings, ...] | list[ConnectionSettings]) -> bool:
+    return len({c.tenant for c in connections}) > 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -313,6 +327,6 @@ class Settings:
     listen: Listen = field(default_factory=lambda: parse_listen(DEFAULTS["listen"]))
     hooks: HookSettings = HookSettings()
     log_format: str | None = None
-    log_level: str = "info"
+    log_level: str | None = None  # None: as logs.default_level decides (terminal or not)
     warnings: tuple[str, ...] = ()
 

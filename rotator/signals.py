@@ -36,8 +36,12 @@ class Caught:
 
 
 @contextmanager
-def caught() -> Iterator[Caught]:
-    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it."""
+def caught(on_first_interrupt: Callable[[], None] | None = None) -> Iterator[Caught]:
+    """While the block runs, SIGTERM and SIGINT ask it to stop instead of killing it.
+
+    ``on_first_interrupt`` is called on the first SIGINT (Ctrl-C), to tell the
+    person who pressed it what happens now.
+    """
     state = Caught()
     previous: dict[signal.Signals, Handler] = {}
 
@@ -46,6 +50,8 @@ def caught() -> Iterator[Caught]:
         if signum == signal.SIGINT and state.stop.is_set():
             raise KeyboardInterrupt
         state.stop.set()
+        if signum == signal.SIGINT and on_first_interrupt is not None:
+            on_first_interrupt()
 
     for sig in STOP_SIGNALS:
         previous[sig] = signal.signal(sig, on_signal)

@@ -71,6 +71,16 @@ class Sources:
             raise ConfigError(f"{var} and {var}_FILE are both set; unset one")
         return value or None
 
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def _overridden(self, var: str, file: Value | None) -> None:
+        """Warn that ``var`` wins over a file the configuration names."""
+        if file is not None:
+            self._warn(f"{var} is set in the environment and wins over {file.origin} "
+                       f"({file.value}); unset {var} to use the file")
+
     def client_auth(self, auth0: Table) -> ClientAuth:
         """How the M2M application authenticates: a client secret or Private Key JWT.
 
@@ -108,6 +118,8 @@ class Sources:
             if env_key:
                 from rotator.secret import pem_from_env
 
+                self._overridden("AUTH0_CLIENT_ASSERTION_SIGNING_KEY", key_file)
+
                 if ("env", alg) not in self._signing_keys:
                     self._signing_keys[("env", alg)] = client_auth.load_signing_key(
                         pem_from_env(env_key), "AUTH0_CLIENT_ASSERTION_SIGNING_KEY", alg)
@@ -120,7 +132,7 @@ class Sources:
                 f"(the M2M application authenticates with its client secret); remove it, or "
                 f"set {client_auth.KEY_SETTING} for Private Key JWT"
             )
-        return client_auth.ClientSecret(self._auth0_secret(env_secret, secret_file))
+        return client_auth.ClientSecret(*self._auth0_secret(env_secret, secret_file))
 
     def _signing_key(self, file: Value, alg: str) -> ClientAuth:
         from rotator import client_auth
@@ -137,10 +149,11 @@ class Sources:
             self.warnings.append(f"{file.origin}: {warning}")
         return loaded
 
-    def _auth0_secret(self, env_secret: str | None, file: Value | None) -> str:
-        """The M2M secret: from the environment, else from its file."""
+    def _auth0_secret(self, env_secret: str | None, file: Value | None) -> tuple[str, str]:
+        """The M2M secret and where it came from: the environment, else its file."""
         if env_secret:
-            return env_secret.strip()
+            self._overridden("AUTH0_CLIENT_SECRET", file)
+            return env_secret.strip(), "AUTH0_CLIENT_SECRET"
         if file is None:
             raise ConfigError(
                 "no Auth0 client secret or signing key: set auth0.client_secret_file, "
@@ -156,7 +169,7 @@ class Sources:
             raise ConfigError(f"{file.origin}: {path} is not UTF-8 text") from None
         if not text:
             raise ConfigError(f"{file.origin}: {path} is empty; it must hold the M2M client secret")
-        return text
+        return text, f"{file.origin} ({path})"
 
     def apple_key(self, file: Value | None) -> AppleKey:
         """The .p8 key: a connection's own file, else APPLE_PRIVATE_KEY, else [apple]."""
@@ -164,6 +177,7 @@ class Sources:
 
         env_pem = self._env_value("APPLE_PRIVATE_KEY")
         if env_pem and not (file and file.own):
+            self._overridden("APPLE_PRIVATE_KEY", file)
             if "env" not in self._keys:
                 self._keys["env"] = secret.load_key(secret.pem_from_env(env_pem),
                                                     "APPLE_PRIVATE_KEY")
@@ -177,10 +191,28 @@ class Sources:
         cache_key = str(path)
         if cache_key not in self._keys:
             pem = secret.read_key_file(path, file.origin)
-            self._keys[cache_key] = secret.load_key(pem, f"{file.origin} ({path})")
+            self._keys[cache_key] = secret.load_key(pem, f"{file.origin} ({path})", path)
             if warning := secret.key_file_warning(path):
-                self.warnings.append(f"{file.origin}: {warning}")
+                self._warn(f"{file.origin}: {warning}")
         return self._keys[cache_key]
+
+    def key_name(self, key: AppleKey, key_id: Value, team_id: Value) -> None:
+        """Warn when the key's file name (``AuthKey_<ID>.p8``) names another key id."""
+        from rotator import secret
+
+        named = secret.id_in_file_name(key.path)
+        if named is None or named == key_id.value:
+            return
+        if named == team_id.value:
+            self._warn(
+                f"{team_id.origin} {team_id.value} is the id in the key's file name "
+                f"{key.path.name if key.path else ''}, and {key_id.origin} is {key_id.value}: "
+                "apple.team_id and apple.key_id look swapped")
+            return
+        self._warn(
+            f"{key_id.origin} {key_id.value} differs from the id in the key's file name "
+            f"{key.path.name if key.path else ''} ({named}); Apple names each key "
+            "AuthKey_<Key ID>.p8: check that the key and the key id belong together")
 
     def ca_bundle(self, v: Value) -> Path:
         """A file of PEM CA certificates that OpenSSL accepts (proven once per file)."""

@@ -13,7 +13,8 @@ from typing import Any
 
 from rotator import logs
 from rotator.outcome import Outcome, Report, trouble
-from rotator.words import iso, minute
+from rotator.settings import label
+from rotator.words import SWITCH_HINT, iso, minute
 
 
 def days_left(outcome: Outcome, now: float) -> float | None:
@@ -26,6 +27,13 @@ def warned(outcome: Outcome, now: float) -> bool:
     """Whether the live secret expires within ``status --warn-within``."""
     within = outcome.mode.warn_within
     return within is not None and outcome.exp is not None and outcome.exp - now <= within
+
+
+def apple_shown(outcome: Outcome) -> str:
+    """Apple's verdict as shown: "no secret" when there was nothing to ask about."""
+    if outcome.checked and not outcome.live and outcome.apple == "unknown":
+        return "no secret"
+    return outcome.apple
 
 
 def to_json(report: Report) -> str:
@@ -47,7 +55,7 @@ def to_json(report: Report) -> str:
             "due": o.due,
             "reason": o.reason,
             "why": o.why,
-            "apple": o.apple,
+            "apple": apple_shown(o).replace(" ", "_"),
             "apple_detail": logs.scrub(o.apple_detail, 300),
             "expires_within_warning": warned(o, now),
             "healthy": trouble(o, now) is None,
@@ -87,24 +95,32 @@ def to_table(report: Report) -> str:
     lines = [head]
     notes = []
     now = report.at
+    several = len({o.tenant for o in report.outcomes}) > 1
     for o in report.outcomes:
+        name = label(o.connection, o.tenant, several)
         if o.error:
             lines.append((o.connection, o.tenant, "-", "-", "-", "-", "-", "-", "error", "-"))
-            notes.append(f"{o.connection}: {logs.scrub(o.error, 1000)}")
+            notes.append(f"{name}: {logs.scrub(o.error, 1000)}")
             continue
         left = days_left(o, now)
         shown = f"{left:.1f}" if left is not None else "-"
         if warned(o, now):
             shown += " WARN"
+        apple = apple_shown(o)
         lines.append((o.connection, o.tenant, o.kid or "-", o.sub or "-", minute(o.iat),
-                      minute(o.exp), shown, minute(o.due_at), "yes" if o.due else "no", o.apple))
-        notes.append(f"{o.connection}: {o.why}")
-        if o.apple == "off":
-            notes.append(f"{o.connection}: Apple was not asked (apple.check is off)")
-        elif o.apple != "accepted":
-            notes.append(f"{o.connection}: Apple {o.apple}: {logs.scrub(o.apple_detail, 300)}")
+                      minute(o.exp), shown, minute(o.due_at), "yes" if o.due else "no", apple))
+        notes.append(f"{name}: {o.why}")
+        if apple == "off":
+            notes.append(f"{name}: Apple was not asked (apple.check is off)")
+        elif apple == "no secret":
+            notes.append(f"{name}: no secret to show Apple; run-once or run-now publishes one")
+        elif apple == "unknown":
+            notes.append(f"{name}: Apple could not be asked: "
+                         f"{logs.scrub(o.apple_detail, 300)}; {SWITCH_HINT}")
+        elif apple != "accepted":
+            notes.append(f"{name}: Apple {apple}: {logs.scrub(o.apple_detail, 300)}")
         if warned(o, now):
-            notes.append(f"{o.connection}: expires within the --warn-within window")
+            notes.append(f"{name}: expires within the --warn-within window")
     cells = [[one_line(str(c)) for c in line] for line in lines]
     widths = [max(width(row[i]) for row in cells) for i in range(len(head))]
     out = ["  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip()

@@ -122,6 +122,15 @@ class Tokens:
         said = f"{status} {error}" + (f": {detail}" if detail else "")
         text = f"the token request to {self.url} answered {logs.scrub(said, 300)}"
         if status == 403 and "Service not enabled within domain" in detail:
+            audience = self._settings.audience
+            if audience is not None:
+                return (
+                    f"{text}; auth0.audience {audience!r} is not an API of this tenant: set it "
+                    "to the Management API identifier shown in the Auth0 dashboard (APIs > "
+                    "Auth0 Management API), such as https://example.eu.auth0.com/api/v2/ (the "
+                    "trailing slash is part of it), or remove it to use "
+                    f"https://{self._settings.domain}/api/v2/"
+                )
             return (
                 f"{text}; {self._settings.domain} looks like a custom domain: set auth0.domain "
                 "to the tenant's canonical domain (such as example.eu.auth0.com), or set "

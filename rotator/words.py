@@ -36,15 +36,17 @@ def minute(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch is not None else "-"
 
 
-def apple_problem(answer: AppleAnswer, which: str, services_id: str) -> str | None:
+def apple_problem(answer: AppleAnswer, which: str, services_id: str,
+                  evidence: str = "") -> str | None:
     """What is wrong when Apple refused ``which`` secret or could not be asked; else None.
 
-    ``which`` is "live", "new", or a phrase of its own ("a secret minted now").
+    ``which`` is "live", "new", or a phrase of its own ("a secret minted now");
+    ``evidence`` is what rotator knows of the cause, said in place of the likely ones.
     """
     what = f"the {which} secret" if which in ("live", "new") else which
     if answer.verdict == "refused":
-        return (f"Apple refuses {what} for {services_id} (invalid_client); likely causes: "
-                f"{LIKELY_CAUSES}")
+        return (f"Apple refuses {what} for {services_id} (invalid_client); "
+                + (evidence or f"likely causes: {LIKELY_CAUSES}"))
     if answer.verdict == "unknown":
         return f"could not ask Apple about {what}: {answer.detail}; {SWITCH_HINT}"
     return None

@@ -149,3 +149,19 @@ class Tenant:
             if auth.lower().startswith("bearer "):
                 found.add(auth.split(" ", 1)[1])
         return found
+
+
+def two_tenants(tmp_path: Path, tenants: list[Tenant], name: str = "apple") -> Path:
+    """A config file with connection ``name`` on each of ``tenants`` (each its own emulator)."""
+    body = tenants[0].apple_toml() + "\n"
+    for tenant in tenants:
+        body += (
+            f'[[connections]]\nconnection = "{name}"\nclient_id = "{SERVICES_ID}"\n'
+            f'domain = "{tenant.emu.domain}"\nca_bundle = "{tenant.emu.ca_pem_path}"\n'
+            f'client_secret_file = "{tenant.secret_file}"\n'
+            f'token_url = "{tenant.emu.apple_token_url}"\n'
+            f'[connections.auth0]\nclient_id = "{tenant.client_id}"\n\n'
+        )
+    path = tmp_path / "two.toml"
+    path.write_text(body)
+    return path

@@ -95,13 +95,20 @@ REFUSALS = {
     "revoked-key": _revoked,
     "unknown-services-id": _unknown_sub,
 }
+#: Where the live secret (which Apple accepts) shows what is wrong, the refusal
+#: names that instead of every likely cause.
+EVIDENCE = {
+    "wrong-team-id": f"the secret's iss {TEAM_ID} differs from apple.team_id ZZZZZ99999",
+    "team-and-key-swapped": "look swapped",
+    "key-of-another-team": f"the secret's kid {KEY_ID} differs from apple.key_id OTHERKEY01",
+}
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_apple_refusing_the_new_secret_writes_nothing(
     case: str, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A mistake Apple catches: exit 1, no PATCH, the connection unchanged, Apple named."""
+    """A mistake Apple catches: exit 1, no PATCH, unchanged, Apple named with the evidence."""
     old = tenant.mint(age=40 * 86400)
     if case == "unknown-services-id":
         conn = tenant.add("apple-unknown", client_secret=old,
@@ -118,7 +125,13 @@ def test_apple_refusing_the_new_secret_writes_nothing(
     [failed] = named(err, "rotation.failed")
     assert failed["step"] == "apple_check"
     assert "Apple refuses the new secret" in failed["error"]
-    assert all(cause in failed["error"] for cause in LIKELY)
+    if case in EVIDENCE:
+        assert EVIDENCE[case] in failed["error"]
+        assert "Apple accepts the live secret" in failed["error"]
+        assert "the configured value looks wrong" in failed["error"]
+        assert "likely causes" not in failed["error"]
+    else:
+        assert all(cause in failed["error"] for cause in LIKELY)
     assert "nothing was written" in failed["error"]
 
 

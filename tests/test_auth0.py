@@ -10,6 +10,7 @@ import httpx
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant
+from rotator.client_auth import ClientSecret
 from rotator.net import DeadlineHolder, describe, ssl_context
 from rotator.settings import Auth0Settings, Trust
 
@@ -63,6 +64,24 @@ def test_pacer_waits_once_per_empty_answer() -> None:
     pacer.before(API)
     pacer.before(API)
     assert len(waits) == 1
+
+
+def test_a_pacing_pause_of_more_than_a_second_is_logged_before_it_starts() -> None:
+    """An empty bucket refilling in 10 s (limit 2): wait.started names the host and ~5 s."""
+    from structlog.testing import capture_logs
+
+    waits: list[float] = []
+    pacer = Pacer(DeadlineHolder(), sleep=waits.append, clock=lambda: NOW)
+    pacer.after(_response(remaining=0, reset=NOW + 10, limit=2))
+    with capture_logs() as logged:
+        pacer.before(API)
+    [wait] = waits
+    [event] = logged
+    assert event["event"] == "wait.started"
+    assert event["log_level"] == "warning"
+    assert event["seconds"] == round(wait, 1)
+    assert event["awaited"] == f"the rate limit of {API.url.host} before GET {API.url.path}"
+    assert "x-ratelimit-remaining: 0" in event["because"]
 
 
 def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
@@ -121,7 +140,7 @@ class _OwnedSet(set[str]):
 
 def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
     """_seen (answers' secrets, touched from every request thread) is only used under _lock."""
-    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", client_secret="s" * 16))
+    tenant = Tenant(Auth0Settings(domain="t.example", client_id="m2m", auth=ClientSecret("s" * 16)))
     tenant._seen = _OwnedSet(tenant._lock)
     answer = httpx.Response(200, content=b'{"options": {"client_secret": "live-secret-123"}}',
                             request=httpx.Request("GET", "https://t.example/api/v2/connections"))

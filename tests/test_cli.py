@@ -322,3 +322,58 @@ def test_check_config_default_lifetime_gives_no_warning(full_env: dict[str, str]
     assert run.code == 0, run.output
     assert run.stderr == ""
     assert "secret_lifetime 180d, rotate_every 30d, check_every 1h" in run.stdout
+
+
+# --- common flags before or after the command ----------------------------------------
+
+
+def test_common_flags_are_accepted_before_the_command(
+    two_connections: Path, key_path: Path
+) -> None:
+    """`rotator --config X --connection NAME mint` works as `rotator mint --config X ...`."""
+    before = run_rotator("--config", str(two_connections), "--connection", "apple-partner", "mint")
+    assert before.code == 0, before.output
+    assert decode(before.stdout.strip(), key_path)[1]["sub"] == "com.example.partner"
+
+
+def test_a_flag_after_the_command_wins_and_connections_add_up(two_connections: Path) -> None:
+    """--config after the command wins over one before; --connection before and after add up."""
+    run = run_rotator("--config", "/nonexistent.toml", "--connection", "apple", "mint",
+                      "--config", str(two_connections), "--connection", "apple-partner")
+    assert run.code == 2, run.output  # both selected: mint needs exactly one
+    assert "2 connections are configured (apple, apple-partner)" in run.stderr
+
+
+def test_top_level_help_describes_the_common_flags() -> None:
+    """`rotator --help` lists the common options and says they go before or after the command."""
+    run = run_rotator("--help")
+    assert run.code == 0, run.output
+    assert "common options (accepted before or after the command)" in run.stdout
+    for flag in ("--config", "--connection", "--log-format", "--log-level", "--deadline"):
+        assert flag in run.stdout
+    assert "[TENANT/]NAME" in run.stdout
+
+
+def test_mint_with_one_name_in_two_tenants_suggests_each_tenant(
+    tmp_path: Path, key_path: Path
+) -> None:
+    """mint --connection apple, apple in two tenants: exit 2 naming TENANT/apple for each."""
+    conf = tmp_path / "tenants.toml"
+    conf.write_text(
+        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
+        '[auth0]\nclient_id = "m2m"\n'
+        f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
+        'domain = "one.eu.auth0.com"\n'
+        f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
+        'domain = "two.eu.auth0.com"\n'
+    )
+    run = run_rotator("mint", "--config", str(conf), "--connection", "apple")
+    assert run.code == 2, run.output
+    (line,) = run.stderr.strip().splitlines()
+    assert "connection 'apple' is configured in 2 tenants" in line
+    assert ("choose one with --connection one.eu.auth0.com/apple or "
+            "--connection two.eu.auth0.com/apple") in line
+
+    picked = run_rotator("mint", "--config", str(conf), "--connection", "two.eu.auth0.com/apple")
+    assert picked.code == 0, picked.output
+    assert decode(picked.stdout.strip(), key_path)[1]["sub"] == SERVICES_ID

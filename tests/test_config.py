@@ -826,3 +826,127 @@ def test_the_config_path_and_log_format_from_the_environment_are_stripped_too(
                                          "ROTATOR_LOG_FORMAT": "json\n"})
     assert settings.log_format == "json"
     assert [c.connection for c in settings.connections] == ["apple"]
+# --- --connection TENANT/NAME ------------------------------------------------------
+
+
+@pytest.fixture
+def two_tenants(doc: dict[str, Any]) -> dict[str, Any]:
+    """`apple` on two tenants and `apple-ios` on the first."""
+    doc["connections"] = [
+        {"connection": "apple", "client_id": SERVICES_ID, "domain": "one.eu.auth0.com"},
+        {"connection": "apple-ios", "client_id": "com.example.ios", "domain": "one.eu.auth0.com"},
+        {"connection": "apple", "client_id": SERVICES_ID, "domain": "two.eu.auth0.com"},
+    ]
+    return doc
+
+
+@pytest.mark.parametrize(("wanted", "chosen"), [
+    (("apple",), [("one.eu.auth0.com", "apple"), ("two.eu.auth0.com", "apple")]),
+    (("two.eu.auth0.com/apple",), [("two.eu.auth0.com", "apple")]),
+    (("apple-ios", "two.eu.auth0.com/apple"),
+     [("one.eu.auth0.com", "apple-ios"), ("two.eu.auth0.com", "apple")]),
+], ids=["name-in-every-tenant", "tenant-slash-name", "both-kinds"])
+def test_connection_flag_selects_by_name_or_tenant_and_name(
+    two_tenants: dict[str, Any], write: Any, wanted: tuple[str, ...],
+    chosen: list[tuple[str, str]],
+) -> None:
+    """NAME selects that connection in every tenant; TENANT/NAME in the tenant of that domain."""
+    settings = load_file(write(two_tenants), connections=wanted)
+    assert [(c.tenant, c.connection) for c in settings.connections] == chosen
+
+
+def test_an_unknown_tenant_is_refused_naming_the_configured_ones(
+    two_tenants: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """--connection three.eu.auth0.com/apple: exit 2 naming the tenants and TENANT/NAME choices."""
+    run = check_config(write(two_tenants), "--connection", "three.eu.auth0.com/apple")
+    assert_refused(
+        run, "--connection 'three.eu.auth0.com/apple' is not configured",
+        "no tenant has auth0.domain 'three.eu.auth0.com' (tenants: one.eu.auth0.com, "
+        "two.eu.auth0.com)",
+        "configured: one.eu.auth0.com/apple, one.eu.auth0.com/apple-ios, "
+        "two.eu.auth0.com/apple", secrets=secrets)
+
+
+def test_a_name_missing_from_the_tenant_given_is_refused(
+    two_tenants: dict[str, Any], write: Any, secrets: tuple[str, ...]
+) -> None:
+    """--connection two.eu.auth0.com/apple-ios (only on one): exit 2 listing what is configured."""
+    run = check_config(write(two_tenants), "--connection", "two.eu.auth0.com/apple-ios")
+    assert_refused(run, "--connection 'two.eu.auth0.com/apple-ios' is not configured; "
+                        "configured: one.eu.auth0.com/apple,", secrets=secrets)
+
+
+# --- where each secret came from, and what overrides what ------------------------------
+
+
+def test_check_config_says_where_each_secret_came_from(
+    doc: dict[str, Any], write: Any, key_path: Path, secret_file: Path
+) -> None:
+    """The key and the M2M secret: each named with the file and the setting that chose it."""
+    path = write(doc)
+    run = check_config(path)
+    assert run.code == 0, run.output
+    lines = run.stdout.splitlines()
+    assert f"    Apple key from {path} [apple] private_key_file ({key_path})" in lines
+    assert (f"    M2M client secret from {path} [auth0] client_secret_file ({secret_file})"
+            in lines)
+
+
+def test_an_environment_secret_over_a_configured_file_is_named_and_warned(
+    doc: dict[str, Any], write: Any, secret_file: Path
+) -> None:
+    """AUTH0_CLIENT_SECRET with client_secret_file configured: it wins, and check-config warns."""
+    path = write(doc)
+    run = check_config(path, env={"AUTH0_CLIENT_SECRET": "from-the-environment"})
+    assert run.code == 0, run.output
+    assert "    M2M client secret from AUTH0_CLIENT_SECRET" in run.stdout.splitlines()
+    warning = (f"AUTH0_CLIENT_SECRET is set in the environment and wins over {path} [auth0] "
+               f"client_secret_file ({secret_file}); unset AUTH0_CLIENT_SECRET to use the file")
+    assert f"  warning: {warning}" in run.stdout.splitlines()
+    assert warning in run.stderr  # and in the log
+    assert "from-the-environment" not in run.output
+
+
+def test_an_environment_key_over_a_configured_key_file_is_warned(
+    doc: dict[str, Any], write: Any, key_path: Path
+) -> None:
+    """APPLE_PRIVATE_KEY with private_key_file configured: the variable wins, with a warning."""
+    path = write(doc)
+    run = check_config(path, env={"APPLE_PRIVATE_KEY": key_path.read_text()})
+    assert run.code == 0, run.output
+    assert "    Apple key from APPLE_PRIVATE_KEY" in run.stdout.splitlines()
+    assert (f"APPLE_PRIVATE_KEY is set in the environment and wins over {path} [apple] "
+            f"private_key_file ({key_path})") in run.stdout
+
+
+def test_a_configured_file_alone_gives_no_override_warning(
+    doc: dict[str, Any], write: Any
+) -> None:
+    """Secrets from their files and nothing in the environment: no warning at all."""
+    run = check_config(write(doc))
+    assert run.code == 0, run.output
+    assert "warning" not in run.output
+
+
+def test_a_key_id_unlike_the_key_file_name_is_warned(
+    doc: dict[str, Any], write: Any, key_path: Path
+) -> None:
+    """key_id OTHERKEY01 with AuthKey_<KEY_ID>.p8: check-config warns naming both ids."""
+    doc["apple"]["key_id"] = "OTHERKEY01"
+    path = write(doc)
+    run = check_config(path)
+    assert run.code == 0, run.output
+    assert (f"{path} [apple] key_id OTHERKEY01 differs from the id in the key's file name "
+            f"{key_path.name} ({KEY_ID})") in run.stdout
+
+
+def test_ids_swapped_against_the_key_file_name_are_named(
+    doc: dict[str, Any], write: Any, key_path: Path
+) -> None:
+    """team_id = the key id of AuthKey_<KEY_ID>.p8 and key_id = the team: "look swapped"."""
+    doc["apple"]["team_id"], doc["apple"]["key_id"] = KEY_ID, TEAM_ID
+    run = check_config(write(doc))
+    assert run.code == 0, run.output
+    assert f"is the id in the key's file name {key_path.name}" in run.stdout
+    assert "apple.team_id and apple.key_id look swapped" in run.stdout

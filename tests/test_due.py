@@ -31,7 +31,7 @@ def apple_key(key_path: Path) -> secret.AppleKey:
 def expected(apple_key: secret.AppleKey) -> due.Expected:
     """What the configuration says a live secret must look like."""
     return due.Expected(team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,
-                        public_key=apple_key.public_key)
+                        public_key=apple_key.public_key, key_source=apple_key.source)
 
 
 def minted(key: secret.AppleKey, *, iat: int = NOW, lifetime: int = 180 * DAY) -> str:
@@ -79,6 +79,7 @@ def test_hs256_jwt_is_due(expected: due.Expected) -> None:
     assert (verdict.due, verdict.reason) == (True, due.NOT_ES256_JWT)
     assert verdict.live is not None
     assert verdict.live.alg == "HS256"
+    assert verdict.explanation == "the client secret is a JWT signed with HS256, not ES256"
 
 
 def test_es384_jwt_is_due(expected: due.Expected) -> None:
@@ -94,22 +95,50 @@ def test_unsigned_jwt_is_due(expected: due.Expected) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("change", "reason", "why"),
     [
-        ({"kid": "ZZZ999ZZZZ"}, due.KID_CHANGED),
-        ({"iss": "ZZZZZ99999"}, due.ISS_CHANGED),
-        ({"sub": "com.example.other"}, due.SUB_CHANGED),
-        ({"aud": "https://example.com"}, due.AUD_CHANGED),
+        ({"kid": "ZZZ999ZZZZ"}, due.KID_CHANGED,
+         f"the secret's kid ZZZ999ZZZZ differs from apple.key_id {KEY_ID}"),
+        ({"iss": "ZZZZZ99999"}, due.ISS_CHANGED,
+         f"the secret's iss ZZZZZ99999 differs from apple.team_id {TEAM_ID}"),
+        ({"sub": "com.example.other"}, due.SUB_CHANGED,
+         f"the secret's sub com.example.other differs from the connection's client_id "
+         f"{SERVICES_ID}"),
+        ({"aud": "https://example.com"}, due.AUD_CHANGED,
+         f"the secret's aud https://example.com differs from Apple's audience {AUDIENCE}"),
     ],
 )
-def test_claim_mismatch_is_due(
-    apple_key: secret.AppleKey, expected: due.Expected, change: dict[str, str], reason: str
+def test_claim_mismatch_is_due_naming_both_values(
+    apple_key: secret.AppleKey, expected: due.Expected, change: dict[str, str], reason: str,
+    why: str,
 ) -> None:
-    """A fresh, well-signed secret whose kid, iss, sub or aud differ is due for that reason."""
+    """A well-signed secret whose kid, iss, sub or aud differ: due, both values named."""
     verdict = assess(signed(apple_key.private_key, **change), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (True, reason, NOW)
+    assert verdict.explanation == why
     assert verdict.live is not None
     assert verdict.live.signature_ok
+
+
+def test_team_and_key_ids_swapped_are_named(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """A secret whose kid is the configured team id and iss the key id: "look swapped"."""
+    verdict = assess(signed(apple_key.private_key, kid=TEAM_ID, iss=KEY_ID), expected)
+    assert (verdict.due, verdict.reason) == (True, due.KID_CHANGED)
+    assert verdict.explanation.startswith(
+        f"the secret's kid {TEAM_ID} and iss {KEY_ID} are apple.team_id and apple.key_id the "
+        "other way round: the two ids look swapped")
+
+
+def test_a_missing_claim_is_named_missing(
+    apple_key: secret.AppleKey, expected: due.Expected
+) -> None:
+    """A secret without iss: "the secret's iss missing differs from apple.team_id ..."."""
+    claims = {"iat": NOW, "exp": NOW + 180 * DAY, "aud": AUDIENCE, "sub": SERVICES_ID}
+    live = jwt.encode(claims, apple_key.private_key, algorithm="ES256", headers={"kid": KEY_ID})
+    verdict = assess(live, expected)
+    assert verdict.explanation == f"the secret's iss missing differs from apple.team_id {TEAM_ID}"
 
 
 def test_signature_from_another_key_is_due(expected: due.Expected) -> None:
@@ -117,6 +146,9 @@ def test_signature_from_another_key_is_due(expected: due.Expected) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     verdict = assess(signed(other), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (True, due.BAD_SIGNATURE, NOW)
+    assert verdict.explanation == (
+        f"the secret's signature does not verify with the configured key (test key): "
+        f"another key signed it (its kid is {KEY_ID})")
 
 
 def test_audience_as_a_list_is_accepted(apple_key: secret.AppleKey, expected: due.Expected) -> None:
@@ -160,6 +192,7 @@ def test_old_expired_secret_is_due_by_age(
     verdict = assess(minted(apple_key, iat=iat), expected)
     assert (verdict.due, verdict.reason, verdict.due_at) == (
         True, due.AGE, iat + SCHEDULE.rotate_every)
+    assert verdict.explanation == "the secret is 400.0 days old; rotate_every is 30d"
 
 
 def test_hand_made_two_day_secret_is_due_as_expiring(
@@ -168,6 +201,8 @@ def test_hand_made_two_day_secret_is_due_as_expiring(
     """A two-day secret issued now is due at once, reason expiring, not by age."""
     verdict = assess(minted(apple_key, lifetime=2 * DAY), expected)
     assert (verdict.due, verdict.reason) == (True, due.EXPIRING)
+    assert verdict.explanation == (
+        "the secret expires in 2.0 days, within secret_lifetime - rotate_every = 150d")
     assert verdict.due_at == NOW + 2 * DAY - (SCHEDULE.secret_lifetime - SCHEDULE.rotate_every)
 
 
@@ -198,6 +233,7 @@ def test_secret_issued_in_the_future_is_due(
     """A secret whose iat is ahead of now (minted on a fast clock) is due: Apple refuses it."""
     verdict = assess(minted(apple_key, iat=NOW + 3600), expected)
     assert (verdict.due, verdict.reason) == (True, due.FROM_THE_FUTURE)
+    assert verdict.explanation == "the secret's iat is 3600 s in the future, which Apple refuses"
 
 
 def test_secret_a_little_ahead_is_tolerated(

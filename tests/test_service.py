@@ -683,3 +683,32 @@ def test_start_refuses_a_missing_hook_command(
     assert command in err
     assert "Traceback" not in out + err
     assert emu.journal == []
+
+
+def test_readyz_names_the_tenant_when_several_are_configured(
+    tmp_path: Path, key_path: Path, services: list[Service]
+) -> None:
+    """`apple` on two tenants, the second lacking it: "not ready: TENANT/apple failed at read"."""
+    from auth0_env import Tenant, two_tenants
+
+    with contextlib.ExitStack() as stack:
+        tenants = []
+        for n in range(2):
+            emu = stack.enter_context(Emulator())
+            work = tmp_path / f"t{n}"
+            work.mkdir()
+            tenants.append(Tenant(emu, work, key_path, name=f"t{n}"))
+        tenants[0].add()
+        svc = Service(load(two_tenants(tmp_path, tenants)))
+        services.append(svc)
+        svc.check()
+        assert svc.ready() == (False, f"not ready: {tenants[1].emu.domain}/apple failed at read")
+
+
+def test_metrics_page_has_no_created_series(service: tuple[Service, Clock]) -> None:
+    """/metrics after a rotation: counters without any *_created series."""
+    svc, _ = service
+    assert not svc.check().failed
+    page = svc.metrics.render().decode()
+    assert "rotator_rotations_total" in page
+    assert "_created" not in page

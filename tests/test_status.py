@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import Tenant
+from auth0_env import Tenant, two_tenants
 from conftest import Run, assert_refused, run_cli
+
+from rotator.emulator import Emulator, Fault
 
 DAY = 86400
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -195,3 +199,57 @@ def test_a_name_holding_a_newline_is_shown_escaped_on_one_line() -> None:
     assert len(lines) == 3, lines
     assert lines[1].startswith("evil\\nname ")
     assert lines[2].startswith("bell\\x1b[2J ")
+
+
+def test_a_connection_without_a_secret_shows_no_secret_not_unknown(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No secret: APPLE is "no secret" in the table and its note, "no_secret" in the JSON."""
+    tenant.add(client_secret=None)
+    config = str(tenant.write_config())
+    table = status("--config", config, capsys=capsys)
+    data = status("--config", config, "--json", capsys=capsys)
+
+    assert table_line(table, "apple").endswith("yes  no secret")
+    assert "apple: no secret to show Apple; run-once or run-now publishes one" in (
+        table.stdout.splitlines())
+    assert "unknown" not in table.stdout
+    assert rows(data)["apple"]["apple"] == "no_secret"
+
+
+def test_apple_out_of_reach_names_the_apple_check_switch(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Apple answering 503 until the deadline: the note says unknown and names apple.check."""
+    tenant.add()
+    tenant.emu.inject(Fault(path="/auth/token", status=503, times=None))
+    run = status("--config", str(tenant.write_config()), "--deadline", "4s", capsys=capsys)
+
+    assert run.code == 1, run.output
+    assert table_line(run, "apple").endswith("unknown")
+    [note] = [ln for ln in run.stdout.splitlines() if ln.startswith("apple: Apple could not")]
+    assert "set apple.check = false (APPLE_CHECK=false)" in note
+
+
+def test_with_two_tenants_each_note_names_the_tenant(
+    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`apple` on two tenants, one broken: every note starts TENANT/apple."""
+    with ExitStack() as stack:
+        tenants = []
+        for n in range(2):
+            emu = stack.enter_context(Emulator())
+            work = tmp_path / f"t{n}"
+            work.mkdir()
+            tenant = Tenant(emu, work, key_path, name=f"t{n}")
+            tenants.append(tenant)
+        tenants[0].add()  # the second tenant has no connection named apple
+        run = status("--config", str(two_tenants(tmp_path, tenants)), capsys=capsys)
+
+    assert run.code == 1, run.output
+    first, second = (t.emu.domain for t in tenants)
+    notes = run.stdout.split("\n\n", 1)[1].splitlines()
+    assert f"{first}/apple: not due yet" in notes
+    assert any(n.startswith(f"{second}/apple: ") and "no connection named 'apple'" in n
+               for n in notes), notes
+    assert all(n.startswith((f"{first}/apple: ", f"{second}/apple: ")) for n in notes), notes

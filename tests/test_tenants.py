@@ -263,3 +263,23 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     monkeypatch.setenv("NO_PROXY", "localhost")
     code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
     assert code == 0, err
+
+
+def test_a_wrong_audience_is_called_that_not_a_custom_domain(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """auth0.audience without its trailing slash: the error names the audience, not the domain."""
+    tenant.add()
+    config_path = tenant.write_config()
+    wrong = f"https://{tenant.emu.domain}/api/v2"
+    config_path.write_text(config_path.read_text().replace(
+        "[auth0]\n", f'[auth0]\naudience = "{wrong}"\n'))
+    code, out, err = run_cli("run-once", "--config", str(config_path), capsys=capsys)
+
+    assert code == 1, err
+    [failed] = named(err, "rotation.failed")
+    assert failed["step"] == "token"
+    assert f"auth0.audience '{wrong}' is not an API of this tenant" in failed["error"]
+    assert "the trailing slash is part of it" in failed["error"]
+    assert "custom domain" not in failed["error"]
+    assert "FAILED at token" in out
