@@ -2,9 +2,10 @@
 
 Apple authenticates the client before it looks at the grant, so a secret can
 be tested without a user: POST it to the token endpoint with an authorization
-code that was never issued. ``invalid_grant`` means Apple accepted the secret
-(and then refused the made-up code); ``invalid_client`` means it refused the
-secret. Anything else (5xx, 429, a network error, another answer) is retried
+code that was never issued. A 400 answer with ``invalid_grant`` means Apple
+accepted the secret (and then refused the made-up code); a 400 with
+``invalid_client`` means it refused the secret. Anything else, whatever its
+status or body (5xx, 429, a network error, another answer) is retried
 within the run's deadline, and then counts as "could not ask" (``unknown``).
 """
 
@@ -57,15 +58,22 @@ class Apple:
 
 
 def verdict(response: httpx.Response) -> AppleAnswer:
-    """Apple's answer to the made-up code, as a verdict on the secret."""
+    """Apple's answer to the made-up code, as a verdict on the secret.
+
+    Only Apple's documented shape is a verdict: HTTP 400 with a JSON object
+    whose ``error`` is ``invalid_grant`` (accepted) or ``invalid_client``
+    (refused). Any other status, whatever its body says (a proxy's 200 page, a
+    redirect, a 429 or 5xx echoing Apple's words), means Apple was not heard.
+    """
     try:
         body = response.json()
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
-    if error == "invalid_grant":
+    if response.status_code == 400 and error == "invalid_grant":
         return AppleAnswer("accepted", "invalid_grant (the secret authenticated the client)")
-    if error == "invalid_client":
+    if response.status_code == 400 and error == "invalid_client":
         return AppleAnswer("refused", "invalid_client")
     shown = error if isinstance(error, str) else "no Apple error code"
-    return AppleAnswer("unknown", f"Apple answered {response.status_code} ({shown[:80]})")
+    return AppleAnswer("unknown", f"Apple answered {response.status_code} ({shown[:80]}); only "
+                                  "a 400 carrying invalid_grant or invalid_client is a verdict")

@@ -264,9 +264,11 @@ def cmd_mint(args: argparse.Namespace) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> str:
     from rotator import commands, lock
+    from rotator.endpoints import listen_address
 
     settings = _settings(args)
     lock.prepared(settings.lock_dir)  # a run would refuse it
+    listen_address(settings.listen)  # as `start` will: bindable here, not only well formed
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"
@@ -318,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The emulator's own command line parses its flags (and prints its --help).
         return EXIT[_emulator(argv[1:])]
     args = _merge(build_parser().parse_args(argv))
+    from rotator import coredumps
+
+    coredumps.disable()  # before any command reads a secret
     try:
         ending: str = args.func(args)
     except ConfigError as exc:

@@ -86,6 +86,9 @@ def check_metrics_path(path: Path) -> None:
     """Refuse, before anything is contacted, a metrics file that could not be written."""
     import os
 
+    from rotator import metrics
+
+    metrics.check_replaceable(path)
     parent = path.parent
     if not parent.is_dir():
         raise ConfigError(f"--metrics-file {path}: the directory {parent} does not exist")

@@ -111,7 +111,7 @@ def load(
     contacts nothing (the Apple side only, and a Services ID is enough).
     """
     env = environment.snapshot(environ)
-    given = overrides.config or env.get("ROTATOR_CONFIG") or None
+    given = (overrides.config or env.get("ROTATOR_CONFIG") or "").strip() or None
     path = resolve(given, None) if given else None
     raw = _read_toml(path, overrides.config is None) if path else {}
     origin = str(path or "")
@@ -254,7 +254,7 @@ def _listen(values: Table) -> Listen:
 
 
 def _log_format(overrides: Overrides, env: Mapping[str, str]) -> str | None:
-    log_format = overrides.log_format or env.get("ROTATOR_LOG_FORMAT") or None
+    log_format = (overrides.log_format or env.get("ROTATOR_LOG_FORMAT") or "").strip() or None
     if log_format not in (None, "json", "console"):
         origin = "--log-format" if overrides.log_format else "ROTATOR_LOG_FORMAT"
         raise ConfigError(f"{origin} = {log_format!r}; use json or console")

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from rotator.errors import ConfigError
 from rotator.settings import Listen
 
@@ -38,7 +36,9 @@ class Server:
         self, listen: Listen, *, healthy: Probe, ready: Probe, metrics: Callable[[], bytes],
         idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        host, port = listen
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        family, address = listen_address(listen)
 
         class Handler(BaseHTTPRequestHandler):
             timeout = idle_timeout  # each read; a silent connection is closed
@@ -64,15 +64,11 @@ class Server:
                 return
 
         try:
-            server_class = _HTTPServer6 if ":" in host else _HTTPServer
-            self.httpd = server_class((host, port), Handler)
+            server_class = _HTTPServer6 if family == socket.AF_INET6 else _HTTPServer
+            self.httpd = server_class(address, Handler)
             self.httpd.slots = threading.BoundedSemaphore(max_connections)
         except OSError as exc:
-            raise ConfigError(
-                f"server.listen = {str(listen)!r}: cannot listen there "
-                f"({exc.strerror or type(exc).__name__}); "
-                "choose a free port or another address (ROTATOR_LISTEN, --listen)"
-            ) from None
+            raise _cannot(listen, exc) from None
         bound_host, bound_port = str(self.httpd.server_address[0]), self.httpd.server_port
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.address = f"{shown}:{bound_port}"
@@ -86,6 +82,44 @@ class Server:
         if self._thread.is_alive():  # shutdown() waits forever for a loop never started
             self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def listen_address(listen: Listen) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """Where ``rotator start`` will listen: ``listen`` resolved and proven bindable.
+
+    The one check ``start`` and ``check-config`` share: the host must resolve
+    and be an address of this machine (``203.0.113.7``, ``[::ffff:1.2.3.4]``
+    and ``no-such-host.invalid`` are not). The trial bind takes a free port,
+    so a ``rotator start`` already serving the configured one does not make
+    ``check-config`` fail; whether that port is free is known only when
+    ``start`` binds it.
+    """
+    host, port = listen
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # "[::]:8080" is IPv6
+        found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(
+            f"server.listen = {str(listen)!r}: cannot resolve {host!r} ({exc}); use an address "
+            "of this machine, such as 0.0.0.0:8080 or 127.0.0.1:8080 (ROTATOR_LISTEN, --listen)"
+        ) from None
+    sockaddr = found[0][4]
+    address = (str(sockaddr[0]), port)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as trial:
+            trial.bind((address[0], 0))
+    except OSError as exc:
+        raise _cannot(listen, exc) from None
+    return socket.AddressFamily(family), address
+
+
+def _cannot(listen: Listen, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"server.listen = {str(listen)!r}: cannot listen there "
+        f"({exc.strerror or type(exc).__name__}); "
+        "choose a free port or an address of this machine (ROTATOR_LISTEN, --listen)"
+    )
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -24,6 +24,7 @@ from rotator.settings import (
     check_apple_id,
     check_domain,
     check_https_url,
+    check_identifier,
     label,
     several_tenants,
 )
@@ -95,11 +96,10 @@ def connection(
 ) -> ConnectionSettings:
     """One connection; ``where`` names its [[connections]] entry, or is "" for the environment."""
     own = values[""]
-    services_id = str_value(_required(own, "client_id", where), "the Apple Services ID")
+    services_id = _identifier(_required(own, "client_id", where), "the Apple Services ID")
     name = ""
     if "connection" in own or needs.connection_name:
-        name = str_value(_required(own, "connection", where),
-                          "the Auth0 connection name or id")
+        name = _identifier(_required(own, "connection", where), "the Auth0 connection name or id")
     apple = _apple({**sections["apple"], **values["apple"]}, sources)
     auth0_values = {**sections["auth0"], **values["auth0"]}
     trust = Trust()
@@ -112,6 +112,10 @@ def connection(
         source=where or "the environment",
         domain=domain.value.strip() if domain and isinstance(domain.value, str) else "",
     )
+
+
+def _identifier(v: Value, what: str) -> str:
+    return check_identifier(str_value(v, what), v.origin, what)
 
 
 _MISSING = {
@@ -164,7 +168,7 @@ def _auth0(auth0: Table, sources: Sources, trust: Trust) -> Auth0Settings:
             auth0["audience"].origin, AUDIENCE_EXAMPLE)
     return Auth0Settings(
         domain=domain,
-        client_id=str_value(auth0["client_id"], "the M2M application's client id"),
+        client_id=_identifier(auth0["client_id"], "the M2M application's client id"),
         auth=sources.client_auth(auth0),
         trust=trust,
         audience=audience,
@@ -179,7 +183,7 @@ def refuse_duplicates(connections: list[ConnectionSettings]) -> None:
     """
     seen: dict[tuple[str, str], ConnectionSettings] = {}
     for conn in connections:
-        ident = (conn.tenant, conn.connection)
+        ident = (conn.auth0.tenant_key if conn.auth0 else "", conn.connection)
         if (first := seen.get(ident)) is not None:
             raise ConfigError(
                 f"connection {conn.connection!r} on {conn.tenant} is listed twice, in "
@@ -199,7 +203,7 @@ def select(
         return connections
     several = several_tenants(connections)
     chosen: list[ConnectionSettings] = []
-    for want in wanted:
+    for want in (w.strip() for w in wanted):
         tenant, slash, name = want.rpartition("/")
         found = [c for c in connections
                  if c.connection == name and (not slash or c.tenant == tenant)]

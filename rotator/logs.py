@@ -1,9 +1,10 @@
 """Logging: structlog, one event per line, JSON unless a person is watching.
 
 Secrets are kept out of log lines by construction (nothing logs them). As a
-second line of defence, every value registered with :func:`secret` is replaced
-by ``[redacted]`` in every string field, tracebacks included, before any field
-is cut to length. Values are registered while they are in use and forgotten
+second line of defence, every trace of a value registered with :func:`secret`
+(the whole value, a JWT segment of it, any 16-character run copied out of it,
+as JSON would escape it too) is replaced by ``[redacted]`` in every string
+field, tracebacks included. Values are registered while they are in use and forgotten
 after, so the redactor only ever holds current secrets.
 
 Writing a line never raises: a log stream that fails (a full disk, a pipe whose
@@ -13,7 +14,9 @@ a metric and an unhealthy ``/healthz``, and the work goes on.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import threading
 from collections import Counter
@@ -31,32 +34,45 @@ REDACTED = "[redacted]"
 MAX_FIELD = 2000
 MAX_TRACEBACK = 20000
 _SHORTEST = 8  # shorter values are not secrets worth hunting (and would redact noise)
+#: Any run of this many characters copied out of a secret is redacted.
+FRAGMENT = 16
 
 
 class _Secrets:
-    """The secrets in use right now, with a count per registration."""
+    """The secrets in use right now, with a count per registration.
+
+    What is redacted is any trace of one, not only the whole value: each
+    secret, each dot-separated segment of one (a JWT's header, claims or
+    signature), each as JSON would escape it, and any run of
+    :data:`FRAGMENT` or more characters copied out of one (a hook printing
+    part of a signature, an error body quoting a cut-off ``client_secret``).
+    """
 
     def __init__(self) -> None:
         self._values: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._index: _Index | None = None
 
     def add(self, *values: str | None) -> None:
         with self._lock:
             self._values.update(v for v in values if v and len(v) >= _SHORTEST)
+            self._index = None
 
     def discard(self, *values: str | None) -> None:
         with self._lock:
             self._values.subtract(v for v in values if v and len(v) >= _SHORTEST)
             for value in [v for v, n in self._values.items() if n <= 0]:
                 del self._values[value]
+            self._index = None
+
+    def index(self) -> _Index:
+        with self._lock:
+            if self._index is None:
+                self._index = _Index(list(self._values))
+            return self._index
 
     def scrub(self, text: str) -> str:
-        with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        return self.index().scrub(text)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -64,6 +80,63 @@ class _Secrets:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+            self._index = None
+
+
+class _Index:
+    """What to look for, built once per set of secrets."""
+
+    def __init__(self, values: list[str]) -> None:
+        whole: set[str] = set()
+        for value in values:
+            for piece in (value, *value.split(".")):
+                if len(piece) >= _SHORTEST:
+                    escaped = json.dumps(piece)[1:-1]
+                    whole.update((piece, escaped, json.dumps(escaped)[1:-1]))
+        self.whole = sorted(whole, key=len, reverse=True)
+        self.grams = frozenset(value[i:i + FRAGMENT] for value in values
+                               for i in range(len(value) - FRAGMENT + 1))
+        self.chars = frozenset(c for gram in self.grams for c in gram)
+        self.longest = max(map(len, values), default=0)
+        chars = "".join(sorted(self.chars))
+        self.runs = re.compile(f"[{re.escape(chars)}]{{{FRAGMENT},}}") if chars else None
+
+    def cut(self, text: str, limit: int) -> str:
+        """``text[:limit]`` less any start of a secret the cut may have split.
+
+        A secret's characters just before the cut could be the first few of a
+        secret, too few to recognise; up to a secret's length of them go.
+        """
+        end = limit
+        while end > 0 and limit - end < self.longest and text[end - 1] in self.chars:
+            end -= 1
+        return text[:end]
+
+    def scrub(self, text: str) -> str:
+        for value in self.whole:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        if self.runs is None:
+            return text
+        return self.runs.sub(self._fragments, text)
+
+    def _fragments(self, match: re.Match[str]) -> str:
+        """A run of a secret's characters, with every piece copied from a secret redacted."""
+        run = match.group()
+        hidden = bytearray(len(run))
+        for i in range(len(run) - FRAGMENT + 1):
+            if run[i:i + FRAGMENT] in self.grams:
+                hidden[i:i + FRAGMENT] = b"\1" * FRAGMENT
+        if not any(hidden):
+            return run
+        out, i = [], 0
+        while i < len(run):
+            j = i
+            while j < len(run) and hidden[j] == hidden[i]:
+                j += 1
+            out.append(REDACTED if hidden[i] else run[i:j])
+            i = j
+        return "".join(out)
 
 
 SECRETS = _Secrets()
@@ -80,14 +153,16 @@ def secret(*values: str | None) -> Iterator[None]:
 
 
 def scrub(text: str, limit: int = MAX_FIELD) -> str:
-    """``text`` with current secrets redacted, then cut to ``limit`` characters."""
-    return _cut(SECRETS.scrub(text), limit)
+    """``text`` cut to ``limit`` characters, with every trace of a current secret redacted.
 
-
-def _cut(text: str, limit: int) -> str:
+    Cut first, so a huge text costs no more than ``limit`` to search, and a
+    secret the cut splits leaves none of its characters behind.
+    """
+    index = SECRETS.index()
     if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+        return index.scrub(text)
+    head = index.cut(text, limit)
+    return f"{index.scrub(head)}... [{len(text) - len(head)} more characters cut]"
 
 
 def _redact_and_cut(

@@ -29,8 +29,8 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from rotator import __version__, logs
-from rotator.errors import RotatorError
+from rotator import __version__, files, logs
+from rotator.errors import ConfigError, RotatorError
 from rotator.outcome import Outcome, trouble
 from rotator.settings import ConnectionSettings
 
@@ -188,12 +188,28 @@ def write_textfile(path: Path, outcomes: Iterable[Outcome], *, now: float, succe
 FILE_MODE = 0o644
 
 
+def check_replaceable(path: Path, error: type[RotatorError] = ConfigError) -> None:
+    """Refuse a metrics file path that is not a regular file or nothing (``--metrics-file``).
+
+    Renaming over a device node or a FIFO would replace it (run as root with
+    ``/dev/null``, the host's ``/dev/null``); such a path is refused untouched.
+    """
+    try:
+        files.regular_or_absent(path)
+    except files.Unreadable as why:
+        raise error(
+            f"--metrics-file {path} {why}; give the path of a regular file (or of none yet) "
+            "in a directory node_exporter's textfile collector reads"
+        ) from None
+
+
 def _replace(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file in ``path``'s directory, then rename it over ``path``.
 
     Readers see the old file or the new one, never a part. The temporary name
     does not end in ``.prom``, so the textfile collector never reads it.
     """
+    check_replaceable(path, RotatorError)  # again: the path may have changed during the run
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -210,8 +226,8 @@ def _replace(path: Path, data: bytes) -> None:
 
 def _previous_last_success(path: Path) -> dict[tuple[str, str], float]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = files.read_bounded(path, files.MAX_FILE * 16).decode("utf-8")
+    except (files.Unreadable, UnicodeDecodeError):
         return {}
     found: dict[tuple[str, str], float] = {}
     try:

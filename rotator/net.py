@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from rotator import environment, logs
+from rotator import environment, files, logs
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError, DeadlineError, RotatorError
 from rotator.settings import Trust
@@ -138,13 +138,15 @@ def _context(
             and os.path.isfile(system.openssl_cafile):
         context.load_verify_locations(cafile=system.openssl_cafile)
     if ca_bundle is not None:
+        # Read here (bounded, a regular file, an open that cannot block), not by
+        # OpenSSL, which would block on a FIFO put in the file's place.
         try:
-            context.load_verify_locations(cafile=str(ca_bundle))
-        except (OSError, ssl.SSLError) as exc:  # it was valid when the configuration loaded
-            raise ConfigError(
-                f"auth0.ca_bundle {ca_bundle} can no longer be loaded "
-                f"({getattr(exc, 'strerror', None) or type(exc).__name__}); it must hold PEM "
-                "CA certificates"
+            pem = files.read_bounded(ca_bundle, files.CA_BUNDLE_MAX).decode("ascii")
+            context.load_verify_locations(cadata=pem)
+        except (files.Unreadable, ssl.SSLError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(  # it was valid when the configuration loaded
+                f"auth0.ca_bundle {ca_bundle} can no longer be loaded ({exc}); it must be a "
+                "regular file of PEM CA certificates"
             ) from None
     return context
 
@@ -171,11 +173,11 @@ class WaitGuard:
         if deadline.interrupt.is_set():
             raise DeadlineError(f"{response.url.host} answered {response.status_code}, and a "
                                 "stop was asked for: no retry")
-        wait = min(wait_asked(response, 0, 0.0), MAX_WAIT)
-        if wait > 0 and not deadline.allows(wait):
+        asked = wait_asked(response, 0, 0.0)
+        if asked > 0 and not deadline.allows(asked):
             raise DeadlineError(
-                f"{response.url.host} answered {response.status_code} and asked to wait "
-                f"{wait:.0f} s, and the run's deadline of {deadline.seconds:g} s comes first"
+                f"{response.url.host} answered {response.status_code} and "
+                f"{too_long(asked, deadline)}"
             )
         # The SDK (auth0-python) retries now, after the wait asked for or its own
         # backoff (1 s, 2 s, 4 s, with jitter); say so before it sleeps.
@@ -184,7 +186,7 @@ class WaitGuard:
         tries = self._retries.pop(threading.get_ident(), 0)
         if tries < self._max_retries:  # else the SDK gives up: this was its last try
             self._retries[threading.get_ident()] = tries + 1
-            expected = wait or BACKOFF * 2**tries
+            expected = min(asked, MAX_WAIT) or BACKOFF * 2**tries
             logs.waiting(expected, f"the retry of {response.request.method} "
                          f"{response.url.host}{response.url.path}",
                          f"it answered {response.status_code}"
@@ -281,6 +283,13 @@ def _connect_failure(text: str, where: str, host: str, setting: str) -> str:
     return f"cannot connect to {where}; check {setting} and the network"
 
 
+def too_long(asked: float, deadline: Deadline) -> str:
+    """Words for a wait the deadline does not allow, as long as it really was asked."""
+    left = max(0.0, deadline.remaining())
+    return (f"asked to wait {asked:.0f} s before retrying, more than the {left:.0f} s left of "
+            f"the run's deadline of {deadline.seconds:g} s")
+
+
 def wait_asked(response: httpx.Response, attempt: int, backoff: float = BACKOFF) -> float:
     """Seconds to wait before retrying: Retry-After, else x-ratelimit-reset, else backoff."""
     value = response.headers.get("retry-after", "").strip()
@@ -332,12 +341,13 @@ def send(
             wait = wait_asked(response, attempt, backoff)
         if attempt == ATTEMPTS - 1:
             break
+        if not deadline.allows(wait):  # the server's word, as asked (capped only below)
+            if failure is None:
+                raise DeadlineError(f"{what}: the answer was {response.status_code} and "
+                                    f"{too_long(wait, deadline)}")
+            raise DeadlineError(f"{what}: failed ({failure}), and the run's deadline of "
+                                f"{deadline.seconds:g} s comes before the next try")
         wait = min(wait, MAX_WAIT)
-        if not deadline.allows(wait):
-            asked = f"asked to wait {wait:.0f} s" if failure is None else f"failed ({failure})"
-            raise DeadlineError(
-                f"{what}: {asked}, and the run's deadline of {deadline.seconds:g} s comes first"
-            )
         because = failure or f"it answered {response.status_code}" + (
             " with Retry-After" if "retry-after" in response.headers else "")
         logs.waiting(wait, f"try {attempt + 2} of {ATTEMPTS} of {what}", because)

@@ -60,10 +60,16 @@ class Context:
 
 
 class StepFailed(Exception):
-    """A step failed; the old secret stays."""
+    """A step failed; the old secret stays.
+
+    Its words are redacted when it is raised, while the secrets of the
+    rotation are still registered: they travel on to ``rotation.failed``, the
+    outcome, ``status`` and the on_failure hook's ``ROTATOR_ERROR`` after the
+    new secret is forgotten, and they may quote an Auth0 or Apple answer.
+    """
 
     def __init__(self, step: Step, error: str) -> None:
-        super().__init__(error)
+        super().__init__(logs.scrub(error, logs.MAX_TRACEBACK))
         self.step = step
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rotator import lock, logs, rotation
@@ -168,9 +168,12 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
                           mode=options.mode) for c in conns],
         steps=[Step.CONNECT] * len(conns), finished=[False] * len(conns),
     )
-    groups: dict[Auth0Settings | None, list[int]] = {}
+    # One group per tenant, however its entries reach it (another M2M application,
+    # an audience spelled out or left to its default): a tenant's connections
+    # are worked on one after another, and one named twice is found.
+    groups: dict[str, list[int]] = {}
     for index, conn in enumerate(conns):
-        groups.setdefault(conn.auth0, []).append(index)
+        groups.setdefault(conn.auth0.tenant_key if conn.auth0 else "", []).append(index)
     work: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
     for group in groups.values():
         work.put(group)
@@ -209,34 +212,39 @@ def _worker(state: _Run, work: queue.SimpleQueue[list[int]], done: threading.Sem
 def _tenant(state: _Run, group: Sequence[int]) -> None:
     """Work through one tenant's connections, in configuration order."""
     conns = [state.settings.connections[i] for i in group]
-    failure: tuple[Step, str] | None = None  # a tenant-wide failure: (step, error)
-    side: Destination | None = None
-    try:
-        auth0 = conns[0].auth0
-        if auth0 is None:  # loaded with Needs.KEY (mint), which never runs
-            raise RuntimeError("a run needs Auth0 settings")
-        side = state.pool.tenant(auth0)
-        side.serve(state.deadline)
-    except RotatorError as exc:
-        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
-        failure = (Step.CONNECT, f"cannot set up the client for {conns[0].tenant}: "
-                              f"{unexpected(exc)}")
-        logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
-    duplicates = {group[n]: text for n, text in _duplicates(conns, side).items()} if side else {}
+    sides: dict[Auth0Settings, Destination] = {}
+    # A failure of one way into the tenant (its M2M application): (step, error).
+    failures: dict[Auth0Settings, tuple[Step, str]] = {}
+    for settings in dict.fromkeys(c.auth0 for c in conns if c.auth0 is not None):
+        try:
+            side = state.pool.tenant(settings)
+            side.serve(state.deadline)
+            sides[settings] = side
+        except RotatorError as exc:
+            failures[settings] = (Step.CONNECT, f"cannot set up the client for "
+                                                f"{conns[0].tenant}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a tenant's surprise fails its connections only
+            failures[settings] = (Step.CONNECT, f"cannot set up the client for "
+                                                f"{conns[0].tenant}: {unexpected(exc)}")
+            logs.get(tenant=conns[0].tenant).debug("tenant.traceback", exc_info=True)
+    duplicates = {group[n]: text for n, text in _duplicates(conns, sides).items()}
     for index, conn in zip(group, conns, strict=True):
         outcome = state.outcomes[index]
+        way = sides.get(conn.auth0) if conn.auth0 else None
+        failure = failures.get(conn.auth0) if conn.auth0 else None
         if state.options.stop.is_set():
             outcome.abandoned = True
             logs.get(connection=conn.connection, tenant=conn.tenant).warning(
                 "rotation.abandoned", reason="interrupted before its check")
-        elif failure is not None or index in duplicates or side is None:
-            step, error = failure or (Step.READ, duplicates[index])
+        elif index in duplicates:
+            _fail(outcome, Step.READ, duplicates[index])
+        elif failure is not None or way is None:
+            step, error = failure or (Step.CONNECT, "no Auth0 settings")
             _fail(outcome, step, error)
         else:
-            _connection(state, index, conn, side)
-            if outcome.step in (Step.TOKEN, Step.CONNECT):
-                failure = (outcome.step, outcome.error or "")
+            _connection(state, index, conn, way)
+            if outcome.step in (Step.TOKEN, Step.CONNECT) and conn.auth0 is not None:
+                failures[conn.auth0] = (outcome.step, outcome.error or "")
         with state.lock:
             state.finished[index] = True
             late = index in state.late  # the run already reported it failed, and said so
@@ -245,12 +253,12 @@ def _tenant(state: _Run, group: Sequence[int]) -> None:
             state.options.on_failure(conn, outcome)
     with state.lock:
         forgotten = any(i in state.late for i in group)
-    if side is not None and forgotten:
+    if forgotten:
         # The run gave up on it at the deadline: out of the pool (its build may have
         # put it back there after the run forgot the tenant) and closed.
-        assert conns[0].auth0 is not None
-        state.pool.discard(conns[0].auth0, side)
-        side.close()
+        for settings, side in sides.items():
+            state.pool.discard(settings, side)
+            side.close()
 
 
 def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destination) -> None:
@@ -300,11 +308,15 @@ def _fail(outcome: Outcome, step: Step, error: str) -> None:
         "rotation.failed", step=step, error=error)
 
 
-def _duplicates(conns: Sequence[ConnectionSettings], side: Destination) -> dict[int, str]:
-    """Positions in ``conns`` of entries that name one connection (by name and by con_ id).
+def _duplicates(
+    conns: Sequence[ConnectionSettings], sides: Mapping[Auth0Settings, Destination]
+) -> dict[int, str]:
+    """Positions in ``conns`` (one tenant's) of entries that name one connection.
 
-    Only possible when the tenant has entries of both kinds; then each named
-    entry is looked up first, so neither duplicate is ever written.
+    Entries by name and by con_ id can only be told apart by reading: each
+    named entry is looked up first (through its own way into the tenant), so
+    neither duplicate is ever written. The same name or id twice is refused
+    when the configuration loads.
     """
     by_id = [c for c in conns if c.connection.startswith("con_")]
     if not by_id or len(by_id) == len(conns):
@@ -313,6 +325,9 @@ def _duplicates(conns: Sequence[ConnectionSettings], side: Destination) -> dict[
     for n, conn in enumerate(conns):
         ref = conn.connection
         if not ref.startswith("con_"):
+            side = sides.get(conn.auth0) if conn.auth0 else None
+            if side is None:
+                continue  # its own check reports why the tenant cannot be reached
             try:
                 ref = side.read(ref).id
             except RotatorError:

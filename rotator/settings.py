@@ -11,6 +11,7 @@ so ``rotator mint`` can use it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +119,23 @@ def parse_listen(listen: str, setting: str = "server.listen") -> Listen:
     return Listen(host or "0.0.0.0", int(port_text))  # noqa: S104 - all interfaces: the default
 
 
+def check_identifier(value: object, setting: str, what: str) -> str:
+    """A non-empty name or id with no whitespace or control character anywhere in it.
+
+    The loader strips surrounding whitespace (:class:`rotator.sources.Value`);
+    this refuses what is left inside, so no setting ever holds a newline.
+    """
+    if not isinstance(value, str) or not value or any(
+            c.isspace() or unicodedata.category(c).startswith("C") for c in value):
+        shown = value if isinstance(value, str) and len(value) < 80 else type(value).__name__
+        raise ConfigError(f"{setting} = {shown!r} must be {what}, with no spaces, line breaks "
+                          "or control characters")
+    return value
+
+
 def check_apple_id(value: object, setting: str, what: str) -> str:
     """A 10-character Apple Team ID or Key ID, or a ConfigError naming ``setting``."""
-    if not isinstance(value, str) or not _APPLE_ID.match(value):
+    if not isinstance(value, str) or not _APPLE_ID.fullmatch(value):
         shown = value if isinstance(value, str) and len(value) < 40 else type(value).__name__
         raise ConfigError(
             f"{setting} = {shown!r} is not 10 characters (A-Z, 0-9); copy the "
@@ -134,7 +149,7 @@ def _host_and_port(hostport: str) -> bool:
     host, colon, port = hostport.partition(":")
     if colon and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         return False
-    return bool(_HOST.match(host))
+    return bool(_HOST.fullmatch(host))
 
 
 def check_domain(domain: str, setting: str) -> str:
@@ -152,7 +167,8 @@ def check_https_url(url: str, setting: str, example: str) -> str:
     """An https:// URL with a host, no credentials in it (TLS is never optional)."""
     scheme, _, rest = url.partition("://")
     hostport = rest.split("/", 1)[0]
-    if scheme.lower() != "https" or "@" in hostport or not _host_and_port(hostport) or " " in url:
+    if (scheme.lower() != "https" or "@" in hostport or not _host_and_port(hostport)
+            or any(c.isspace() or unicodedata.category(c).startswith("C") for c in url)):
         raise ConfigError(
             f"{setting} = {url!r} is not an https:// URL with a host (and no user:password); "
             f"use e.g. {example} (TLS cannot be turned off)"
@@ -245,6 +261,18 @@ class Auth0Settings:
     def api_audience(self) -> str:
         """The Management API identifier a token is asked for."""
         return self.audience or f"https://{self.domain}/api/v2/"
+
+    @property
+    def tenant_key(self) -> str:
+        """Which tenant these settings reach, whatever M2M application or spelling they use.
+
+        The Management API identifier (the audience, or its default from the
+        domain), host in lower case, without a trailing slash: a custom domain
+        with the canonical audience is the canonical domain's tenant.
+        """
+        _, _, rest = self.api_audience.partition("://")
+        host, _, path = rest.partition("/")
+        return f"{host.lower()}/{path.rstrip('/')}"
 
 
 @dataclass(frozen=True, kw_only=True)

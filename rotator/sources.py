@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rotator.errors import ConfigError
-from rotator.files import MAX_FILE, read_limited
+from rotator.files import CA_BUNDLE_MAX, read_limited
 
 if TYPE_CHECKING:
     from rotator.client_auth import ClientAuth
@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Value:
-    """A raw setting, where it came from (for messages), and whether a connection set it."""
+    """A raw setting, where it came from (for messages), and whether a connection set it.
+
+    The one normalisation rule: surrounding whitespace (newlines included) of a
+    string value is stripped here, wherever it came from (file, variable,
+    flag), before anything validates or uses it. ``kubectl create secret
+    --from-file`` and env files add a trailing newline; no id, name, domain,
+    URL, path or duration has one. Whitespace *inside* a value stays, and the
+    settings refuse it where it cannot belong.
+    """
 
     value: Any
     origin: str
@@ -38,14 +46,18 @@ class Value:
 
         return resolve(str_value(self, what), self.base)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.value, str):
+            object.__setattr__(self, "value", self.value.strip())
+
 
 Table = dict[str, Value]
 
 
 def str_value(v: Value, what: str) -> str:
-    if not isinstance(v.value, str) or not v.value.strip():
+    if not isinstance(v.value, str) or not v.value:
         raise ConfigError(f"{v.origin} must be a non-empty string ({what})")
-    return v.value.strip()
+    return str(v.value)
 
 
 class Sources:
@@ -221,7 +233,7 @@ class Sources:
         if not path.is_file():
             missing = "does not exist" if not path.exists() else "is not a regular file"
             raise ConfigError(f"{v.origin}: {path} {missing}; give a PEM file of CA certificates")
-        pem = read_limited(path, v.origin, "a PEM file of CA certificates", 16 * MAX_FILE)
+        pem = read_limited(path, v.origin, "a PEM file of CA certificates", CA_BUNDLE_MAX)
         try:
             # A bare context: proving the file loads needs none of the system's CAs.
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(

@@ -8,6 +8,7 @@ presents them, as a table or as JSON; which connections are healthy is
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 from rotator import logs
@@ -63,6 +64,30 @@ def to_json(report: Report) -> str:
     return json.dumps(rows, indent=2)
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control and format characters escaped (``\\n``, ``\\x1b``)."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(_ESCAPES.get(char) or char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes at a terminal: wide characters 2, combining marks 0."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _pad(text: str, columns: int) -> str:
+    return text + " " * (columns - width(text))
+
+
 def to_table(report: Report) -> str:
     """A table a person reads: one line per connection, then the reasons."""
     head = ("CONNECTION", "TENANT", "KID", "SUB", "ISSUED (UTC)", "EXPIRES (UTC)", "DAYS LEFT",
@@ -96,9 +121,8 @@ def to_table(report: Report) -> str:
             notes.append(f"{name}: Apple {apple}: {logs.scrub(o.apple_detail, 300)}")
         if warned(o, now):
             notes.append(f"{name}: expires within the --warn-within window")
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    out = [
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
-    return "\n".join([*out, "", *notes])
+    cells = [[one_line(str(c)) for c in line] for line in lines]
+    widths = [max(width(row[i]) for row in cells) for i in range(len(head))]
+    out = ["  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip()
+           for row in cells]
+    return "\n".join([*out, "", *(one_line(note) for note in notes)])

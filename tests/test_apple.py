@@ -309,3 +309,58 @@ def test_the_minted_secret_is_backdated_so_a_clock_a_little_ahead_still_passes(
     stored = tenant.stored(conn["id"])["options"]["client_secret"]
     iat = jwt.decode(stored, options={"verify_signature": False})["iat"]
     assert iat <= time.time() - 59
+
+
+# -- a verdict only from Apple's documented answer (issue 19) -----------------------------
+
+
+def _odd_apple(tenant: Tenant, status: int, error: str) -> Path:
+    """Apple's token endpoint answering ``status`` with ``{"error": error}``, every time.
+
+    Odd answers come from the emulator's raw-body faults over real TLS.
+    ``Retry-After: 0`` lets the retries of a 429 or 5xx run out at once, so the
+    last answer is judged rather than the deadline cutting in first.
+    """
+    body = json.dumps({"error": error}).encode()
+    tenant.emu.inject(Fault(path="/auth/token", status=status, body=body, times=None,
+                            retry_after=0))
+    return tenant.write_config(extra='[schedule]\ndeadline = "30s"\n')
+
+
+@pytest.mark.parametrize("status", [200, 302, 401, 429, 500, 503])
+def test_invalid_grant_under_any_status_but_400_is_no_verdict_and_nothing_is_written(
+    status: int, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``invalid_grant`` with a status other than 400 is "could not ask": no PATCH, exit 1."""
+    conn = tenant.add(client_secret=None)
+    run = run_cli("run-now", "--config", str(_odd_apple(tenant, status, "invalid_grant")),
+                  capsys=capsys)
+    assert run.code == 1, run.stderr
+    assert tenant.patches() == []
+    assert "client_secret" not in tenant.stored(conn["id"])["options"]
+    [failed] = named(run.stderr, "rotation.failed")
+    assert failed["step"] == "apple_check", failed
+    assert "could not ask Apple about the new secret" in failed["error"]
+
+
+@pytest.mark.parametrize("status", [401, 429, 503])
+def test_invalid_client_under_any_status_but_400_is_unknown_not_refused(
+    status: int, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``invalid_client`` with a status other than 400 is "unknown", not Apple's refusal."""
+    tenant.add()
+    run = run_cli("status", "--json", "--config",
+                  str(_odd_apple(tenant, status, "invalid_client")), capsys=capsys)
+    [row] = json.loads(run.stdout)
+    assert (run.code, row["apple"]) == (1, "unknown"), run.stderr
+
+
+def test_400_with_a_non_json_body_is_unknown(
+    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 400 whose body is not JSON carries no verdict either."""
+    tenant.add()
+    tenant.emu.inject(Fault(path="/auth/token", status=400, body=b"invalid_grant", times=None))
+    config = tenant.write_config(extra='[schedule]\ndeadline = "30s"\n')
+    run = run_cli("status", "--json", "--config", str(config), capsys=capsys)
+    assert json.loads(run.stdout)[0]["apple"] == "unknown"

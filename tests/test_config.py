@@ -827,6 +827,76 @@ def test_an_environment_boolean_other_than_true_or_false_is_refused(
     assert_refused(run, "APPLE_CHECK", "must be true or false", secrets=secrets)
 
 
+# --- one normalisation rule: surrounding whitespace stripped, inner whitespace refused ---
+
+
+SETTINGS_OF = {  # variable -> how to read its value back from the loaded settings
+    "APPLE_TEAM_ID": lambda c: c.apple.team_id,
+    "APPLE_KEY_ID": lambda c: c.apple.key_id,
+    "APPLE_CLIENT_ID": lambda c: c.client_id,
+    "APPLE_TOKEN_URL": lambda c: c.apple.token_url,
+    "AUTH0_CONNECTION": lambda c: c.connection,
+    "AUTH0_DOMAIN": lambda c: c.auth0.domain,
+    "AUTH0_CLIENT_ID": lambda c: c.auth0.client_id,
+    "AUTH0_AUDIENCE": lambda c: c.auth0.audience,
+}
+
+
+@pytest.mark.parametrize("variable", sorted(SETTINGS_OF))
+@pytest.mark.parametrize("around", ["{}\n", "{}\r\n", " {}\t", "\n{}"])
+def test_surrounding_whitespace_of_every_identifier_is_stripped(
+    variable: str, around: str, env: dict[str, str]
+) -> None:
+    """``APPLE_TEAM_ID="ABCDE12345\\n"`` and the like load as the value without the whitespace."""
+    env = {**env, "APPLE_TOKEN_URL": "https://appleid.apple.com/auth/token",
+           "AUTH0_AUDIENCE": "https://example.eu.auth0.com/api/v2/"}
+    clean = env[variable]
+    [conn] = config.load(Overrides(), {**env, variable: around.format(clean)}).connections
+    assert SETTINGS_OF[variable](conn) == clean
+
+
+def test_a_team_id_with_a_newline_in_toml_mints_no_newline(
+    doc: dict[str, Any], write: Any, key_path: Path
+) -> None:
+    """TOML ``team_id = "...\\n"``: the minted secret's ``iss`` and ``kid`` carry no newline."""
+    import jwt
+
+    doc["apple"]["team_id"] = TEAM_ID + "\n"
+    doc["apple"]["key_id"] = KEY_ID + "\n"
+    run = run_rotator("mint", "--config", str(write(doc)))
+    assert run.code == 0, run.output
+    token = run.stdout.strip()
+    assert jwt.get_unverified_header(token)["kid"] == KEY_ID
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == TEAM_ID
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("connections", "connection", "app\nle"),
+    ("connections", "client_id", "com.example\n.webapp"),
+    ("auth0", "client_id", "m2m client"),
+    ("auth0", "domain", "example.eu.auth0.com\n.evil"),
+    ("apple", "team_id", "ABCDE\n12345"),
+    ("apple", "token_url", "https://appleid.apple.com/auth\n/token"),
+    ("auth0", "audience", "https://example.eu.auth0.com/api/v2/\x00"),
+])
+def test_whitespace_or_control_characters_inside_a_value_are_refused(
+    section: str, key: str, value: str, doc: dict[str, Any], write: Any
+) -> None:
+    """A line break, space or NUL inside an id, name, domain or URL: exit 2 naming the key."""
+    table = doc["connections"][0] if section == "connections" else doc[section]
+    table[key] = value
+    assert_refused(run_rotator("check-config", "--config", str(write(doc))), key)
+
+
+def test_the_config_path_and_log_format_from_the_environment_are_stripped_too(
+    doc: dict[str, Any], write: Any
+) -> None:
+    """``ROTATOR_CONFIG`` and ``ROTATOR_LOG_FORMAT`` with a trailing newline work as meant."""
+    path = write(doc)
+    settings = config.load(Overrides(), {"ROTATOR_CONFIG": f" {path}\n",
+                                         "ROTATOR_LOG_FORMAT": "json\n"})
+    assert settings.log_format == "json"
+    assert [c.connection for c in settings.connections] == ["apple"]
 # --- --connection TENANT/NAME ------------------------------------------------------
 
 

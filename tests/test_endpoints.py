@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import wait_for
+from auth0_env import Tenant
+from conftest import assert_refused, run_rotator, wait_for
 
 from rotator.endpoints import IDLE_TIMEOUT, MAX_CONNECTIONS, Server
 from rotator.errors import ConfigError
@@ -135,3 +136,31 @@ def test_idle_connections_hold_no_more_than_the_bound_and_are_closed(
     finally:
         for sock in socks:
             sock.close()
+
+
+# -- one listen check for start and check-config --------------------------------------------
+
+
+@pytest.mark.parametrize("listen", ["203.0.113.7:8080", "[::ffff:1.2.3.4]:8080",
+                                    "no-such-host.invalid:8080"])
+@pytest.mark.parametrize("command", ["check-config", "start"])
+def test_an_address_this_host_cannot_listen_on_is_refused_by_check_config_as_by_start(
+    command: str, listen: str, tenant: Tenant
+) -> None:
+    """A listen address not of this host (or unresolvable): exit 2 naming it, in both commands."""
+    config = tenant.write_config(extra=f'[server]\nlisten = "{listen}"\n')
+    run = run_rotator(command, "--config", str(config))
+    assert_refused(run, "server.listen", repr(listen))
+    assert tenant.emu.journal == []
+
+
+def test_check_config_passes_while_start_already_serves_the_port(tenant: Tenant) -> None:
+    """check-config's trial bind takes a free port: a running service on the port is no error."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tenant.write_config(
+            extra=f'[server]\nlisten = "127.0.0.1:{port}"\n')
+        run = run_rotator("check-config", "--config", str(config))
+    assert run.code == 0, run.output

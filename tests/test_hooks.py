@@ -490,3 +490,56 @@ def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
     [call] = calls(page)
     assert call["env"]["ROTATOR_STEP"] == "hook"
     assert "deadline" in call["env"]["ROTATOR_ERROR"]
+
+
+# -- fragments of a secret in text rotator did not write ---------------------------------
+
+
+def pieces(value: str, size: int = 16) -> set[str]:
+    """Every ``size``-character run of a secret."""
+    return {value[i:i + size] for i in range(len(value) - size + 1)}
+
+
+def test_a_hook_printing_part_of_the_new_secrets_signature_is_redacted(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """hook.failed carries no 16-character run of the secret a failing hook echoed in part."""
+    hook = script(tmp_path / "leaky.sh",
+                  'read s; sig=${s##*.}; echo "bad signature $(echo "$sig" | cut -c3-42)" >&2\n'
+                  "exit 1\n")
+    cfg = write_config(tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+                       token_url=emu.apple_token_url, hook=[str(hook)])
+    run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
+    assert run.code == 1, run.output
+    [failed] = [e for e in map(json.loads, run.stderr.splitlines()) if e["event"] == "hook.failed"]
+    assert failed["stderr"].startswith("bad signature ")
+    assert "[redacted]" in failed["stderr"]
+    new = live_secret(emu)
+    assert not [p for p in pieces(new) if p in run.output]
+
+
+def test_an_auth0_error_quoting_the_client_secret_in_escaped_json_is_redacted(
+    emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
+) -> None:
+    """A token error echoing part of the M2M secret in escaped JSON: redacted in rotation.failed
+    and in the on_failure hook's ROTATOR_ERROR."""
+    from rotator.emulator import Fault
+
+    echoed = json.dumps({"client_id": M2M_ID, "client_secret": M2M_SECRET[:24]},
+                        separators=(",", ":"))
+    description = f"Unauthorized: {json.dumps(echoed)[1:-1]}"  # JSON inside a JSON string
+    assert '\\"client_secret\\":\\"m2m-secret' in description
+    body = json.dumps({"error": "access_denied", "error_description": description})
+    emu.inject(Fault(path="/oauth/token", status=401, body=body.encode(), times=None))
+    page = dump_hook(tmp_path)
+    cfg = write_config(tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
+                       token_url=emu.apple_token_url, on_failure=[str(page)])
+    run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
+    assert run.code == 1, run.output
+    [failed] = [e for e in map(json.loads, run.stderr.splitlines())
+                if e["event"] == "rotation.failed"]
+    [call] = calls(page)
+    for text in (failed["error"], call["env"]["ROTATOR_ERROR"]):
+        assert "Unauthorized" in text
+        assert not [p for p in pieces(M2M_SECRET) if p in text], text
+    assert not [p for p in pieces(M2M_SECRET) if p in run.output]

@@ -152,3 +152,31 @@ def test_lines_from_many_threads_stay_whole() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1600
     assert all(json.loads(line)["event"] == "rotation.checked" for line in lines)
+
+
+def test_any_sixteen_character_run_of_a_secret_is_redacted() -> None:
+    """A piece of a secret (not the whole) is redacted; text around it and shorter runs stay."""
+    value = "m2m-secret-Q8v1Zr7TcXoP4kWm2sLd9Ny"
+    with logs.secret(value):
+        assert logs.scrub(f"said {value[3:19]} and more") == "said [redacted] and more"
+        assert logs.scrub(f"said {value[3:18]}!") == f"said {value[3:18]}!"  # 15: not a run
+        assert logs.scrub("com.example.webapp and ordinary words") == \
+            "com.example.webapp and ordinary words"
+
+
+def test_each_segment_of_a_jwt_is_redacted_even_when_short() -> None:
+    """A JWT's header, claims and signature segments are each redacted on their own."""
+    jwt_like = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    with logs.secret(jwt_like):
+        for segment in jwt_like.split("."):
+            assert logs.scrub(f"[{segment}]") == "[[redacted]]"
+
+
+def test_a_cut_leaves_no_start_of_a_secret_behind() -> None:
+    """A secret split by the length cut leaves none of its first characters in the line."""
+    value = "eyJhbGciOiJFUzI1NiJ9.straddling-the-cut.c2lnbmF0dXJl"
+    text = "words " * 300 + value
+    with logs.secret(value):
+        cut = logs.scrub(text, len(text) - len(value) + 6)
+    assert value[:6] not in cut
+    assert cut.endswith("more characters cut]")

@@ -492,3 +492,46 @@ def test_verification_fails_on_any_lost_or_changed_option(
         [failed] = named(stream.getvalue(), "rotation.failed")
         assert failed["step"] == "verify"
         assert "scope" in failed["error"]
+
+
+class _EchoingTenant(AlteringTenant):
+    """A tenant refusing the PATCH with an error quoting the body's client_secret, cut off,
+    in escaped JSON (as a payload validation error might)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda options: options, {"client_id": SERVICES_ID})
+        self.sent: list[str] = []
+
+    def write(self, conn_id: str, body: Any) -> Connection:
+        from rotator.errors import Auth0WriteError
+
+        new = str(body["options"]["client_secret"])
+        self.sent.append(new)
+        quoted = json.dumps(json.dumps({"client_secret": new[:60]}))[1:-1]
+        raise Auth0WriteError(f"writing connection {conn_id}: 400 Payload validation: {quoted}")
+
+
+def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_forgotten(
+    tenant: Tenant,
+) -> None:
+    """The step's error is redacted while the new secret is known: rotation.failed, the
+    outcome and the on_failure hook's view carry no 16-character piece of it."""
+    import io
+
+    from rotator import config, logs, runner
+
+    stream = io.StringIO()
+    logs.configure("json", "info", stream)
+    seen: list[str] = []
+    side = _EchoingTenant()
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    report = runner.run(settings, runner.Options(
+        mode=Mode.rotating(force=True),
+        on_failure=lambda conn, outcome: seen.append(outcome.error or "")),
+        runner.Pool(auth0=lambda _: side))
+    [new] = side.sent
+    [outcome] = report.outcomes
+    [failed] = named(stream.getvalue(), "rotation.failed")
+    assert "Payload validation" in failed["error"]
+    for text in (failed["error"], outcome.error or "", *seen):
+        assert not [new[i:i + 16] for i in range(len(new) - 15) if new[i:i + 16] in text], text

@@ -2,11 +2,16 @@
 alone; the world passed in.
 
 Each tenant is its own emulator (its own TLS server, CA, rate limit, clients).
+
+Two entries naming one connection (by name and by con_ id) are found whatever
+settings differ around them (issue 19): an audience spelled out for one of
+them, or a second M2M application of the same tenant. Neither is written.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import socketserver
 import threading
@@ -18,7 +23,16 @@ from typing import Any
 
 import pytest
 from auth0_env import SERVICES_ID, Tenant
-from conftest import KEY_ID, TEAM_ID, free_port, named, run_cli, wait_for
+from conftest import (
+    KEY_ID,
+    TEAM_ID,
+    assert_refused,
+    free_port,
+    named,
+    run_cli,
+    run_rotator,
+    wait_for,
+)
 from fakes import FakeApple, FakeTenant
 
 from rotator import cli, config, runner, secret
@@ -367,6 +381,48 @@ def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
     assert second.error is None, second.error
     assert len(built) == 2
     assert built[1].closed == 0
+
+
+def _second_entry(tenant: Tenant, con_id: str, how: str) -> str:
+    """The same connection by its con_ id, reaching the tenant another way."""
+    entry = f'[[connections]]\nconnection = "{con_id}"\nclient_id = "{SERVICES_ID}"\n'
+    if how == "explicit-audience":
+        return entry + f'audience = "https://{tenant.emu.domain}/api/v2/"\n'
+    client_id, secret = f"m2m{secrets.token_hex(6)}", f"second-{secrets.token_urlsafe(24)}"
+    tenant.emu.add_client(client_id, secret)
+    (tenant.tmp / "second_secret").write_text(secret)
+    return entry + (f'[connections.auth0]\nclient_id = "{client_id}"\n'
+                    f'client_secret_file = "{tenant.tmp / "second_secret"}"\n')
+
+
+@pytest.mark.parametrize("how", ["explicit-audience", "second-m2m-application"])
+def test_one_connection_twice_is_found_whatever_settings_differ_around_it(
+    how: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By name and by con_ id, through different [auth0] settings: both refused, no PATCH."""
+    conn = tenant.add(client_secret=None)
+    config = tenant.write_config()
+    config.write_text(config.read_text() + "\n" + _second_entry(tenant, conn["id"], how))
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 1, err
+    assert tenant.patches() == []
+    failed = named(err, "rotation.failed")
+    assert len(failed) == 2, failed
+    for event in failed:
+        assert f"the same connection {conn['id']}" in event["error"]
+
+
+def test_one_name_twice_spelled_differently_is_refused_at_load(
+    tenant: Tenant,
+) -> None:
+    """The same name twice, the domain once in capitals and the audience spelled out: exit 2."""
+    config = tenant.write_config()
+    extra = (f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
+             f'domain = "{tenant.emu.domain.upper()}"\n'
+             f'audience = "https://{tenant.emu.domain}/api/v2"\n')
+    config.write_text(config.read_text() + "\n" + extra)
+    assert_refused(run_rotator("check-config", "--config", str(config)), "listed twice",
+                   "#1", "#2")
 
 
 def test_a_tenant_is_built_once_however_many_workers_ask(tenant: Tenant) -> None:

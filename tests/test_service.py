@@ -696,7 +696,8 @@ def test_a_changed_secret_file_is_used_from_the_next_check(
         assert not svc.check().failed
     tokens = [r for r in emu.journal if r.path == "/oauth/token"]
     sent = tokens[-1].body
-    assert isinstance(sent, dict) and sent["client_secret"] == "the-new-m2m-secret"
+    assert isinstance(sent, dict)
+    assert sent["client_secret"] == "the-new-m2m-secret"
     [reloaded] = [e for e in events if e["event"] == "config.reloaded"]
     assert reloaded["changed"] == [str(tmp_path / "auth0_client_secret")]
     assert svc.ready() == (True, "ready")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from rotator.errors import ConfigError
-from rotator.settings import AUDIENCE_EXAMPLE, check_domain, check_https_url, parse_listen
+from rotator.settings import (
+    AUDIENCE_EXAMPLE,
+    check_apple_id,
+    check_domain,
+    check_https_url,
+    check_identifier,
+    parse_listen,
+)
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what parse_listen must return, nothing binds it
 
@@ -78,3 +85,22 @@ def test_an_https_setting_without_a_plain_host_is_refused_with_its_own_example(u
         check_https_url(url, "auth0.audience", AUDIENCE_EXAMPLE)
     assert AUDIENCE_EXAMPLE in str(caught.value)
     assert "pw" not in str(caught.value).replace(url, "")
+
+
+# -- no setting holds a line break, whoever builds it ---------------------------------------
+
+
+@pytest.mark.parametrize("check", [
+    lambda: check_apple_id("ABCDE12345\n", "apple.team_id", "Team ID"),
+    lambda: check_domain("example.eu.auth0.com\n", "auth0.domain"),
+    lambda: check_https_url("https://appleid.apple.com/auth/token\n", "apple.token_url",
+                            AUDIENCE_EXAMPLE),
+    lambda: check_identifier("com.example.webapp\n", "client_id", "the Apple Services ID"),
+    lambda: check_identifier("apple\u200b", "connection", "the Auth0 connection name"),
+], ids=["team-id", "domain", "url", "services-id", "zero-width-space"])
+def test_a_trailing_newline_or_invisible_character_is_refused_by_the_value_itself(
+    check: object,
+) -> None:
+    """The checks the settings run refuse "ABCDE12345\\n" ($ in a regex would let it through)."""
+    with pytest.raises(ConfigError):
+        check()  # type: ignore[operator]

@@ -165,6 +165,42 @@ def test_bad_warn_within_exits_2_naming_it(
     assert tenant.emu.journal == []
 
 
+def _table_of(*names: str) -> list[str]:
+    from rotator.outcome import Outcome, Report
+    from rotator.status import to_table
+
+    now = 1_800_000_000
+    outcomes = [Outcome(connection=name, tenant="t.example.com", checked=True, due=False,
+                        why="not due", apple="accepted", kid="ABC123DEFG", sub="com.x",
+                        iat=now - DAY, exp=now + 100 * DAY, due_at=now + 29 * DAY)
+                for name in names]
+    return to_table(Report(outcomes, at=now)).split("\n\n")[0].splitlines()
+
+
+def _columns(text: str) -> int:
+    """Terminal columns, counted here independently: East Asian wide 2, combining 0."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else
+               0 if unicodedata.combining(c) else 1 for c in text)
+
+
+def test_the_table_stays_aligned_with_wide_characters() -> None:
+    """A name with wide (CJK) characters moves no column: TENANT starts at one display column."""
+    lines = _table_of("apple", "アップル接続", "e\u0301clair")
+    starts = {_columns(line[:line.index("t.example.com" if i else "TENANT")])
+              for i, line in enumerate(lines)}
+    assert len(starts) == 1, lines
+
+
+def test_a_name_holding_a_newline_is_shown_escaped_on_one_line() -> None:
+    """A connection name with a newline or an escape character never breaks the table."""
+    lines = _table_of("evil\nname", "bell\x1b[2J")
+    assert len(lines) == 3, lines
+    assert lines[1].startswith("evil\\nname ")
+    assert lines[2].startswith("bell\\x1b[2J ")
+
+
 def test_a_connection_without_a_secret_shows_no_secret_not_unknown(
     tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
