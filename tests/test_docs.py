@@ -31,7 +31,8 @@ PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
 #: Shaped like an environment variable (PATH, the one without an underscore, aside).
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
 #: Constants of that shape that are no variable: an OpenSSL reason code.
-NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED"}
+#: Constants shaped like variables that are not (an ssl error name; os.open flags).
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED", "O_NONBLOCK", "O_NOCTTY"}
 
 
 def prose(text: str) -> str:

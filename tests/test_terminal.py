@@ -138,7 +138,7 @@ def test_first_ctrl_c_says_what_is_finishing_and_the_second_stops_at_once(
         code, _ = finish(terminal, timeout=10)  # long before the 30 s answer
 
     assert code == 130, terminal.text
-    assert "rotator: interrupted; finishing apple (at read)" in terminal.text
+    assert "rotator: interrupted; finishing apple (at apple_check)" in terminal.text
     assert "stops before its write" in terminal.text
 
 
