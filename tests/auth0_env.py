@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,18 @@ class Tenant:
             if auth.lower().startswith("bearer "):
                 found.add(auth.split(" ", 1)[1])
         return found
+
+
+def tenants_on_emulators(stack: ExitStack, tmp_path: Path, key_path: Path,
+                         count: int = 2) -> list[Tenant]:
+    """``count`` tenants, each on an emulator of its own (closed with ``stack``), t0, t1, ..."""
+    tenants = []
+    for n in range(count):
+        emu = stack.enter_context(Emulator())
+        work = tmp_path / f"t{n}"
+        work.mkdir()
+        tenants.append(Tenant(emu, work, key_path, name=f"t{n}"))
+    return tenants
 
 
 def two_tenants(tmp_path: Path, tenants: list[Tenant], name: str = "apple") -> Path:

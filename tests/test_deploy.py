@@ -788,10 +788,8 @@ def test_crontab_mail_names_the_reason_of_a_real_bad_config(tmp_path: Path, shel
     assert f"-p user.err {mail}" in logged
 
 
-def test_crontab_mail_names_the_failed_step_of_a_real_run(
-    tmp_path: Path, emulator: Emulator, key_path: Path
-) -> None:
-    """A real run whose connection cannot be read (exit 1): the mail carries rotation.failed."""
+def _cron_config(tmp_path: Path, emulator: Emulator, key_path: Path, connection: str) -> Path:
+    """A config for the cron tests: ``connection`` on ``emulator``, its secret in a file."""
     m2m = tmp_path / "auth0_client_secret"
     m2m.write_text("image-test-m2m-secret\n")
     toml = tmp_path / "rotator.toml"
@@ -801,8 +799,16 @@ def test_crontab_mail_names_the_failed_step_of_a_real_run(
         f'client_secret_file = "{m2m}"\nca_bundle = "{emulator.ca_pem_path}"\n\n'
         f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
         f'token_url = "{emulator.apple_token_url}"\n\n'
-        f'[[connections]]\nconnection = "no-such-connection"\nclient_id = "{SERVICES_ID}"\n'
+        f'[[connections]]\nconnection = "{connection}"\nclient_id = "{SERVICES_ID}"\n'
     )
+    return toml
+
+
+def test_crontab_mail_names_the_failed_step_of_a_real_run(
+    tmp_path: Path, emulator: Emulator, key_path: Path
+) -> None:
+    """A real run whose connection cannot be read (exit 1): the mail carries rotation.failed."""
+    toml = _cron_config(tmp_path, emulator, key_path, "no-such-connection")
     textfiles = tmp_path / "textfile_collector"
     textfiles.mkdir()
     code, stdout, _ = _run_cron_job(
@@ -832,17 +838,7 @@ def test_crontab_job_runs_rotator_for_real_and_leaves_its_metrics(
     tmp_path: Path, emulator: Emulator, key_path: Path
 ) -> None:
     """The crontab line, its paths pointed here, rotates for real: exit 0, no mail, metrics."""
-    m2m = tmp_path / "auth0_client_secret"
-    m2m.write_text("image-test-m2m-secret\n")
-    toml = tmp_path / "rotator.toml"
-    toml.write_text(
-        f'[auth0]\ndomain = "{emulator.domain}"\n'
-        'client_id = "imageTestM2MClient00000000000001"\n'
-        f'client_secret_file = "{m2m}"\nca_bundle = "{emulator.ca_pem_path}"\n\n'
-        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
-        f'token_url = "{emulator.apple_token_url}"\n\n'
-        f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
-    )
+    toml = _cron_config(tmp_path, emulator, key_path, "apple")
     textfiles = tmp_path / "textfile_collector"
     textfiles.mkdir()
     code, stdout, logged = _run_cron_job(

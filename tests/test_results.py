@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant, two_tenants
+from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant, tenants_on_emulators, two_tenants
 from conftest import Run
 
 from rotator import cli, words
-from rotator.emulator import Emulator, Fault
+from rotator.emulator import Fault
 
 DAY = 86400
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -134,14 +134,9 @@ def test_with_two_tenants_each_line_names_the_tenant(
 ) -> None:
     """`apple` on two tenants: each line starts TENANT/apple, as --connection takes it."""
     with ExitStack() as stack:
-        tenants = []
-        for n in range(2):
-            emu = stack.enter_context(Emulator())
-            work = tmp_path / f"t{n}"
-            work.mkdir()
-            tenant = Tenant(emu, work, key_path, name=f"t{n}")
+        tenants = tenants_on_emulators(stack, tmp_path, key_path)
+        for tenant in tenants:
             tenant.add()
-            tenants.append(tenant)
         config = two_tenants(tmp_path, tenants)
         run = run_cli("run-once", "--config", str(config), capsys=capsys)
 

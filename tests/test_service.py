@@ -868,15 +868,10 @@ def test_readyz_names_the_tenant_when_several_are_configured(
     tmp_path: Path, key_path: Path, services: list[Service]
 ) -> None:
     """`apple` on two tenants, the second lacking it: "not ready: TENANT/apple failed at read"."""
-    from auth0_env import Tenant, two_tenants
+    from auth0_env import tenants_on_emulators, two_tenants
 
     with contextlib.ExitStack() as stack:
-        tenants = []
-        for n in range(2):
-            emu = stack.enter_context(Emulator())
-            work = tmp_path / f"t{n}"
-            work.mkdir()
-            tenants.append(Tenant(emu, work, key_path, name=f"t{n}"))
+        tenants = tenants_on_emulators(stack, tmp_path, key_path)
         tenants[0].add()
         svc = Service(load(two_tenants(tmp_path, tenants)))
         services.append(svc)

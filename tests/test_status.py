@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import Tenant, two_tenants
+from auth0_env import Tenant, tenants_on_emulators, two_tenants
 from conftest import Run, assert_refused, run_cli
 
-from rotator.emulator import Emulator, Fault
+from rotator.emulator import Fault
 
 DAY = 86400
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -236,13 +236,7 @@ def test_with_two_tenants_each_note_names_the_tenant(
 ) -> None:
     """`apple` on two tenants, one broken: every note starts TENANT/apple."""
     with ExitStack() as stack:
-        tenants = []
-        for n in range(2):
-            emu = stack.enter_context(Emulator())
-            work = tmp_path / f"t{n}"
-            work.mkdir()
-            tenant = Tenant(emu, work, key_path, name=f"t{n}")
-            tenants.append(tenant)
+        tenants = tenants_on_emulators(stack, tmp_path, key_path)
         tenants[0].add()  # the second tenant has no connection named apple
         run = status("--config", str(two_tenants(tmp_path, tenants)), capsys=capsys)
 
