@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rotator import __version__
 from rotator.errors import ConfigError, RotatorError, unexpected
-from rotator.modes import Mode, Needs
 
 if TYPE_CHECKING:
     from rotator import config
+    from rotator.modes import Needs
     from rotator.outcome import InFlight, Report
     from rotator.settings import Settings
 
@@ -160,10 +160,17 @@ def _overrides(args: argparse.Namespace) -> config.Overrides:
     )
 
 
-def _settings(args: argparse.Namespace, needs: Needs = Needs.EVERYTHING,
+def _settings(args: argparse.Namespace, needs: Needs | None = None,
               load: Callable[[], Settings] | None = None) -> Settings:
-    """Load settings (with ``load`` when given), set up logging, log configuration warnings."""
+    """Load settings (with ``load`` when given), set up logging, log configuration warnings.
+
+    ``needs`` defaults to everything. The run vocabulary is imported here, not at
+    the top: ``rotator --help`` loads no dataclasses.
+    """
     from rotator import config
+    from rotator.modes import Needs
+
+    needs = Needs.EVERYTHING if needs is None else needs
 
     settings = load() if load is not None else config.load(_overrides(args), needs=needs)
     if needs.auth0 or settings.warnings:
@@ -194,6 +201,7 @@ def _rotate(args: argparse.Namespace, *, force: bool) -> str:
     metrics_file = resolve(args.metrics_file, None) if args.metrics_file else None
     if metrics_file is not None:
         commands.check_metrics_path(metrics_file)
+    from rotator.modes import Mode
     from rotator.outcome import InFlight
 
     mode = Mode.rotating(force=force, dry_run=args.dry_run)
@@ -246,6 +254,8 @@ def cmd_status(args: argparse.Namespace) -> str:
     warn = None
     if args.warn_within:
         warn = parse_duration(args.warn_within, "--warn-within", MAXIMA["warn_within"])
+    from rotator.modes import Mode
+
     settings = _settings(args)
     report = commands.look(settings, Mode.check(warn_within=warn))
     print((status.to_json if args.json else status.to_table)(report))
@@ -257,6 +267,7 @@ def cmd_mint(args: argparse.Namespace) -> str:
 
     defer_unused_imports()  # mint only: single-threaded, short-lived
     from rotator import commands
+    from rotator.modes import Needs
 
     print(commands.mint(_settings(args, Needs.KEY)))
     return "ok"
@@ -272,6 +283,8 @@ def cmd_check_config(args: argparse.Namespace) -> str:
     print("\n".join(commands.summary(settings)))
     if not args.online:
         return "ok"
+    from rotator.modes import Mode
+
     lines, ok = commands.online_lines(commands.look(settings, Mode.online()))
     print("\n".join(lines))
     return "ok" if ok else "failed"
