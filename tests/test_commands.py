@@ -1,0 +1,86 @@
+"""Tests for rotator.commands: the commands as functions, returning facts (no network needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jwt
+import pytest
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+
+from rotator import commands, config
+from rotator.errors import ConfigError
+from rotator.outcome import Outcome, Report
+
+NOW = 1_700_000_000
+
+
+def load(tmp_path: Path, key_path: Path, names: tuple[str, ...] = ("apple",)) -> config.Settings:
+    """Settings for connections ``names`` on one tenant, loaded from a config file."""
+    secret_file = tmp_path / "m2m_secret"
+    secret_file.write_text("m2m-secret")
+    lines = ["[auth0]", 'domain = "example.eu.auth0.com"', 'client_id = "m2m"',
+             f"client_secret_file = {json.dumps(str(secret_file))}",
+             "[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"',
+             f"private_key_file = {json.dumps(str(key_path))}"]
+    for name in names:
+        lines += ["[[connections]]", f'connection = "{name}"', f'client_id = "{SERVICES_ID}"']
+    path = tmp_path / "rotator.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return config.load(config.Overrides(config=str(path)), environ={})
+
+
+def test_mint_makes_one_secret_for_the_connection(tmp_path: Path, key_path: Path) -> None:
+    """mint returns a secret with the configured team, key id, Services ID and lifetime."""
+    settings = load(tmp_path, key_path)
+    token = commands.mint(settings, now=NOW)
+    header, claims = jwt.get_unverified_header(token), jwt.decode(
+        token, options={"verify_signature": False})
+    assert (header["kid"], claims["iss"], claims["sub"]) == (KEY_ID, TEAM_ID, SERVICES_ID)
+    assert claims["exp"] - claims["iat"] == settings.schedule.secret_lifetime
+
+
+def test_mint_refuses_several_connections_naming_each_choice(
+    tmp_path: Path, key_path: Path
+) -> None:
+    """mint with two connections is refused, naming a --connection for each."""
+    with pytest.raises(ConfigError, match=(
+            r"mint prints one secret but 2 connections are configured \(a, b\); "
+            "choose one with --connection a or --connection b")):
+        commands.mint(load(tmp_path, key_path, ("a", "b")), now=NOW)
+
+
+def test_check_metrics_path_refuses_a_missing_directory(tmp_path: Path) -> None:
+    """A metrics file in a missing directory, or a directory itself, is refused up front."""
+    commands.check_metrics_path(tmp_path / "rotator.prom")
+    with pytest.raises(ConfigError, match=r"the directory .* does not exist"):
+        commands.check_metrics_path(tmp_path / "nowhere" / "rotator.prom")
+    with pytest.raises(ConfigError, match="is a directory; give the path of a regular file"):
+        commands.check_metrics_path(tmp_path)
+
+
+def test_summary_says_what_is_configured(tmp_path: Path, key_path: Path) -> None:
+    """check-config's summary counts connections and tenants and names each credential's source."""
+    lines = commands.summary(load(tmp_path, key_path))
+    assert lines[0].startswith("configuration OK: 1 connection(s) on 1 tenant(s); ")
+    assert lines[1] == (f"  apple on example.eu.auth0.com: Services ID {SERVICES_ID}, team "
+                        f"{TEAM_ID}, key {KEY_ID}; asks https://appleid.apple.com/auth/token; "
+                        "M2M client m2m authenticates with its client secret")
+    assert lines[3] == (f"    M2M client secret from {tmp_path}/rotator.toml [auth0] "
+                        f"client_secret_file ({tmp_path}/m2m_secret)")
+
+
+def test_online_lines_pass_a_healthy_connection_and_fail_a_missing_scope() -> None:
+    """check-config --online: a healthy outcome passes; a missing scope fails, naming it."""
+    ok = Outcome(connection="apple", tenant="t.example", checked=True, live=True, due=False,
+                 apple="accepted")
+    lines, passed = commands.online_lines(Report([ok], at=NOW))
+    assert passed
+    assert lines == ["  online: apple on t.example: readable, writable options present, all "
+                     "four scopes granted; Apple accepts the live secret and a secret minted now"]
+    bad = Outcome(connection="apple", tenant="t.example", checked=True, live=True, due=False,
+                  apple="accepted", missing_scopes=["update:connections"])
+    lines, passed = commands.online_lines(Report([bad], at=NOW))
+    assert not passed
+    assert "FAILED: the token lacks update:connections" in lines[0]

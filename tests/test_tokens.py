@@ -1,0 +1,95 @@
+"""Tests for rotator.tokens: the client-credentials grant against the emulator, and its cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from auth0_env import Tenant
+
+from rotator import config, logs, net
+from rotator.deadline import Deadline
+from rotator.errors import TokenError
+from rotator.settings import Auth0Settings
+from rotator.tokens import LEEWAY, Tokens
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings(tenant: Tenant) -> Auth0Settings:
+    """The tenant's Auth0 settings, loaded from its config file."""
+    loaded = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    auth0 = loaded.connections[0].auth0
+    assert auth0 is not None
+    return auth0
+
+
+@pytest.fixture
+def http(tenant: Tenant) -> Iterator[tuple[httpx.Client, net.DeadlineHolder]]:
+    """A verifying client to the emulator, serving a run with a 20 s deadline."""
+    holder = net.DeadlineHolder(Deadline(20.0))
+    with net.client(settings(tenant).trust, holder) as client:
+        yield client, holder
+
+
+def test_a_token_is_fetched_once_and_reused_until_near_expiry(
+    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+) -> None:
+    """The first call fetches; later calls reuse the token until LEEWAY before it expires."""
+    clock = Clock()
+    tokens = Tokens(http[0], settings(tenant), http[1], clock=clock)
+    first = tokens()
+    assert tokens() == first
+    assert len(tenant.token_requests()) == 1
+    assert "update:connections" in tokens.scopes
+    assert logs.SECRETS.scrub(first) != first  # redacted while in use
+    clock.now += 86400 - LEEWAY  # the emulator's tokens live a day
+    assert tokens() != first
+    assert len(tenant.token_requests()) == 2
+    assert logs.SECRETS.scrub(first) == first
+
+
+def test_invalidate_makes_the_next_call_fetch_anew(
+    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+) -> None:
+    """After invalidate (a 401), the next call asks for a new token."""
+    tokens = Tokens(http[0], settings(tenant), http[1])
+    first = tokens()
+    tokens.invalidate()
+    assert tokens() != first
+    assert len(tenant.token_requests()) == 2
+
+
+def test_the_request_carries_the_client_credentials(
+    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+) -> None:
+    """The form is the client-credentials grant for the tenant's Management API audience."""
+    Tokens(http[0], settings(tenant), http[1])()
+    [form] = tenant.token_requests()
+    assert form == {"grant_type": "client_credentials", "client_id": tenant.client_id,
+                    "client_secret": tenant.client_secret,
+                    "audience": f"https://{tenant.emu.domain}/api/v2/"}
+
+
+def test_a_refused_secret_says_which_setting_to_check_and_hides_it(
+    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+) -> None:
+    """A wrong client secret: TokenError naming the refusal and the fix, without the secret."""
+    tenant.secret_file.write_text("wrong-secret-value")
+    tokens = Tokens(http[0], settings(tenant), http[1])
+    with pytest.raises(TokenError) as caught:
+        tokens()
+    message = str(caught.value)
+    assert message.startswith(f"the token request to https://{tenant.emu.domain}/oauth/token "
+                              "answered 401")
+    assert "(auth0.client_secret_file or AUTH0_CLIENT_SECRET)" in message
+    assert "wrong-secret-value" not in message
