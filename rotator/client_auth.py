@@ -17,10 +17,10 @@ token is asked for, so ``rotator mint`` and ``--help`` stay light.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, cast
 
+from rotator import pem as pem_words
 from rotator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ MIN_BITS, MAX_BITS = 2048, 4096
 MAKE_KEY: Final = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out key.pem"
 KEY_SETTING: Final = "auth0.client_assertion_signing_key_file"
 ALG_SETTING: Final = "auth0.client_assertion_signing_alg"
-_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
 
 @dataclass(frozen=True)
@@ -129,17 +128,16 @@ def load_signing_key(pem: bytes, source: str, alg: str) -> PrivateKeyJWT:
     fix = f"make one with '{MAKE_KEY}'"
     if not pem.strip():
         raise ConfigError(f"{source} is empty; it must hold the RSA private key in PEM ({fix})")
-    labels = [m.group(1).decode() for m in _PEM_LABEL.finditer(pem)]
+    labels = pem_words.labels(pem)
     if not labels:
         raise ConfigError(f"{source} is not a PEM key (no '-----BEGIN' line); {fix}")
-    if "ENCRYPTED PRIVATE KEY" in labels or b"Proc-Type: 4,ENCRYPTED" in pem:
+    if pem_words.encrypted(pem, labels):
         raise ConfigError(
             f"{source} is an encrypted PEM key; rotator needs it unencrypted: write a "
             "decrypted copy with 'openssl pkey -in KEY -out KEY.pem' and keep that file "
             "readable by rotator only"
         )
-    if not any(label.endswith("PRIVATE KEY") for label in labels):
-        kind = "a certificate" if "CERTIFICATE" in labels else "a public key"
+    if (kind := pem_words.not_private(labels)) is not None:
         raise ConfigError(
             f"{source} holds {kind}, not a private key; give the private key (Auth0 keeps "
             "only the public half)"
@@ -152,11 +150,9 @@ def load_signing_key(pem: bytes, source: str, alg: str) -> PrivateKeyJWT:
     except Exception:  # noqa: BLE001 - cryptography raises several kinds for bad input
         raise ConfigError(f"{source} is not a readable PEM private key; {fix}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_").upper() or "OTHER"
-        article = "an" if kind[0] in "AEFHILMNORSX" else "a"
         raise ConfigError(
-            f"{source} holds {article} {kind} key; Auth0's Private Key JWT needs an RSA key "
-            f"of {MIN_BITS} to {MAX_BITS} bits: {fix}"
+            f"{source} holds {pem_words.kind_of(key)} key; Auth0's Private Key JWT needs an "
+            f"RSA key of {MIN_BITS} to {MAX_BITS} bits: {fix}"
         )
     if not MIN_BITS <= key.key_size <= MAX_BITS:
         raise ConfigError(

@@ -18,12 +18,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from rotator import pem as pem_words
 from rotator.errors import AppleKeyError
 
 APPLE_AUDIENCE = "https://appleid.apple.com"
 ALGORITHM = "ES256"
 
-_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 #: The first line of a PKCS#8 key, the format of Apple's .p8 files.
 PKCS8_BEGIN = "-----BEGIN {}-----".format("PRIVATE KEY")
 _FIX = "use the .p8 key exactly as downloaded from the Apple developer portal"
@@ -92,18 +92,17 @@ def load_key(pem: bytes, source: str, path: Path | None = None) -> AppleKey:
     """
     if not pem.strip():
         raise AppleKeyError(f"{source} is empty; {_FIX}")
-    labels = [m.group(1).decode() for m in _PEM_LABEL.finditer(pem)]
+    labels = pem_words.labels(pem)
     if not labels:
         raise AppleKeyError(
             f"{source} is not a PEM key (no '{PKCS8_BEGIN}' line); {_FIX}"
         )
-    if "ENCRYPTED PRIVATE KEY" in labels or b"Proc-Type: 4,ENCRYPTED" in pem:
+    if pem_words.encrypted(pem, labels):
         raise AppleKeyError(
             f"{source} is an encrypted PEM key; Apple's .p8 keys are not encrypted: "
             "decrypt it with 'openssl pkcs8 -topk8 -nocrypt' or use the original .p8"
         )
-    if not any(label.endswith("PRIVATE KEY") for label in labels):
-        kind = "a certificate" if "CERTIFICATE" in labels else "a public key"
+    if (kind := pem_words.not_private(labels)) is not None:
         raise AppleKeyError(f"{source} holds {kind}, not a private key; {_FIX}")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
@@ -112,10 +111,8 @@ def load_key(pem: bytes, source: str, path: Path | None = None) -> AppleKey:
     except Exception:  # noqa: BLE001 - cryptography raises several kinds for bad input
         raise AppleKeyError(f"{source} is not a readable PEM private key; {_FIX}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        kind = type(key).__name__.replace("PrivateKey", "").lstrip("_").upper() or "OTHER"
-        article = "an" if kind[0] in "AEFHILMNORSX" else "a"
         raise AppleKeyError(
-            f"{source} holds {article} {kind} key; Sign in with Apple needs the "
+            f"{source} holds {pem_words.kind_of(key)} key; Sign in with Apple needs the "
             f"P-256 EC key (.p8); {_FIX}"
         )
     if not isinstance(key.curve, ec.SECP256R1):
