@@ -77,6 +77,19 @@ class Pool:
         self._building: dict[Auth0Settings, threading.Lock] = {}
         self._lock = threading.Lock()
 
+    def load(self, connections: Sequence[ConnectionSettings]) -> None:
+        """Import the network sides these connections need, before a deadline starts.
+
+        A run's deadline bounds its work on the network. The first import of
+        auth0-python and httpx is not that work (half a second on an idle host,
+        seconds on a loaded one) and would otherwise be charged to the first
+        run's deadline, at the step that happened to build the first tenant.
+        """
+        if self.make_tenant is _real_tenant and any(c.auth0 for c in connections):
+            import rotator.auth0
+        if self.make_apple is _real_apple and any(c.apple.check for c in connections):
+            import rotator.apple  # noqa: F401
+
     def tenant(self, settings: Auth0Settings) -> Destination:
         """The tenant's side, built once: a second worker asking waits for the first build.
 
@@ -160,6 +173,7 @@ def run(settings: Settings, options: Options | None = None, pool: Pool | None = 
     own_pool = pool is None
     pool = pool or Pool()
     conns = settings.connections
+    pool.load(conns)
     state = _Run(
         settings=settings, options=options, pool=pool,
         deadline=Deadline(settings.schedule.deadline, options.monotonic,

@@ -11,9 +11,12 @@ them, or a second M2M application of the same tenant. Neither is written.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -308,6 +311,33 @@ def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: Tenant) -> No
     assert trusts == [conn.trust]
     assert report.outcomes[0].apple == "accepted"
 
+
+
+_IMPORTED_WHEN_THE_DEADLINE_STARTS = """
+import sys, time
+from rotator import config, runner
+settings = config.load(config.Overrides(config=sys.argv[1]), environ={})
+assert "rotator.auth0" not in sys.modules and "rotator.apple" not in sys.modules
+seen = []
+def monotonic():
+    if not seen:  # the deadline's start
+        seen.append([m in sys.modules for m in ("rotator.auth0", "rotator.apple")])
+    return time.monotonic()
+report = runner.run(settings, runner.Options(monotonic=monotonic))
+print(seen[0], report.outcomes[0].error)
+"""
+
+
+def test_the_network_sides_are_imported_before_the_deadline_starts(tenant: Tenant) -> None:
+    """A fresh process's run imports auth0-python and the Apple client before its deadline
+    starts: the deadline bounds work on the network, not the interpreter's imports."""
+    tenant.add(client_secret=tenant.mint())
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_WHEN_THE_DEADLINE_STARTS, str(tenant.write_config())],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[True, True] None", proc.stdout + proc.stderr
 
 
 def _settings(tmp_path: Path, key_path: Path) -> config.Settings:
