@@ -238,10 +238,12 @@ def tenant(emu: object, tmp_path: Path, key_path: Path) -> object:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the groups first; stop a worker whose `--dist loadgroup` would not group.
+    """Run the groups first, then the slow tests; stop a worker whose `--dist loadgroup`
+    would not group.
 
-    The slowest group (the image's install steps, replayed) then overlaps
-    everything else instead of starting last and holding the whole run open.
+    Longest first (xdist hands the groups out first, then single tests in this
+    order): the groups and the tests marked slow then overlap everything else
+    instead of starting last and holding the whole run open.
 
     pytest-xdist groups by appending ``@group`` to each marked test's node id; on
     pytest 9.2 that change no longer takes effect (pytest-xdist#1386), and each
@@ -250,7 +252,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     below 9.2 for this; the check says so if that ever slips. It runs after
     xdist's hook (trylast), which is what it inspects.
     """
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
+                                 item.get_closest_marker("slow") is None))
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
