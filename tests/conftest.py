@@ -231,9 +231,9 @@ def emu() -> Iterator[object]:
 @pytest.fixture
 def tenant(emu: object, tmp_path: Path, key_path: Path) -> object:
     """An emulated tenant with a fully-scoped M2M client, and files to reach it."""
-    from auth0_env import Tenant
+    from auth0_env import EmulatedTenant
 
-    return Tenant(emu, tmp_path, key_path)  # type: ignore[arg-type]
+    return EmulatedTenant(emu, tmp_path, key_path)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(trylast=True)

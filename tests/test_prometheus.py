@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from auth0_env import SERVICES_ID, Tenant, register_apple
+from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
 from conftest import free_port, wait_for
 
 from rotator import secret
@@ -95,8 +95,8 @@ class Stack:
 
     prometheus: str  # http://127.0.0.1:PORT
     rotator_target: str  # 127.0.0.1:PORT
-    a: Tenant
-    b: Tenant
+    a: EmulatedTenant
+    b: EmulatedTenant
     hook_flag: Path  # the post-rotate hook fails while this file exists
     rotator: subprocess.Popen[bytes]
     rotator_log: Path
@@ -122,7 +122,7 @@ def _alerts() -> dict[str, str]:
     return {rule["alert"]: rule["expr"] for group in doc["groups"] for rule in group["rules"]}
 
 
-def _config(stack_dir: Path, a: Tenant, b: Tenant, hooked_key: Path, listen: str,
+def _config(stack_dir: Path, a: EmulatedTenant, b: EmulatedTenant, hooked_key: Path, listen: str,
             flag: Path) -> Path:
     def tenant_b(name: str) -> str:
         return (f'[[connections]]\nconnection = "{name}"\nclient_id = "{SERVICES_ID}"\n'
@@ -189,8 +189,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Emulator() as emu_a, Emulator() as emu_b:
         (stack_dir / "a").mkdir()
         (stack_dir / "b").mkdir()
-        a = Tenant(emu_a, stack_dir / "a", key_path, name="a")
-        b = Tenant(emu_b, stack_dir / "b", key_path, name="b")
+        a = EmulatedTenant(emu_a, stack_dir / "a", key_path, name="a")
+        b = EmulatedTenant(emu_b, stack_dir / "b", key_path, name="b")
         register_apple(emu_a, secret.load_key(hooked_key.read_bytes(), "hooked key"),
                        key_id=HOOKED_KEY_ID)
         a.add("apple", client_secret=a.mint(age=40 * DAY))  # due: rotated at start-up
