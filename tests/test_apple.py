@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
-from conftest import free_port, named, run_cli
+from conftest import named, run_cli
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
@@ -168,13 +168,14 @@ def _apple_config(tenant: EmulatedTenant, token_url: str, deadline: str = "3s") 
 
 @pytest.mark.parametrize("how", ["unreachable", "503-every-time"])
 def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
-    how: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    how: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    refused_port: int,
 ) -> None:
     """Apple unreachable or failing: exit 1 by the run's deadline, no PATCH, the switch named."""
     conn = tenant.add(client_secret=None)
     url = tenant.emu.apple_token_url
     if how == "unreachable":
-        url = f"https://localhost:{free_port()}/auth/token"
+        url = f"https://127.0.0.1:{refused_port}/auth/token"
     else:
         tenant.emu.inject(Fault(path="/auth/token", status=503, times=None))
     config = tmp_path / "apple.toml"

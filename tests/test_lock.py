@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import assert_refused, free_port, run_rotator, wait_for
+from conftest import ANY_PORT, assert_refused, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
@@ -288,7 +288,7 @@ def test_a_check_of_start_takes_the_same_lock(tenant: EmulatedTenant, lock_dir: 
     tenant.add(client_secret=tenant.mint(age=40 * 86400))
     # 5 s: time for the tenant's client to be built on a loaded machine, then the wait.
     settings = config.load(config.Overrides(config=str(tenant.write_config()), deadline="5s",
-                                            listen=f"127.0.0.1:{free_port()}"))
+                                            listen=ANY_PORT))
     service = Service(settings)
     try:
         with _held(lock_dir, tenant):

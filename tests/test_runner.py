@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import socketserver
 import threading
 import time
@@ -27,7 +26,6 @@ from conftest import (
     KEY_ID,
     TEAM_ID,
     assert_refused,
-    free_port,
     named,
     run_cli,
     run_rotator,
@@ -134,7 +132,7 @@ def proxy_407() -> Iterator[str]:
 
 
 def test_broken_tenants_fail_alone_each_named(
-    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str], refused_port: int
 ) -> None:
     """A closed port, a 401 token and an unbuildable client fail alone; healthy tenants rotate."""
     with ExitStack() as stack:
@@ -147,7 +145,7 @@ def test_broken_tenants_fail_alone_each_named(
         for tenant in made:
             tenant.add(client_secret=tenant.mint(age=40 * 86400))
         unauthorized.secret_file.write_text("not-the-secret")
-        closed = f"localhost:{free_port()}"
+        closed = f"127.0.0.1:{refused_port}"
         body = (entries(healthy, ["apple"]) + entries(unauthorized, ["apple"])
                 + entries(unbuildable, ["apple"]) + entries(other, ["apple"])
                 + entries(healthy, ["apple"]).replace(healthy.emu.domain, closed))
@@ -254,7 +252,7 @@ def _fails_with(tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], conf
 
 def test_network_failures_name_what_failed_and_the_setting_to_check(
     tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, proxy_407: str,
+    monkeypatch: pytest.MonkeyPatch, proxy_407: str, refused_port: int,
 ) -> None:
     """Unresolvable domain, refused port, proxy asking 407, unreachable proxy: each said plainly."""
     tenant.add(client_secret=None)
@@ -266,7 +264,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     assert "cannot resolve the host name nonexistent-tenant.invalid" in failed["error"]
     assert "check auth0.domain" in failed["error"]
 
-    failed = _fails_with(tenant, capsys, base.replace(domain, f"localhost:{free_port()}"),
+    failed = _fails_with(tenant, capsys, base.replace(domain, f"127.0.0.1:{refused_port}"),
                          tmp_path)
     assert "connection refused" in failed["error"]
     assert "check auth0.domain" in failed["error"]
@@ -276,10 +274,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     assert "answered 407" in failed["error"]
     assert "HTTPS_PROXY" in failed["error"]
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        nothing = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    monkeypatch.setenv("HTTPS_PROXY", nothing)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{refused_port}")
     failed = _fails_with(tenant, capsys, base, tmp_path)
     assert "cannot reach the proxy" in failed["error"]
     assert "HTTPS_PROXY" in failed["error"]
