@@ -34,7 +34,7 @@ def options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[s
     return apple_options(services_id, client_secret)
 
 
-class Tenant:
+class BenchTenant:
     """One emulated tenant: an M2M client with rotator's four scopes, and its files."""
 
     def __init__(self, emu: Emulator, tmp: Path, key_path: Path) -> None:

@@ -33,7 +33,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from _env import describe, minimal_env
-from _setup import SERVICES_ID, Tenant
+from _setup import SERVICES_ID, BenchTenant
 
 from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
@@ -96,7 +96,7 @@ def tenants(tmp: Path, key: Path, stack: ExitStack, count_: int, each: int,
         emu = stack.enter_context(Emulator())
         work = tmp / f"tenant-{n}"
         work.mkdir(parents=True)
-        tenant = Tenant(emu, work, key)
+        tenant = BenchTenant(emu, work, key)
         names = [f"apple-{i:03d}" for i in range(each)]
         for name in names:
             tenant.add(name, fresh=False)  # no secret yet: due

@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 from _env import describe, minimal_env
-from _setup import SERVICES_ID, Tenant, options
+from _setup import SERVICES_ID, BenchTenant, options
 
 from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
@@ -152,7 +152,7 @@ def main() -> int:
         print(describe(env, "rotator start and its peer alike"))
         key = tmp / "AuthKey.p8"
         generate_throwaway_key(key)
-        tenant = Tenant(emu, tmp, key)
+        tenant = BenchTenant(emu, tmp, key)
         tenant.add("apple", fresh=False)
         port = free_port()
         listen = f'[server]\nlisten = "127.0.0.1:{port}"\n'

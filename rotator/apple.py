@@ -32,13 +32,7 @@ class Apple:
 
     def ask(self, secret: str, services_id: str) -> AppleAnswer:
         """``accepted``, ``refused``, or ``unknown`` when no usable answer came in time."""
-        form = {
-            "client_id": services_id,
-            "client_secret": secret,
-            "grant_type": "authorization_code",
-            # A code Apple never issued: only the client authentication is tested.
-            "code": f"rotator-check-{random.token_hex(16)}",
-        }
+        form = question(secret, services_id)
         deadline = self.holder.current()
         try:
             response = net.send(
@@ -55,6 +49,17 @@ class Apple:
 
     def close(self) -> None:
         self.http.close()
+
+
+def question(secret: str, services_id: str) -> dict[str, str]:
+    """The form POSTed to Apple's token endpoint to test ``secret`` for ``services_id``."""
+    return {
+        "client_id": services_id,
+        "client_secret": secret,
+        "grant_type": "authorization_code",
+        # A code Apple never issued: only the client authentication is tested.
+        "code": f"rotator-check-{random.token_hex(16)}",
+    }
 
 
 def verdict(response: httpx.Response) -> AppleAnswer:

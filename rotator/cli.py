@@ -263,7 +263,7 @@ def cmd_status(args: argparse.Namespace) -> str:
 
 
 def cmd_mint(args: argparse.Namespace) -> str:
-    from rotator.startup import defer_unused_imports
+    from rotator.lazy_imports import defer_unused_imports
 
     defer_unused_imports()  # mint only: single-threaded, short-lived
     from rotator import commands

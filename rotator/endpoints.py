@@ -29,7 +29,7 @@ IDLE_TIMEOUT = 5.0
 MAX_CONNECTIONS = 64
 
 
-class Server:
+class EndpointServer:
     """A small threaded HTTP server answering the three endpoints."""
 
     def __init__(

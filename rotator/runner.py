@@ -18,9 +18,17 @@ Who touches what, when: a connection's :class:`Outcome` is written by its
 tenant's worker alone, until the worker marks it finished under ``_Run.lock``;
 only then does the run read it. One still unfinished at the deadline is never
 read or copied (its worker may be half-way through changing it): the report
-gets a fresh outcome that fails at the step the worker last reported (also
-under the lock), and the worker's later writes reach no one. ``Pool`` builds a
-tenant under its own lock, so two workers never build one twice.
+gets a fresh outcome that fails at the step the worker last reported, and the
+worker's later writes reach no one. ``Pool`` builds a tenant under its own
+lock, so two workers never build one twice.
+
+The step a worker reports (``_Run.steps[index]``) is written without the lock:
+it is one list item, written by that connection's worker alone in a single
+assignment (atomic under the GIL) and read by the run only to name the step in
+a late outcome. No other value is read together with it, and any value the run
+can read is a step the worker did report; the lock would not even pin it to the
+deadline's moment, since the worker may move on between the deadline passing
+and the run reading. So there is nothing for the lock to keep consistent.
 """
 
 from __future__ import annotations
@@ -281,8 +289,7 @@ def _connection(state: _Run, index: int, conn: ConnectionSettings, side: Destina
     apple = None
 
     def progress(step: Step) -> None:
-        with state.lock:
-            state.steps[index] = step
+        state.steps[index] = step  # one item, this worker's alone: see the module docstring
         options.in_flight.at(index, name, step)
 
     # Events logged below the seam (a wait, a retry) carry the connection too.

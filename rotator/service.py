@@ -53,7 +53,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rotator import hooks, lock, logs, runner, signals
-from rotator.endpoints import Server
+from rotator.endpoints import EndpointServer
 from rotator.errors import ConfigError, unexpected
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome, Report, Step, trouble
@@ -119,8 +119,8 @@ class Service:
         self.hook, self.on_failure = hooks.from_settings(settings.hooks,
                                                          failed=self.metrics.hook_failed)
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.server = Server(settings.listen, healthy=self.healthy, ready=self.ready,
-                             metrics=self.metrics.render)
+        self.server = EndpointServer(settings.listen, healthy=self.healthy, ready=self.ready,
+                                     metrics=self.metrics.render)
         self.log = logs.get()
 
     # -- probes -------------------------------------------------------------------

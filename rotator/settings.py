@@ -102,18 +102,22 @@ class Listen(NamedTuple):
 
 
 def parse_listen(listen: str, setting: str = "server.listen") -> Listen:
-    """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port)."""
+    """``"0.0.0.0:8080"``, ``"[::]:8080"`` or ``":8080"`` -> (host, port).
+
+    Port 0 asks the system for a free port when ``start`` binds; ``start``
+    names the one it got in its ``scheduler.started`` event (``listen``).
+    """
     host, sep, port_text = listen.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     if (
         not sep
         or not (port_text.isascii() and port_text.isdigit())  # not "٨٠٨٠"
-        or not 0 < int(port_text) < 65536
+        or not 0 <= int(port_text) < 65536
         or (":" in host and not bracketed)  # "::1" is no HOST:PORT; "[::1]:8080" is
     ):
         raise ConfigError(
-            f"{setting} = {listen!r} is not HOST:PORT with a port from 1 to 65535; "
-            'use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
+            f"{setting} = {listen!r} is not HOST:PORT with a port from 1 to 65535 (or 0: one "
+            'the system picks); use e.g. "0.0.0.0:8080" (an IPv6 host in brackets: "[::]:8080")'
         )
     host = host[1:-1] if bracketed else host
     return Listen(host or "0.0.0.0", int(port_text))  # noqa: S104 - all interfaces: the default

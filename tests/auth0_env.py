@@ -42,7 +42,7 @@ def register_apple(emu: Emulator, key: secret.AppleKey, team_id: str = TEAM_ID,
         emu.apple_add_services_id(team_id, services_id)
 
 
-class Tenant:
+class EmulatedTenant:
     """An emulator with one M2M client, and the files rotator needs to reach it."""
 
     def __init__(
@@ -153,18 +153,18 @@ class Tenant:
 
 
 def tenants_on_emulators(stack: ExitStack, tmp_path: Path, key_path: Path,
-                         count: int = 2) -> list[Tenant]:
+                         count: int = 2) -> list[EmulatedTenant]:
     """``count`` tenants, each on an emulator of its own (closed with ``stack``), t0, t1, ..."""
     tenants = []
     for n in range(count):
         emu = stack.enter_context(Emulator())
         work = tmp_path / f"t{n}"
         work.mkdir()
-        tenants.append(Tenant(emu, work, key_path, name=f"t{n}"))
+        tenants.append(EmulatedTenant(emu, work, key_path, name=f"t{n}"))
     return tenants
 
 
-def two_tenants(tmp_path: Path, tenants: list[Tenant], name: str = "apple") -> Path:
+def two_tenants(tmp_path: Path, tenants: list[EmulatedTenant], name: str = "apple") -> Path:
     """A config file with connection ``name`` on each of ``tenants`` (each its own emulator)."""
     body = tenants[0].apple_toml() + "\n"
     for tenant in tenants:

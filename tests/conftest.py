@@ -192,11 +192,42 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
         time.sleep(0.1)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+#: ``server.listen`` for a ``rotator start`` under test: port 0, so the system picks a free
+#: port as it binds (no port number to race for); :func:`bound_listen` reads back which.
+ANY_PORT = "127.0.0.1:0"
+
+
+def bound_listen(log: Path, proc: subprocess.Popen[Any], within: float = 30) -> str:
+    """HOST:PORT a ``rotator start --log-format json`` serves on, from its scheduler.started.
+
+    ``log`` is the file its stderr goes to; fails if the process ends before the event.
+    """
+    def listen() -> str | None:
+        text = log.read_text(encoding="utf-8")
+        for line in text.splitlines(keepends=True):
+            try:
+                event = json.loads(line) if line.endswith("\n") else None
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "scheduler.started":
+                return str(event["listen"])
+        if proc.poll() is not None:
+            pytest.fail(f"rotator start exited ({proc.returncode}) before serving: {text}")
+        return None
+
+    return str(wait_for(listen, within, "rotator start's scheduler.started event"))
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test.
+
+    Held bound and never listening, so nothing else can take it meanwhile (binding port
+    0, closing the socket and reusing the number leaves that window open).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] | list[str] = ()) -> None:
@@ -231,9 +262,9 @@ def emu() -> Iterator[object]:
 @pytest.fixture
 def tenant(emu: object, tmp_path: Path, key_path: Path) -> object:
     """An emulated tenant with a fully-scoped M2M client, and files to reach it."""
-    from auth0_env import Tenant
+    from auth0_env import EmulatedTenant
 
-    return Tenant(emu, tmp_path, key_path)  # type: ignore[arg-type]
+    return EmulatedTenant(emu, tmp_path, key_path)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(trylast=True)

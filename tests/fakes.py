@@ -2,7 +2,8 @@
 
 :class:`FakeTenant` is a :class:`~rotator.seams.Destination` (Auth0's rules for a
 write reused from :class:`~rotator.auth0_rules.Auth0Connections`) and
-:class:`FakeApple` an :class:`~rotator.seams.AppleSide`. Each sends its
+:class:`FakeApple` an :class:`~rotator.seams.AppleSide` (the question and
+the verdict reused from :mod:`rotator.apple`). Each sends its
 calls, shaped as on the wire, through a
 :class:`~rotator.emulator.backend.Backend` (the emulator minus its server), so
 Auth0's and Apple's behaviour, the fault queue and the journal are the
@@ -30,6 +31,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
+from rotator import apple
 from rotator.auth0_rules import Auth0Connections
 from rotator.deadline import Deadline
 from rotator.emulator import DEFAULT_SCOPES
@@ -171,20 +175,14 @@ class FakeApple:
         self.closed = 0
 
     def ask(self, secret: str, services_id: str) -> AppleAnswer:
-        form = {"client_id": services_id, "client_secret": secret,
-                "grant_type": "authorization_code", "code": secrets.token_hex(8)}
+        """rotator.apple's question, and its verdict on the answer (one attempt)."""
         headers = {"content-type": "application/x-www-form-urlencoded"}
-        try:
-            status, got = _send(self.backend, "POST", TOKEN_PATH, headers,
-                                urlencode(form).encode())
-        except ValueError as exc:
-            return AppleAnswer("unknown", str(exc))
-        error = got.get("error") if isinstance(got, dict) else None
-        if error == "invalid_grant":
-            return AppleAnswer("accepted", "invalid_grant")
-        if error == "invalid_client":
-            return AppleAnswer("refused", "invalid_client")
-        return AppleAnswer("unknown", f"Apple answered {_said(status, got)}")
+        form = urlencode(apple.question(secret, services_id)).encode()
+        answer = self.backend.exchange("POST", TOKEN_PATH, {}, headers, form)
+        if answer.response is None:
+            return AppleAnswer("unknown", _CLOSED)
+        content = answer.response.content()[: answer.truncate]
+        return apple.verdict(httpx.Response(answer.response.status, content=content))
 
     def close(self) -> None:
         self.closed += 1

@@ -13,8 +13,8 @@ from typing import Any
 
 import jwt
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant
-from conftest import free_port, named, run_cli
+from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
+from conftest import named, run_cli
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
@@ -37,7 +37,7 @@ def other_key(tmp_path: Path, name: str = "other.p8") -> tuple[Path, secret.Appl
 
 
 def test_new_secret_is_shown_to_apple_before_the_patch_and_is_what_is_stored(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """run-now asks Apple about the live secret, then the new one, then writes that one."""
     live = tenant.mint(age=40 * 86400)
@@ -58,19 +58,19 @@ def test_new_secret_is_shown_to_apple_before_the_patch_and_is_what_is_stored(
     assert new_check["fingerprint"] == secret.fingerprint(stored)
 
 
-def _wrong_team(tenant: Tenant, tmp: Path) -> str:
+def _wrong_team(tenant: EmulatedTenant, tmp: Path) -> str:
     return tenant.write_config().read_text().replace(f'team_id = "{TEAM_ID}"',
                                                      'team_id = "ZZZZZ99999"')
 
 
-def _swapped(tenant: Tenant, tmp: Path) -> str:
+def _swapped(tenant: EmulatedTenant, tmp: Path) -> str:
     return (tenant.write_config().read_text()
             .replace(f'team_id = "{TEAM_ID}"', 'team_id = "SWAPPED000"')
             .replace(f'key_id = "{KEY_ID}"', f'key_id = "{TEAM_ID}"')
             .replace('team_id = "SWAPPED000"', f'team_id = "{KEY_ID}"'))
 
 
-def _other_teams_key(tenant: Tenant, tmp: Path) -> str:
+def _other_teams_key(tenant: EmulatedTenant, tmp: Path) -> str:
     path, key = other_key(tmp)
     tenant.emu.apple_register_key("OTHERTEAM1", "OTHERKEY01", key.public_key)
     return (tenant.write_config().read_text()
@@ -78,12 +78,12 @@ def _other_teams_key(tenant: Tenant, tmp: Path) -> str:
             .replace(str(tenant.key_path), str(path)))
 
 
-def _revoked(tenant: Tenant, tmp: Path) -> str:
+def _revoked(tenant: EmulatedTenant, tmp: Path) -> str:
     tenant.emu.apple_revoke_key(KEY_ID)
     return tenant.write_config().read_text()
 
 
-def _unknown_sub(tenant: Tenant, tmp: Path) -> str:
+def _unknown_sub(tenant: EmulatedTenant, tmp: Path) -> str:
     tenant.emu.clear_journal()
     return tenant.write_config([("apple-unknown", "com.example.not-registered")]).read_text()
 
@@ -106,7 +106,7 @@ EVIDENCE = {
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_apple_refusing_the_new_secret_writes_nothing(
-    case: str, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A mistake Apple catches: exit 1, no PATCH, unchanged, Apple named with the evidence."""
     old = tenant.mint(age=40 * 86400)
@@ -136,7 +136,7 @@ def test_apple_refusing_the_new_secret_writes_nothing(
 
 
 def test_a_fresh_looking_secret_apple_refuses_is_replaced(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A hand-made 200-day secret: status says refused (exit 1); run-once replaces it; then 0."""
     hand_made = tenant.mint(age=86400, lifetime=200 * 86400)
@@ -161,20 +161,21 @@ def test_a_fresh_looking_secret_apple_refuses_is_replaced(
     assert (code, row["apple"], row["due"]) == (0, "accepted", False)
 
 
-def _apple_config(tenant: Tenant, token_url: str, deadline: str = "3s") -> str:
+def _apple_config(tenant: EmulatedTenant, token_url: str, deadline: str = "3s") -> str:
     text = tenant.write_config(extra=f'[schedule]\ndeadline = "{deadline}"\n').read_text()
     return text.replace(tenant.emu.apple_token_url, token_url)
 
 
 @pytest.mark.parametrize("how", ["unreachable", "503-every-time"])
 def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
-    how: str, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    how: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    refused_port: int,
 ) -> None:
     """Apple unreachable or failing: exit 1 by the run's deadline, no PATCH, the switch named."""
     conn = tenant.add(client_secret=None)
     url = tenant.emu.apple_token_url
     if how == "unreachable":
-        url = f"https://localhost:{free_port()}/auth/token"
+        url = f"https://127.0.0.1:{refused_port}/auth/token"
     else:
         tenant.emu.inject(Fault(path="/auth/token", status=503, times=None))
     config = tmp_path / "apple.toml"
@@ -193,7 +194,7 @@ def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
 
 
 def test_status_with_apple_failing_counts_the_failure_it_exits_on(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """status, Apple not answering usably: exit 1, run.finished failed=1, healthy false."""
     tenant.add(client_secret=tenant.mint())
@@ -206,7 +207,7 @@ def test_status_with_apple_failing_counts_the_failure_it_exits_on(
     assert finished["failed"] == 1
 
 def test_apple_answering_503_twice_then_normally_lets_the_rotation_through(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two 503 answers (Retry-After: 1) are waited out and the new secret is written."""
     conn = tenant.add(client_secret=None)
@@ -218,7 +219,7 @@ def test_apple_answering_503_twice_then_normally_lets_the_rotation_through(
 
 
 def test_apple_check_off_asks_nothing_and_says_so(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """APPLE_CHECK=false: no request to Apple; the log and status say the check is off."""
     conn = tenant.add(client_secret=None)
@@ -236,7 +237,7 @@ def test_apple_check_off_asks_nothing_and_says_so(
 
 
 def test_check_config_online_reports_apples_verdict_on_each_live_secret(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """check-config --online: accepted for a good live secret, FAILED for one Apple refuses."""
     tenant.add("apple-good", client_secret=tenant.mint())
@@ -252,7 +253,7 @@ def test_check_config_online_reports_apples_verdict_on_each_live_secret(
 
 
 def test_check_config_online_shows_apple_a_fresh_secret_to_catch_a_mismatched_key(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A new key id with the old key: the live secret still passes, a fresh one does not: exit 1."""
     tenant.add(client_secret=tenant.mint())
@@ -274,7 +275,7 @@ def test_check_config_online_shows_apple_a_fresh_secret_to_catch_a_mismatched_ke
 
 
 def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A live secret Apple refuses, not replaceable (new one refused too): gauge 0, not ready."""
     from rotator import config, runner
@@ -299,7 +300,7 @@ def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
 
 
 def test_the_minted_secret_is_backdated_so_a_clock_a_little_ahead_still_passes(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With this host 30 s ahead of Apple, the new secret's iat is still in Apple's past."""
     conn = tenant.add(client_secret=None)
@@ -314,7 +315,7 @@ def test_the_minted_secret_is_backdated_so_a_clock_a_little_ahead_still_passes(
 # -- a verdict only from Apple's documented answer (issue 19) -----------------------------
 
 
-def _odd_apple(tenant: Tenant, status: int, error: str) -> Path:
+def _odd_apple(tenant: EmulatedTenant, status: int, error: str) -> Path:
     """Apple's token endpoint answering ``status`` with ``{"error": error}``, every time.
 
     Odd answers come from the emulator's raw-body faults over real TLS.
@@ -329,7 +330,7 @@ def _odd_apple(tenant: Tenant, status: int, error: str) -> Path:
 
 @pytest.mark.parametrize("status", [200, 302, 401, 429, 500, 503])
 def test_invalid_grant_under_any_status_but_400_is_no_verdict_and_nothing_is_written(
-    status: int, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    status: int, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``invalid_grant`` with a status other than 400 is "could not ask": no PATCH, exit 1."""
     conn = tenant.add(client_secret=None)
@@ -345,7 +346,7 @@ def test_invalid_grant_under_any_status_but_400_is_no_verdict_and_nothing_is_wri
 
 @pytest.mark.parametrize("status", [401, 429, 503])
 def test_invalid_client_under_any_status_but_400_is_unknown_not_refused(
-    status: int, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    status: int, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``invalid_client`` with a status other than 400 is "unknown", not Apple's refusal."""
     tenant.add()
@@ -356,7 +357,7 @@ def test_invalid_client_under_any_status_but_400_is_unknown_not_refused(
 
 
 def test_400_with_a_non_json_body_is_unknown(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A 400 whose body is not JSON carries no verdict either."""
     tenant.add()

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from auth0_env import Tenant, realistic_options
+from auth0_env import EmulatedTenant, realistic_options
 from auth0_oas import description, operation, query_errors, schema_errors, validator
 from conftest import run_rotator
 from emulator_helpers import bearer, client_for, get_token
@@ -45,7 +45,7 @@ FILLERS = 55  # more oauth2 connections than one page of 50 holds
 class Flows:
     """The emulator after rotator's real flows, and what they left in its journal."""
 
-    tenant: Tenant
+    tenant: EmulatedTenant
     rotator: list[Request]  # the Management API requests rotator made
     began: float  # time.time() around the flows
     ended: float
@@ -62,7 +62,7 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
     key_path = tmp / "AuthKey_ABC123DEFG.p8"
     generate_throwaway_key(key_path)
     with Emulator() as emu:
-        tenant = Tenant(emu, tmp, key_path)
+        tenant = EmulatedTenant(emu, tmp, key_path)
         for number in range(FILLERS):
             emu.add_connection({"name": f"filler-{number:02d}", "display_name": "Filler"})
         tenant.add("apple", client_secret=tenant.mint(age=40 * DAY))  # due: read by name
@@ -147,7 +147,7 @@ def _get(http: httpx.Client, path: str, token: str, **params: Any) -> httpx.Resp
     return response
 
 
-def _token(http: httpx.Client, tenant: Tenant) -> str:
+def _token(http: httpx.Client, tenant: EmulatedTenant) -> str:
     answer = http.post("/oauth/token", data={
         "grant_type": "client_credentials", "client_id": tenant.client_id,
         "client_secret": tenant.client_secret, "audience": tenant.emu.audience,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 from conftest import assert_refused, run_cli, run_rotator
 
 
@@ -30,10 +30,10 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
 
 
-Make = Callable[[Tenant, Path], Case]
+Make = Callable[[EmulatedTenant, Path], Case]
 
 
-def _with(tenant: Tenant, *, auth0: str = "", apple: str = "", extra: str = "",
+def _with(tenant: EmulatedTenant, *, auth0: str = "", apple: str = "", extra: str = "",
           entry: str = "") -> Path:
     """The tenant's config with lines added to [auth0], [apple], the end, or the connection."""
     body = (tenant.auth0_toml() + auth0 + "\n" + tenant.apple_toml() + apple + "\n" + extra
@@ -43,7 +43,7 @@ def _with(tenant: Tenant, *, auth0: str = "", apple: str = "", extra: str = "",
     return path
 
 
-def _ca(tenant: Tenant, path: Path) -> Path:
+def _ca(tenant: EmulatedTenant, path: Path) -> Path:
     """The tenant's config with [auth0] ca_bundle pointing at ``path``, not the emulator's CA."""
     body = _with(tenant).read_text().replace(tenant.emu.ca_pem_path, str(path))
     config = tenant.tmp / "rotator.toml"
@@ -130,13 +130,13 @@ def _text(path: Path, text: str) -> Path:
     return path
 
 
-def _der(tenant: Tenant, path: Path) -> Path:
+def _der(tenant: EmulatedTenant, path: Path) -> Path:
     """The emulator's own CA certificate, in DER: the right certificate, the wrong format."""
     path.write_bytes(ssl.PEM_cert_to_DER_cert(Path(tenant.emu.ca_pem_path).read_text()))
     return path
 
 
-def _token_url(tenant: Tenant, scheme: str | None) -> Path:
+def _token_url(tenant: EmulatedTenant, scheme: str | None) -> Path:
     """The config with apple.token_url made plain http (or left out, for the environment)."""
     config = _with(tenant)
     url = tenant.emu.apple_token_url
@@ -146,7 +146,7 @@ def _token_url(tenant: Tenant, scheme: str | None) -> Path:
     return config
 
 
-def secrets(tenant: Tenant) -> list[str]:
+def secrets(tenant: EmulatedTenant) -> list[str]:
     """What no refusal may print: the M2M secret and every line of the Apple key."""
     lines = [ln.strip() for ln in tenant.key_path.read_text().splitlines()
              if ln.strip() and not ln.startswith("-----")]
@@ -157,7 +157,7 @@ def secrets(tenant: Tenant) -> list[str]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_check_config_and_run_once_refuse_it_alike(
-    name: str, tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    name: str, tenant: EmulatedTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """check-config and run-once: exit 2, one line naming the key and the fix, nothing contacted."""
@@ -178,7 +178,7 @@ def test_check_config_and_run_once_refuse_it_alike(
     ("run-once", "audience-from-environment"),
 ])
 def test_the_real_process_refuses_it_with_one_line(
-    name: str, command: str, tenant: Tenant, tmp_path: Path
+    name: str, command: str, tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """As a process too: exit 2, one stderr line, no traceback, nothing contacted."""
     tenant.add()
@@ -190,7 +190,7 @@ def test_the_real_process_refuses_it_with_one_line(
 
 
 def test_the_same_settings_done_right_pass_offline(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Valid listen, hooks, ca_bundle, token_url and audience: check-config 0, still offline."""
     tenant.add()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 from conftest import assert_refused, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -38,16 +38,16 @@ def rsa_key(bits: int) -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture
-def pkjwt(emu: Emulator, tmp_path: Path, key_path: Path) -> Tenant:
+def pkjwt(emu: Emulator, tmp_path: Path, key_path: Path) -> EmulatedTenant:
     """An emulated tenant whose M2M client has only an RS256 public key."""
-    return Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    return EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
 
 
-def key_file_line(tenant: Tenant) -> str:
+def key_file_line(tenant: EmulatedTenant) -> str:
     return f'client_assertion_signing_key_file = "{tenant.signing_key_file}"\n'
 
 
-def refused_run(tenant: Tenant, toml: str, env: dict[str, str] | None = None,
+def refused_run(tenant: EmulatedTenant, toml: str, env: dict[str, str] | None = None,
                 *needles: str) -> None:
     """run-once with this config text: exit 2, one line with the needles, no request made."""
     tenant.add()
@@ -60,76 +60,76 @@ def refused_run(tenant: Tenant, toml: str, env: dict[str, str] | None = None,
 
 
 # Each case: how it spoils the tenant's valid Private Key JWT configuration.
-Spoil = Callable[[Tenant, str], tuple[str, dict[str, str], tuple[str, ...]]]
+Spoil = Callable[[EmulatedTenant, str], tuple[str, dict[str, str], tuple[str, ...]]]
 
 
-def _both_files(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _both_files(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     t.secret_file.write_text(t.client_secret)
     return (toml.replace("[auth0]\n", f'[auth0]\nclient_secret_file = "{t.secret_file}"\n'), {},
             ("both a client secret", "[auth0] client_secret_file",
              "[auth0] client_assertion_signing_key_file", "remove the client secret"))
 
 
-def _env_secret(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _env_secret(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     return toml, {"AUTH0_CLIENT_SECRET": t.client_secret}, (
         "both a client secret (AUTH0_CLIENT_SECRET)", "client_assertion_signing_key_file")
 
 
-def _env_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _env_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     t.secret_file.write_text(t.client_secret)
     toml = toml.replace(key_file_line(t), f'client_secret_file = "{t.secret_file}"\n')
     return toml, {"AUTH0_CLIENT_ASSERTION_SIGNING_KEY": t.signing_key_file.read_text()}, (
         "both a client secret", "(AUTH0_CLIENT_ASSERTION_SIGNING_KEY)")
 
 
-def _ec_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _ec_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     write_key(t.signing_key_file, ec.generate_private_key(ec.SECP256R1()))
     return toml, {}, ("client_assertion_signing_key_file", "holds an EC key",
                       "RSA key of 2048 to 4096 bits", "openssl genpkey -algorithm RSA")
 
 
-def _small_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _small_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     write_key(t.signing_key_file, rsa_key(1024))
     return toml, {}, ("client_assertion_signing_key_file", "a 1024-bit RSA key",
                       "Auth0 accepts 2048 to 4096 bits", "rsa_keygen_bits:2048")
 
 
-def _large_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _large_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     write_key(t.signing_key_file, rsa_key(4104))
     return toml, {}, ("client_assertion_signing_key_file", "a 4104-bit RSA key",
                       "Auth0 accepts 2048 to 4096 bits")
 
 
-def _encrypted(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _encrypted(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     write_key(t.signing_key_file, rsa_key(2048),
               encryption=serialization.BestAvailableEncryption(b"passphrase"))
     return toml, {}, ("client_assertion_signing_key_file", "is an encrypted PEM key",
                       "openssl pkey -in KEY -out KEY.pem")
 
 
-def _unknown_alg(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _unknown_alg(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     return toml.replace('client_assertion_signing_alg = "RS256"',
                         'client_assertion_signing_alg = "HS256"'), {}, (
         "[auth0] client_assertion_signing_alg = 'HS256'", "use RS256, RS384 or PS256")
 
 
-def _env_alg(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _env_alg(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     return toml, {"AUTH0_CLIENT_ASSERTION_SIGNING_ALG": "ES256"}, (
         "AUTH0_CLIENT_ASSERTION_SIGNING_ALG = 'ES256'", "use RS256, RS384 or PS256")
 
 
-def _not_pem(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _not_pem(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     t.signing_key_file.write_text("this is no key at all\n")
     return toml, {}, ("client_assertion_signing_key_file", "is not a PEM key")
 
 
-def _broken_pem(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _broken_pem(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     label = "PRIVATE KEY"
     t.signing_key_file.write_text(f"-----BEGIN {label}-----\nAAAAnotakey\n-----END {label}-----\n")
     return toml, {}, ("client_assertion_signing_key_file", "is not a readable PEM private key")
 
 
-def _public_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _public_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     public = rsa_key(2048).public_key().public_bytes(
         PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     t.signing_key_file.write_bytes(public)
@@ -137,25 +137,25 @@ def _public_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, .
                       "give the private key")
 
 
-def _missing(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _missing(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     gone = t.tmp / "nowhere" / "key.pem"
     return toml.replace(str(t.signing_key_file), str(gone)), {}, (
         "client_assertion_signing_key_file", f"{gone} does not exist")
 
 
-def _alg_without_key(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _alg_without_key(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     t.secret_file.write_text(t.client_secret)
     toml = toml.replace(key_file_line(t), f'client_secret_file = "{t.secret_file}"\n')
     return toml, {}, ("client_assertion_signing_alg is set, but no signing key",
                       "set auth0.client_assertion_signing_key_file")
 
 
-def _key_in_toml(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _key_in_toml(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     return toml.replace(key_file_line(t), 'client_assertion_signing_key = "MIIE..."\n'), {}, (
         "unknown key 'client_assertion_signing_key'", "AUTH0_CLIENT_ASSERTION_SIGNING_KEY")
 
 
-def _both_env(t: Tenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
+def _both_env(t: EmulatedTenant, toml: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     return toml, {"AUTH0_CLIENT_ASSERTION_SIGNING_KEY": t.signing_key_file.read_text(),
                   "AUTH0_CLIENT_ASSERTION_SIGNING_KEY_FILE": str(t.signing_key_file)}, (
         "AUTH0_CLIENT_ASSERTION_SIGNING_KEY and AUTH0_CLIENT_ASSERTION_SIGNING_KEY_FILE",
@@ -184,7 +184,7 @@ CASES: dict[str, Spoil] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_bad_client_authentication_is_exit_2_with_nothing_contacted(
-    pkjwt: Tenant, case: str
+    pkjwt: EmulatedTenant, case: str
 ) -> None:
     """Both kinds, not RSA, too small or large, encrypted, bad alg or PEM, missing: exit 2."""
     toml = pkjwt.write_config().read_text()
@@ -194,7 +194,7 @@ def test_each_bad_client_authentication_is_exit_2_with_nothing_contacted(
 
 
 def test_the_key_from_the_environment_in_pkcs1_on_one_line_works_and_hooks_never_see_it(
-    pkjwt: Tenant, tmp_path: Path
+    pkjwt: EmulatedTenant, tmp_path: Path
 ) -> None:
     """AUTH0_CLIENT_ASSERTION_SIGNING_KEY: a one-line PKCS#1 PEM works; a hook does not get it."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -252,7 +252,7 @@ def test_a_connections_own_credential_replaces_the_inherited_one(
 
 
 def test_check_config_says_how_the_client_authenticates_and_warns_of_a_0644_key(
-    pkjwt: Tenant
+    pkjwt: EmulatedTenant
 ) -> None:
     """check-config names Private Key JWT, its alg and key file; mode 0644 earns a warning."""
     os.chmod(pkjwt.signing_key_file, 0o644)

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from auth0_env import Tenant
-from conftest import free_port, wait_for
+from auth0_env import EmulatedTenant
+from conftest import ANY_PORT, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -29,10 +29,10 @@ def core_limits(pid: int) -> tuple[str, str] | None:
     return None
 
 
-def test_a_running_rotator_start_has_core_dumps_off(tenant: Tenant, tmp_path: Path) -> None:
+def test_a_running_rotator_start_has_core_dumps_off(tenant: EmulatedTenant, tmp_path: Path) -> None:
     """`rotator start`: RLIMIT_CORE is 0 (soft and hard) while it runs."""
     tenant.add()
-    config = tenant.write_config(extra=f'[server]\nlisten = "127.0.0.1:{free_port()}"\n')
+    config = tenant.write_config(extra=f'[server]\nlisten = "{ANY_PORT}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
     log = tmp_path / "start.log"
     with log.open("wb") as stderr:
@@ -61,7 +61,7 @@ print(json.dumps({"code": code, "dumpable": libc.prctl(3, 0, 0, 0, 0),
 
 @pytest.mark.parametrize("command", ["mint", "check-config"])
 def test_a_command_leaves_its_process_undumpable_with_no_core_limit(
-    command: str, apple_env: dict[str, str], tenant: Tenant
+    command: str, apple_env: dict[str, str], tenant: EmulatedTenant
 ) -> None:
     """After a command starts: PR_GET_DUMPABLE is 0 and RLIMIT_CORE is (0, 0)."""
     config = tenant.write_config()

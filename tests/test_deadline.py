@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 
 from rotator.apple import Apple
 from rotator.deadline import Deadline
@@ -17,7 +17,7 @@ from rotator.settings import Trust
 TRICKLE = 0.2
 
 
-def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant) -> None:
+def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: EmulatedTenant) -> None:
     """An Apple answer sent a byte every 0.2 s is cut off at the 2 s deadline, not read out."""
     tenant.emu.inject(Fault(path="/auth/token", trickle=TRICKLE, times=None))
     apple = Apple(tenant.emu.apple_token_url, Trust(Path(tenant.emu.ca_pem_path)), Deadline(2.0))
@@ -33,7 +33,9 @@ def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant) -> No
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/api/v2/connections"])
-def test_auth0_answer_trickling_bytes_ends_at_the_deadline(tenant: Tenant, path: str) -> None:
+def test_auth0_answer_trickling_bytes_ends_at_the_deadline(
+    tenant: EmulatedTenant, path: str
+) -> None:
     """A token or Management API answer trickled byte by byte fails at the deadline."""
     from rotator import config
     from rotator.auth0 import Tenant as Auth0Tenant

@@ -19,7 +19,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -34,6 +33,7 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
+from conftest import ANY_PORT
 
 import rotator
 from rotator import config, environment
@@ -1099,13 +1099,6 @@ def test_installed_image_cli_answers(image_venv: Path, tmp_path: Path) -> None:
     assert "new secret stored: yes" in demo.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class _Events:
     """JSON log lines of a running process, read by a thread, awaited by event name."""
 
@@ -1170,10 +1163,9 @@ def test_installed_image_starts_and_passes_its_healthcheck(
         f'token_url = "{emulator.apple_token_url}"\n\n'
         f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
     )
-    port = _free_port()
     env = _image_env(
         image_venv, ROTATOR_CONFIG=str(toml), AUTH0_CLIENT_SECRET_FILE=str(m2m),
-        APPLE_PRIVATE_KEY_FILE=str(key), ROTATOR_LISTEN=f"127.0.0.1:{port}",
+        APPLE_PRIVATE_KEY_FILE=str(key), ROTATOR_LISTEN=ANY_PORT,
     )
     cmd = json.loads(_one(_final_stage(), "CMD"))
     with subprocess.Popen([*_entrypoint(image_venv), *cmd], env=env, text=True,
@@ -1183,7 +1175,8 @@ def test_installed_image_starts_and_passes_its_healthcheck(
         events = _Events(proc.stderr)
         try:
             started = events.wait_for("scheduler.started")
-            assert started["listen"] == f"127.0.0.1:{port}"
+            host, _, port = started["listen"].rpartition(":")
+            assert (host, int(port) > 0) == ("127.0.0.1", True), started
             rotated = events.wait_for("secret.rotated", "rotation.failed")
             assert rotated["event"] == "secret.rotated", rotated
 

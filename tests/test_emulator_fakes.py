@@ -125,10 +125,23 @@ def test_fake_apple_verdicts() -> None:
     assert apple.ask(shown, SID).verdict == "accepted"
     assert apple.ask(shown, "com.example.other").verdict == "refused"
     apple.backend.inject(Fault(path="/auth/token", status=503))
-    assert apple.ask(shown, SID) == AppleAnswer("unknown", "Apple answered 503 server_error")
+    assert apple.ask(shown, SID) == AppleAnswer("unknown", (
+        "Apple answered 503 (server_error); only a 400 carrying invalid_grant or invalid_client "
+        "is a verdict"))
     apple.backend.apple_revoke_key(KID)
     assert apple.ask(shown, SID).verdict == "refused"
     assert apple.backend.journal[0].body["client_secret"] == shown  # type: ignore[index]
+
+
+@pytest.mark.parametrize("status", [200, 401, 503])
+def test_fake_apple_judges_an_odd_answer_as_rotator_apple_does(status: int) -> None:
+    """invalid_grant under any status but 400 is no verdict for FakeApple either."""
+    apple = FakeApple()
+    apple.backend.inject(Fault(path="/auth/token", status=status,
+                               body=b'{"error": "invalid_grant"}'))
+    assert apple.ask("not-a-jwt", SID) == AppleAnswer("unknown", (
+        f"Apple answered {status} (invalid_grant); only a 400 carrying invalid_grant or "
+        "invalid_client is a verdict"))
 
 
 def test_one_backend_serves_both(tenant: FakeTenant) -> None:

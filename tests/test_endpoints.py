@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 from conftest import assert_refused, run_rotator, wait_for
 
-from rotator.endpoints import IDLE_TIMEOUT, MAX_CONNECTIONS, Server
+from rotator.endpoints import IDLE_TIMEOUT, MAX_CONNECTIONS, EndpointServer
 from rotator.errors import ConfigError
 from rotator.metrics import Metrics
 from rotator.outcome import Outcome
@@ -23,20 +23,20 @@ TENANT = "example.eu.auth0.com"
 NOW = 1_790_000_000.0
 
 
-# -- Server ----------------------------------------------------------------------------
+# -- EndpointServer --------------------------------------------------------------------
 
 
 @pytest.fixture
-def served() -> Iterator[Callable[..., tuple[Server, str]]]:
-    """Start a Server on a port the system picks (no race); every one is stopped at teardown."""
-    servers: list[Server] = []
+def served() -> Iterator[Callable[..., tuple[EndpointServer, str]]]:
+    """Start an EndpointServer on a port the system picks (no race); each is stopped at teardown."""
+    servers: list[EndpointServer] = []
 
     def serve(healthy: bool = True, ready: bool = True, listen: Listen | None = None,
               metrics: Metrics | None = None, idle_timeout: float = IDLE_TIMEOUT,
-              ) -> tuple[Server, str]:
-        server = Server(listen or Listen("127.0.0.1", 0),
-                        healthy=lambda: (healthy, "h"), ready=lambda: (ready, "r"),
-                        metrics=(metrics or Metrics()).render, idle_timeout=idle_timeout)
+              ) -> tuple[EndpointServer, str]:
+        server = EndpointServer(listen or Listen("127.0.0.1", 0),
+                                healthy=lambda: (healthy, "h"), ready=lambda: (ready, "r"),
+                                metrics=(metrics or Metrics()).render, idle_timeout=idle_timeout)
         servers.append(server)
         server.start()
         return server, f"http://{server.address}"
@@ -46,7 +46,9 @@ def served() -> Iterator[Callable[..., tuple[Server, str]]]:
         server.stop()
 
 
-def test_server_answers_the_three_endpoints(served: Callable[..., tuple[Server, str]]) -> None:
+def test_server_answers_the_three_endpoints(
+    served: Callable[..., tuple[EndpointServer, str]]
+) -> None:
     """/healthz and /readyz follow their callables, /metrics is Prometheus text, else 404."""
     metrics = Metrics()
     metrics.record(Outcome(connection="apple", tenant=TENANT, checked=True, exp=2_000), NOW)
@@ -63,7 +65,9 @@ def test_server_answers_the_three_endpoints(served: Callable[..., tuple[Server, 
     assert httpx.get(up + "/").status_code == 404
 
 
-def test_server_listens_on_ipv6_in_brackets(served: Callable[..., tuple[Server, str]]) -> None:
+def test_server_listens_on_ipv6_in_brackets(
+    served: Callable[..., tuple[EndpointServer, str]]
+) -> None:
     """An IPv6 host in brackets ([::1]:PORT) binds an IPv6 socket and answers there."""
     if not socket.has_ipv6:
         pytest.skip("no IPv6 in this Python")
@@ -84,14 +88,14 @@ def test_server_refuses_a_port_in_use() -> None:
         sock.listen()
         listen = parse_listen(f"127.0.0.1:{sock.getsockname()[1]}")
         with pytest.raises(ConfigError, match=r"^server\.listen = .*cannot listen there"):
-            Server(listen, healthy=lambda: (True, ""), ready=lambda: (True, ""),
-                   metrics=Metrics().render)
+            EndpointServer(listen, healthy=lambda: (True, ""), ready=lambda: (True, ""),
+                           metrics=Metrics().render)
 
 
 def test_server_stop_without_start_returns() -> None:
     """stop() on a server never started closes its socket instead of waiting forever."""
-    server = Server(Listen("127.0.0.1", 0), healthy=lambda: (True, ""),
-                    ready=lambda: (True, ""), metrics=Metrics().render)
+    server = EndpointServer(Listen("127.0.0.1", 0), healthy=lambda: (True, ""),
+                            ready=lambda: (True, ""), metrics=Metrics().render)
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()
     stopper.join(10)
@@ -116,7 +120,7 @@ def _closed(socks: list[socket.socket], within: float,
 
 @pytest.mark.slow
 def test_idle_connections_hold_no_more_than_the_bound_and_are_closed(
-    served: Callable[..., tuple[Server, str]]
+    served: Callable[..., tuple[EndpointServer, str]]
 ) -> None:
     """300 idle connections: past 64 each is closed at once, the rest after the idle timeout
     (5 s in service; 2 s here, the same code path)."""
@@ -148,7 +152,7 @@ def test_idle_connections_hold_no_more_than_the_bound_and_are_closed(
                                     "no-such-host.invalid:8080"])
 @pytest.mark.parametrize("command", ["check-config", "start"])
 def test_an_address_this_host_cannot_listen_on_is_refused_by_check_config_as_by_start(
-    command: str, listen: str, tenant: Tenant
+    command: str, listen: str, tenant: EmulatedTenant
 ) -> None:
     """A listen address not of this host (or unresolvable): exit 2 naming it, in both commands."""
     config = tenant.write_config(extra=f'[server]\nlisten = "{listen}"\n')
@@ -157,7 +161,7 @@ def test_an_address_this_host_cannot_listen_on_is_refused_by_check_config_as_by_
     assert tenant.emu.journal == []
 
 
-def test_check_config_passes_while_start_already_serves_the_port(tenant: Tenant) -> None:
+def test_check_config_passes_while_start_already_serves_the_port(tenant: EmulatedTenant) -> None:
     """check-config's trial bind takes a free port: a running service on the port is no error."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 from conftest import assert_refused, run_rotator
 
 from rotator import commands, files, metrics
@@ -42,7 +42,7 @@ def _rewrite(config: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize("make", [_fifo, _device], ids=["fifo", "device"])
 @pytest.mark.parametrize("which", ["config", "key", "m2m-secret", "ca-bundle"])
 def test_a_special_file_in_place_of_a_file_is_refused_at_once(
-    which: str, make: object, tenant: Tenant, tmp_path: Path
+    which: str, make: object, tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """A FIFO or device as config, key, M2M secret or CA bundle: exit 2 naming it, no hang."""
     special = make(tmp_path, f"special-{which}")  # type: ignore[operator]
@@ -60,7 +60,7 @@ def test_a_special_file_in_place_of_a_file_is_refused_at_once(
 
 @pytest.mark.parametrize("make", [_fifo, _device], ids=["fifo", "device"])
 def test_a_metrics_file_that_is_not_a_regular_file_is_refused_untouched(
-    make: object, tenant: Tenant, tmp_path: Path
+    make: object, tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """--metrics-file naming a FIFO or a device node: exit 2 before anything is contacted."""
     tenant.add()

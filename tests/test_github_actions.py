@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant
+from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
 
 import rotator
 
@@ -84,7 +84,7 @@ def test_workflow_installs_a_pinned_rotator_and_fails_on_any_exit() -> None:
     assert "secrets." not in yaml.safe_dump(job["env"]), "no secret in the job-wide env"
 
 
-def _run_steps(tenant: Tenant, lock_dir: Path, *, only: str = "") -> list[int]:
+def _run_steps(tenant: EmulatedTenant, lock_dir: Path, *, only: str = "") -> list[int]:
     """Each rotator step, as GitHub runs it, its env names filled for the emulator."""
     job = _job()
     ours = {"AUTH0_DOMAIN": tenant.emu.domain, "AUTH0_CLIENT_ID": tenant.client_id,
@@ -115,7 +115,7 @@ def _run_steps(tenant: Tenant, lock_dir: Path, *, only: str = "") -> list[int]:
 
 
 def test_workflow_commands_rotate_a_due_secret_against_the_emulator(
-    tenant: Tenant, lock_dir: Path
+    tenant: EmulatedTenant, lock_dir: Path
 ) -> None:
     """The workflow's own steps, env names and flags: a due secret is rotated, status passes."""
     old = tenant.mint(age=40 * 86400)
@@ -126,7 +126,7 @@ def test_workflow_commands_rotate_a_due_secret_against_the_emulator(
 
 
 def test_workflow_status_step_fails_a_secret_expiring_within_30_days(
-    tenant: Tenant, lock_dir: Path
+    tenant: EmulatedTenant, lock_dir: Path
 ) -> None:
     """The status step exits non-zero (failing the job) for a secret expiring in 20 days."""
     tenant.add(client_secret=tenant.mint(lifetime=20 * 86400))

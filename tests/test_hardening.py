@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import trustme
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 from conftest import assert_refused, named, run_cli, run_rotator, wait_for
 
 from rotator import secret
@@ -68,7 +68,7 @@ def dump_hook(tmp_path: Path, body: str) -> Path:
 
 
 def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Keys the SDK would rename, nested ones and 0/false/1/1.0/true/null travel unchanged."""
     options = {"client_id": SERVICES_ID, **ALIAS_LIKE}
@@ -85,7 +85,7 @@ def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
     assert same({k: v for k, v in stored.items() if k != "client_secret"}, options)
 
 
-def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) -> None:
+def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: EmulatedTenant) -> None:
     """The Auth0 client refuses to send a PATCH it was not asked for; nothing reaches Auth0."""
     from rotator.auth0 import Tenant as Auth0Tenant
     from rotator.client_auth import ClientSecret
@@ -114,7 +114,7 @@ def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Tenant) 
          "null-for-empty"],
 )
 def test_verification_sees_a_changed_json_type(
-    tenant: Tenant, stored_as: Any, sent: Any
+    tenant: EmulatedTenant, stored_as: Any, sent: Any
 ) -> None:
     """An option stored back with another JSON type than sent fails verification."""
 
@@ -136,7 +136,7 @@ def test_verification_sees_a_changed_json_type(
 
 
 def test_a_write_whose_answer_is_lost_every_time_but_landed_is_a_rotation(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """PATCH applied, answer dropped on every try: exit 0, secret.rotated, the hook gets it."""
     conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
@@ -155,7 +155,7 @@ def test_a_write_whose_answer_is_lost_every_time_but_landed_is_a_rotation(
 
 
 def test_a_write_that_did_not_land_is_reported_with_the_old_secret_in_place(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A PATCH refused outright (403): step write, and the check after says the old one stays."""
     old = tenant.mint(age=40 * 86400)
@@ -173,7 +173,7 @@ def test_a_write_that_did_not_land_is_reported_with_the_old_secret_in_place(
 
 
 def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors(
-    tenant: Tenant, tmp_path: Path, key_path: Path
+    tenant: EmulatedTenant, tmp_path: Path, key_path: Path
 ) -> None:
     """Unparseable answers, a hook echoing the secret, Auth0 echoing the M2M secret: no piece."""
     old = tenant.mint(age=40 * 86400)
@@ -216,7 +216,7 @@ def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors
 
 
 def test_a_ten_megabyte_error_message_becomes_a_short_log_line(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A huge Auth0 error message is cut: no log line over a few kilobytes."""
     tenant.add(client_secret=None)
@@ -230,7 +230,7 @@ def test_a_ten_megabyte_error_message_becomes_a_short_log_line(
     assert "more characters cut" in failed["error"]
 
 
-def signalled(tenant: Tenant, args: list[str], when: Any, what: str, signum: int
+def signalled(tenant: EmulatedTenant, args: list[str], when: Any, what: str, signum: int
               ) -> tuple[int, str, float]:
     """Run ``rotator ARGS`` as a process, send ``signum`` once ``when()`` holds.
 
@@ -254,7 +254,7 @@ def signalled(tenant: Tenant, args: list[str], when: Any, what: str, signum: int
 
 
 def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so(
-    tenant: Tenant, tmp_path: Path
+    tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """SIGTERM during the PATCH: the write completes, is logged and hooked; exit 143."""
     conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
@@ -273,7 +273,7 @@ def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so
     assert got.read_text().strip() == stored
 
 
-def test_sigint_before_the_write_abandons_it(tenant: Tenant) -> None:
+def test_sigint_before_the_write_abandons_it(tenant: EmulatedTenant) -> None:
     """SIGINT while Apple is being asked: nothing is written, the log says so, exit 130."""
     old = tenant.mint(age=40 * 86400)
     conn = tenant.add(client_secret=old)
@@ -288,7 +288,7 @@ def test_sigint_before_the_write_abandons_it(tenant: Tenant) -> None:
     assert named(err, "rotation.abandoned")
 
 
-def test_sigterm_cuts_a_retry_wait_short(tenant: Tenant) -> None:
+def test_sigterm_cuts_a_retry_wait_short(tenant: EmulatedTenant) -> None:
     """SIGTERM while Apple's 503s are being waited out: the process ends at once, 143, no PATCH."""
     tenant.add(client_secret=None)
     tenant.emu.inject(Fault(path="/auth/token", status=503, retry_after=30, times=None))
@@ -306,7 +306,7 @@ def test_sigterm_cuts_a_retry_wait_short(tenant: Tenant) -> None:
 
 
 def test_one_connection_by_name_and_by_id_is_refused_naming_both(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same connection listed by name and by con_ id: no PATCH, exit 1, both entries named."""
     conn = tenant.add(client_secret=None)
@@ -330,7 +330,7 @@ def test_one_connection_by_name_and_by_id_is_refused_naming_both(
     pytest.param(Fault(method="GET", path="/api/v2/", trickle=0.5), id="trickling-answer"),
 ])
 def test_the_run_ends_by_its_deadline(
-    tenant: Tenant, fault: Fault, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, fault: Fault, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A Retry-After of an hour, or an answer a byte at a time: the run ends at its deadline."""
     tenant.add(client_secret=None)
@@ -366,7 +366,7 @@ def test_a_secret_file_at_dev_zero_is_refused_at_once(
 
 
 def test_an_absurd_hook_timeout_is_refused(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """hooks.timeout = "999999999999999d" is refused naming the key (at most 1h)."""
     config = tenant.write_config(extra='[hooks]\ntimeout = "999999999999999d"\n')
@@ -388,7 +388,7 @@ def test_a_key_with_literal_backslash_n_escapes_is_taken_as_meant(
 
 
 def test_a_certificate_for_another_host_name_is_called_that(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A server whose certificate names another host: said so, not 'untrusted CA'."""
     import socket

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import Tenant
-from conftest import assert_refused, free_port, run_rotator, wait_for
+from auth0_env import EmulatedTenant
+from conftest import ANY_PORT, assert_refused, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
@@ -35,7 +35,7 @@ def _hook(tmp_path: Path, body: str) -> Path:
     return hook
 
 
-def _recording_config(tenant: Tenant, tmp_path: Path) -> tuple[Path, Path]:
+def _recording_config(tenant: EmulatedTenant, tmp_path: Path) -> tuple[Path, Path]:
     """A config whose post_rotate hook appends each secret it is given to a file."""
     got = tmp_path / "hooked"
     hook = _hook(tmp_path, f'cat >> "{got}"\n')
@@ -68,7 +68,7 @@ def _runs(n: int, args: list[str], tmp_path: Path) -> Iterator[list[tuple[subpro
 
 
 @contextmanager
-def _held(lock_dir: Path, tenant: Tenant, ref: str = "apple") -> Iterator[None]:
+def _held(lock_dir: Path, tenant: EmulatedTenant, ref: str = "apple") -> Iterator[None]:
     """The test itself holds the lock of ``ref`` on the emulated tenant."""
     with lock.Locks(lock_dir).hold(tenant.emu.domain, ref, Deadline(5), logs.get()) as waited:
         assert not waited
@@ -84,7 +84,7 @@ def _finish(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> list[tuple[int
 
 
 def test_three_concurrent_run_once_write_once_and_hook_the_live_secret(
-    tenant: Tenant, tmp_path: Path, lock_dir: Path
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
     """Three run-once on a due connection, started together: one PATCH, one hook, all exit 0."""
     conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
@@ -103,14 +103,14 @@ def test_three_concurrent_run_once_write_once_and_hook_the_live_secret(
     assert sum(len(_events(err, "secret.rotated")) for _, err in results) == 1
 
 
-def _by_run(tenant: Tenant) -> list[tuple[str, str]]:
+def _by_run(tenant: EmulatedTenant) -> list[tuple[str, str]]:
     """The journal as (run's bearer token, method) for each Management API request."""
     return [(r.headers["authorization"], r.method) for r in tenant.emu.journal
             if r.path.startswith("/api/v2/connections")]
 
 
 def test_three_concurrent_run_now_never_interleave(
-    tenant: Tenant, tmp_path: Path, lock_dir: Path
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
     """Three run-now together: no PATCH between another run's read and its PATCH; last hook live."""
     conn = tenant.add()
@@ -133,7 +133,7 @@ def test_three_concurrent_run_now_never_interleave(
 
 
 def test_a_connection_named_by_name_and_by_id_shares_one_lock(
-    tenant: Tenant, tmp_path: Path, lock_dir: Path
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
     """A run configured by name waits for a holder of the connection's con_ id, then reads again."""
     conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
@@ -154,7 +154,7 @@ def test_a_connection_named_by_name_and_by_id_shares_one_lock(
 
 
 def test_a_run_killed_while_holding_the_lock_leaves_none_behind(
-    tenant: Tenant, tmp_path: Path, lock_dir: Path
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
     """SIGKILL during the hook (the lock held): the next run takes the lock without waiting."""
     conn = tenant.add()
@@ -178,7 +178,7 @@ def test_a_run_killed_while_holding_the_lock_leaves_none_behind(
 
 
 def test_a_wait_ends_at_the_deadline_naming_the_holder(
-    tenant: Tenant, tmp_path: Path, lock_dir: Path
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
     """A lock held for the whole deadline: exit 1 at step lock, naming the holder; no write."""
     tenant.add(client_secret=tenant.mint(age=40 * 86400))
@@ -195,7 +195,9 @@ def test_a_wait_ends_at_the_deadline_naming_the_holder(
     assert tenant.patches() == []
 
 
-def test_sigterm_cuts_a_lock_wait_short(tenant: Tenant, tmp_path: Path, lock_dir: Path) -> None:
+def test_sigterm_cuts_a_lock_wait_short(
+    tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
+) -> None:
     """SIGTERM while waiting for the lock: exit 143 at once, nothing written."""
     tenant.add(client_secret=tenant.mint(age=40 * 86400))
     config = tenant.write_config()
@@ -213,7 +215,7 @@ def test_sigterm_cuts_a_lock_wait_short(tenant: Tenant, tmp_path: Path, lock_dir
 
 @pytest.mark.parametrize("command", ["run-once", "run-now", "start", "check-config"])
 def test_a_lock_folder_others_can_write_is_refused_before_contact(
-    tenant: Tenant, lock_dir: Path, command: str
+    tenant: EmulatedTenant, lock_dir: Path, command: str
 ) -> None:
     """A lock folder writable by others: exit 2 naming it, nothing contacted."""
     tenant.add()
@@ -223,7 +225,7 @@ def test_a_lock_folder_others_can_write_is_refused_before_contact(
     assert tenant.emu.journal == []
 
 
-def test_a_lock_folder_of_another_user_is_refused(tenant: Tenant, lock_dir: Path) -> None:
+def test_a_lock_folder_of_another_user_is_refused(tenant: EmulatedTenant, lock_dir: Path) -> None:
     """A lock folder that belongs to someone else: exit 2 naming it and its owner."""
     tenant.add()
     if os.geteuid() != 0:
@@ -235,7 +237,7 @@ def test_a_lock_folder_of_another_user_is_refused(tenant: Tenant, lock_dir: Path
 
 
 def test_a_lock_folder_that_cannot_be_created_is_refused(
-    tenant: Tenant, tmp_path: Path
+    tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """A lock folder under a file (as on a read-only system): exit 2 naming it."""
     tenant.add()
@@ -278,7 +280,7 @@ def test_lock_file_names_are_bounded_and_distinct() -> None:
     assert len(lock.file_name("t", "x" * 1000)) < 150
 
 
-def test_a_check_of_start_takes_the_same_lock(tenant: Tenant, lock_dir: Path) -> None:
+def test_a_check_of_start_takes_the_same_lock(tenant: EmulatedTenant, lock_dir: Path) -> None:
     """`rotator start`'s check waits on the lock a manual run holds; nothing is written."""
     from rotator import config
     from rotator.service import Service
@@ -287,7 +289,7 @@ def test_a_check_of_start_takes_the_same_lock(tenant: Tenant, lock_dir: Path) ->
     # 2 s: the network sides are imported before the deadline starts (Pool.load), so
     # the lock is reached at once and the rest of the deadline is the wait.
     settings = config.load(config.Overrides(config=str(tenant.write_config()), deadline="2s",
-                                            listen=f"127.0.0.1:{free_port()}"))
+                                            listen=ANY_PORT))
     service = Service(settings)
     try:
         with _held(lock_dir, tenant):

@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 import pytest
 import yaml
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 from conftest import assert_refused, promtool_path, run_cli, run_rotator
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -50,7 +50,7 @@ def samples(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return found
 
 
-def labels(tenant: Tenant, connection: str = "apple") -> tuple[tuple[str, str], ...]:
+def labels(tenant: EmulatedTenant, connection: str = "apple") -> tuple[tuple[str, str], ...]:
     return (("connection", connection), ("tenant", tenant.emu.domain))
 
 
@@ -69,7 +69,7 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           timeout=60, check=False)
 
 
-def break_services_id(tenant: Tenant, connection: str) -> None:
+def break_services_id(tenant: EmulatedTenant, connection: str) -> None:
     """Make the stored connection name another Services ID: rotator refuses it at step read."""
     options = dict(tenant.stored(connection)["options"])
     options["client_id"] = "com.example.somebody-else"
@@ -80,7 +80,7 @@ def break_services_id(tenant: Tenant, connection: str) -> None:
 
 
 def test_a_successful_run_writes_every_gauge(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """After a rotation the file carries the run, the connection's gauges and build info."""
     tenant.add(client_secret=None)
@@ -107,7 +107,7 @@ def test_a_successful_run_writes_every_gauge(
 
 
 def test_a_failed_run_records_last_run_success_0(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A run refused at step read still writes its file: run success 0, check success 0."""
     tenant.add()
@@ -126,7 +126,7 @@ def test_a_failed_run_records_last_run_success_0(
 
 
 def test_run_now_writes_the_file_too(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """run-now takes --metrics-file as run-once does."""
     tenant.add()
@@ -141,7 +141,7 @@ def test_run_now_writes_the_file_too(
 
 
 def test_a_connection_failing_now_keeps_its_previous_last_success(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A failing connection's last success carries over from the last file; the other's moves."""
     tenant.add("apple")
@@ -186,7 +186,7 @@ def test_a_connection_abandoned_by_a_signal_keeps_its_previous_last_success(
 
 
 def test_the_file_is_replaced_by_rename_never_rewritten_in_place(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A second run renames a new file over the old: the old inode keeps its text, no temp left."""
     tenant.add()
@@ -209,7 +209,7 @@ def test_the_file_is_replaced_by_rename_never_rewritten_in_place(
 
 
 def test_the_file_is_readable_by_node_exporter_under_a_strict_umask(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Under systemd's UMask=0077 the file is still 0644: node_exporter runs as another user."""
     tenant.add()
@@ -227,7 +227,7 @@ def test_the_file_is_readable_by_node_exporter_under_a_strict_umask(
 
 @pytest.mark.parametrize("outcome", ["success", "failure"])
 def test_promtool_check_metrics_accepts_the_file(
-    outcome: str, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    outcome: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`promtool check metrics` finds nothing wrong with the file of a good or a failed run."""
     tenant.add()
@@ -246,7 +246,7 @@ def test_promtool_check_metrics_accepts_the_file(
 
 
 def test_a_metrics_file_in_a_missing_directory_is_refused_before_any_contact(
-    tenant: Tenant, tmp_path: Path
+    tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """A path whose directory does not exist: exit 2 naming it, Auth0 and Apple never asked."""
     tenant.add()
@@ -261,7 +261,7 @@ def test_a_metrics_file_in_a_missing_directory_is_refused_before_any_contact(
 
 
 def test_a_metrics_file_that_is_a_directory_is_refused_before_any_contact(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A directory given as the file: exit 2 naming --metrics-file, nothing contacted."""
     tenant.add()
@@ -299,7 +299,7 @@ def _input_series(prom: Path, instance: str, count: int) -> list[dict[str, str]]
 
 
 def test_shipped_cron_alerts_fire_on_files_rotator_wrote(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """RotatorRunFailed and RotatorRunsStopped, fed real files, fire and stay quiet as documented.
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 
 from rotator import cli
 from rotator.emulator import Fault
@@ -21,7 +21,7 @@ def failed_errors(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, 
 
 @pytest.mark.parametrize("path", ["/api/v2/", "/auth/token", "/oauth/token"])
 def test_a_retry_after_of_an_hour_is_reported_as_an_hour(
-    path: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    path: str, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``Retry-After: 3600`` (Management API, Apple, token): "asked to wait 3600 s", never 60 s."""
     tenant.add(client_secret=None)

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant
+from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
 from conftest import assert_refused, run_rotator
 
 from rotator.paths import resolve
 
 
-def _relative_setup(tenant: Tenant, tmp_path: Path) -> tuple[Path, Path]:
+def _relative_setup(tenant: EmulatedTenant, tmp_path: Path) -> tuple[Path, Path]:
     """/srv-like folder: config, key, secret, CA and hook beside it, every path relative."""
     home = tmp_path / "srv" / "rotator"
     (home / "secrets").mkdir(parents=True)
@@ -39,7 +39,7 @@ def _relative_setup(tenant: Tenant, tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("where", ["/", "elsewhere"])
 def test_relative_paths_in_the_config_follow_the_config_file(
-    tenant: Tenant, tmp_path: Path, where: str
+    tenant: EmulatedTenant, tmp_path: Path, where: str
 ) -> None:
     """Key, secret file, CA bundle and hook given relative work from / and from another folder."""
     conn = tenant.add()
@@ -53,7 +53,7 @@ def test_relative_paths_in_the_config_follow_the_config_file(
 
 
 def test_a_relative_config_path_is_taken_from_the_current_folder(
-    tenant: Tenant, tmp_path: Path
+    tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """--config rotator.toml (a flag) is relative to the current folder; its own paths to it."""
     tenant.add()
@@ -63,7 +63,7 @@ def test_a_relative_config_path_is_taken_from_the_current_folder(
 
 
 def test_tilde_in_a_file_value_and_in_a_variable(
-    tenant: Tenant, tmp_path: Path, apple_env: dict[str, str]
+    tenant: EmulatedTenant, tmp_path: Path, apple_env: dict[str, str]
 ) -> None:
     """`~/` in private_key_file and in APPLE_PRIVATE_KEY_FILE means the home folder."""
     home = tmp_path / "home"
@@ -80,7 +80,9 @@ def test_tilde_in_a_file_value_and_in_a_variable(
     assert run.code == 0, run.output
 
 
-def test_a_missing_file_is_named_by_its_absolute_path(tenant: Tenant, tmp_path: Path) -> None:
+def test_a_missing_file_is_named_by_its_absolute_path(
+    tenant: EmulatedTenant, tmp_path: Path
+) -> None:
     """A relative path that does not exist: the message shows where it was looked for."""
     config, _ = _relative_setup(tenant, tmp_path)
     (config.parent / f"AuthKey_{KEY_ID}.p8").unlink()
@@ -98,7 +100,7 @@ def test_a_missing_file_from_a_variable_is_named_from_the_current_folder(
 
 
 def test_a_missing_hook_and_ca_bundle_are_named_by_their_absolute_paths(
-    tenant: Tenant, tmp_path: Path
+    tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
     """A relative hook or ca_bundle that is not there: the message shows its absolute path."""
     config, _ = _relative_setup(tenant, tmp_path)
@@ -110,7 +112,7 @@ def test_a_missing_hook_and_ca_bundle_are_named_by_their_absolute_paths(
                    f"{config.parent}/ca.pem does not exist")
 
 
-def test_a_relative_metrics_file_is_shown_absolute(tenant: Tenant, tmp_path: Path) -> None:
+def test_a_relative_metrics_file_is_shown_absolute(tenant: EmulatedTenant, tmp_path: Path) -> None:
     """--metrics-file in a missing folder, given relative: the message names it absolute."""
     run = run_rotator("run-once", "--config", str(tenant.write_config()), "--metrics-file",
                       "nowhere/rotator.prom", cwd=tmp_path)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 from conftest import Run, run_rotator
 from test_hardening import assert_no_piece
 
@@ -23,12 +23,12 @@ def events(run: Run, event: str) -> list[dict[str, Any]]:
     return [e for e in found if e["event"] == event]
 
 
-def rotate(tenant: Tenant, *args: str, command: str = "run-now") -> Run:
+def rotate(tenant: EmulatedTenant, *args: str, command: str = "run-now") -> Run:
     return run_rotator(command, "--config", str(tenant.write_config()), "--log-format", "json",
                        *args)
 
 
-def assertions(tenant: Tenant) -> list[str]:
+def assertions(tenant: EmulatedTenant) -> list[str]:
     return [str(form["client_assertion"]) for form in tenant.token_requests()
             if "client_assertion" in form]
 
@@ -38,7 +38,7 @@ def test_each_algorithm_rotates_with_an_assertion_and_no_client_secret(
     emu: Emulator, tmp_path: Path, key_path: Path, alg: str
 ) -> None:
     """RS256, RS384, PS256: the rotation lands; the token request carries an assertion only."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg=alg)
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg=alg)
     conn = tenant.add(client_secret=None)
     run = rotate(tenant)
     assert run.code == 0, run.output
@@ -59,7 +59,7 @@ def test_two_runs_in_a_row_each_send_a_fresh_assertion_and_a_replay_is_refused(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:
     """Two run-now in a row both rotate, with a new jti each; resending one is refused."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
     conn = tenant.add(client_secret=None)
     first = rotate(tenant)
     secret_one = tenant.stored(conn["id"])["options"]["client_secret"]
@@ -84,7 +84,7 @@ def test_check_config_online_proves_the_whole_path(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:
     """check-config --online signs an assertion, gets a token with its scopes, reads."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="PS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="PS256")
     tenant.add()
     run = run_rotator("check-config", "--online", "--config", str(tenant.write_config()))
     assert run.code == 0, run.output
@@ -96,7 +96,7 @@ def test_an_unregistered_key_fails_at_the_token_step_naming_what_to_check(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:
     """A key whose public half Auth0 does not hold: exit 1, step token, client and alg named."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS384")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS384")
     conn = tenant.add()
     write_rsa_key(tenant.signing_key_file)  # a new key: its public half is registered nowhere
     run = rotate(tenant, command="run-once")
@@ -117,7 +117,7 @@ def test_a_custom_domain_is_the_assertions_audience(tmp_path: Path, key_path: Pa
     """With a custom domain as auth0.domain, aud is that domain with its slash, and it works."""
     canonical = "https://tenant.emulated.auth0.com/api/v2/"
     with Emulator(audience=canonical) as emu:
-        tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+        tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
         conn = tenant.add(client_secret=None)
         config = tenant.write_config()
         config.write_text(config.read_text().replace(
@@ -135,7 +135,7 @@ def test_whole_runs_leak_neither_the_rsa_key_nor_any_assertion(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:
     """Debug runs of every command, and a refused key: no piece of the key or of any JWT sent."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
     tenant.add(client_secret=tenant.mint(age=40 * 86400))
     config = str(tenant.write_config())
     debug = ("--config", config, "--log-format", "json", "--log-level", "debug")
@@ -163,7 +163,7 @@ def test_the_key_and_the_assertion_sent_are_redacted_while_the_tenant_is_in_use(
     from rotator.deadline import Deadline
     from rotator.settings import Auth0Settings, Trust
 
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="PS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="PS256")
     auth = load_signing_key(tenant.signing_key_file.read_bytes(), "test", "PS256")
     side = Auth0Tenant(Auth0Settings(domain=emu.domain, client_id=tenant.client_id, auth=auth,
                                      trust=Trust(Path(emu.ca_pem_path))))
@@ -186,7 +186,7 @@ def test_a_retried_token_request_carries_a_new_assertion(
     """A 503 on the token request: the retry is signed afresh (new jti), and the run works."""
     from rotator.emulator import Fault
 
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
     tenant.add(client_secret=None)
     emu.inject(Fault(path="/oauth/token", status=503, times=1))
     run = rotate(tenant)
@@ -200,7 +200,7 @@ def test_the_rollover_runbook_keeps_every_run_working(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:
     """Add a second credential, switch rotator to its key, remove the old: no run fails."""
-    tenant = Tenant(emu, tmp_path, key_path, signing_alg="RS256")
+    tenant = EmulatedTenant(emu, tmp_path, key_path, signing_alg="RS256")
     tenant.add()
     config = tenant.write_config()
     old_key, new_key = tenant.signing_key_file, tmp_path / "auth0_m2m_key-2.pem"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,8 +34,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from auth0_env import SERVICES_ID, Tenant, register_apple
-from conftest import free_port, wait_for
+from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
+from conftest import ANY_PORT, bound_listen, wait_for
 
 from rotator import secret
 from rotator.emulator import Emulator, Fault
@@ -95,8 +96,8 @@ class Stack:
 
     prometheus: str  # http://127.0.0.1:PORT
     rotator_target: str  # 127.0.0.1:PORT
-    a: Tenant
-    b: Tenant
+    a: EmulatedTenant
+    b: EmulatedTenant
     hook_flag: Path  # the post-rotate hook fails while this file exists
     rotator: subprocess.Popen[bytes]
     rotator_log: Path
@@ -122,7 +123,7 @@ def _alerts() -> dict[str, str]:
     return {rule["alert"]: rule["expr"] for group in doc["groups"] for rule in group["rules"]}
 
 
-def _config(stack_dir: Path, a: Tenant, b: Tenant, hooked_key: Path, listen: str,
+def _config(stack_dir: Path, a: EmulatedTenant, b: EmulatedTenant, hooked_key: Path, listen: str,
             flag: Path) -> Path:
     def tenant_b(name: str) -> str:
         return (f'[[connections]]\nconnection = "{name}"\nclient_id = "{SERVICES_ID}"\n'
@@ -159,14 +160,28 @@ def _prometheus_config(stack_dir: Path, target: str) -> Path:
     return path
 
 
-def _start_prometheus(stack_dir: Path, config: Path, port: int) -> subprocess.Popen[bytes]:
-    with (stack_dir / "prometheus.log").open("wb") as log:
-        return subprocess.Popen(
+def _start_prometheus(stack_dir: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Prometheus on a port the system picks, and its URL (read back from its log)."""
+    log_path = stack_dir / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
             [_binary("prometheus"), f"--config.file={config}",
              f"--storage.tsdb.path={stack_dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+             f"--web.listen-address={ANY_PORT}", "--log.level=info"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
+
+    def listening() -> str | None:
+        found = re.search(r'msg="Listening on" address=(\S+)', log_path.read_text())
+        if found is None and proc.poll() is not None:
+            pytest.fail(f"prometheus exited ({proc.returncode}): {log_path.read_text()}")
+        return found[1] if found else None
+
+    try:
+        return proc, f"http://{wait_for(listening, WITHIN, 'Prometheus to listen')}"
+    except BaseException:
+        _stop(proc)
+        raise
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -189,8 +204,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Emulator() as emu_a, Emulator() as emu_b:
         (stack_dir / "a").mkdir()
         (stack_dir / "b").mkdir()
-        a = Tenant(emu_a, stack_dir / "a", key_path, name="a")
-        b = Tenant(emu_b, stack_dir / "b", key_path, name="b")
+        a = EmulatedTenant(emu_a, stack_dir / "a", key_path, name="a")
+        b = EmulatedTenant(emu_b, stack_dir / "b", key_path, name="b")
         register_apple(emu_a, secret.load_key(hooked_key.read_bytes(), "hooked key"),
                        key_id=HOOKED_KEY_ID)
         a.add("apple", client_secret=a.mint(age=40 * DAY))  # due: rotated at start-up
@@ -199,9 +214,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             hooked, team_id="ABCDE12345", key_id=HOOKED_KEY_ID,
             services_id=HOOKED_SERVICES_ID, lifetime=180 * DAY, now=int(time.time())))
         b.add("apple")
-        listen = f"127.0.0.1:{free_port()}"
         flag = stack_dir / "hook-fails"
-        config = _config(stack_dir, a, b, hooked_key, listen, flag)
+        config = _config(stack_dir, a, b, hooked_key, ANY_PORT, flag)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AUTH0_", "APPLE_", "ROTATOR_"))}
         env.pop("SSL_CERT_FILE", None)
@@ -212,16 +226,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                  "--log-format", "json"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env,
             )
-        port = free_port()
-        prometheus = _start_prometheus(stack_dir, _prometheus_config(stack_dir, listen), port)
-        built = Stack(f"http://127.0.0.1:{port}", listen, a, b, flag, rotator, rotator_log)
+        prometheus = None
         try:
+            listen = bound_listen(rotator_log, rotator)
+            prometheus, url = _start_prometheus(stack_dir, _prometheus_config(stack_dir, listen))
+            built = Stack(url, listen, a, b, flag, rotator, rotator_log)
             _await_all_well(built)
             built.quiet = {name: built.query(expr) for name, expr in _alerts().items()}
             yield built
         finally:
             _stop(rotator)
-            _stop(prometheus)
+            if prometheus is not None:
+                _stop(prometheus)
 
 
 def _ready(stack: Stack) -> bool:

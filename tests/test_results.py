@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, Tenant, tenants_on_emulators, two_tenants
+from auth0_env import (
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    EmulatedTenant,
+    tenants_on_emulators,
+    two_tenants,
+)
 from conftest import Run
 
 from rotator import cli, words
@@ -42,7 +49,7 @@ def named(stderr: str, event: str) -> list[dict[str, Any]]:
 
 
 def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """run-now: "apple: rotated (why); the new secret expires <ISO> (in 180 days); Apple ..."."""
     tenant.add()
@@ -59,7 +66,7 @@ def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
 
 
 def test_run_once_says_when_a_connection_that_is_not_due_falls_due(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """run-once with a fresh secret: "not due; falls due <ISO> (in 30 days)", nothing written."""
     tenant.add()
@@ -74,7 +81,7 @@ def test_run_once_says_when_a_connection_that_is_not_due_falls_due(
 
 
 def test_a_failed_connection_line_names_the_step_and_the_reason(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A connection that is not there: "FAILED at read: no connection named ...", exit 1."""
     tenant.add()
@@ -89,7 +96,7 @@ def test_a_failed_connection_line_names_the_step_and_the_reason(
 
 
 def test_dry_run_says_what_would_be_written_with_iso_times(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--dry-run: the claims and ISO times of the secret it would write; the log has both forms."""
     conn = tenant.add(client_secret=tenant.mint(age=40 * DAY))
@@ -115,7 +122,7 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
 
 
 def test_a_rotation_whose_hook_failed_is_counted_failed(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A failing post-rotate hook: the line says rotated, the hook FAILED; the count says so."""
     tenant.add()
@@ -148,7 +155,7 @@ def test_with_two_tenants_each_line_names_the_tenant(
 
 
 def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Apple answering 503 with Retry-After: 2: wait.started names the request and 2 s, first."""
     tenant.add()
@@ -172,7 +179,7 @@ def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
 
 
 def test_a_management_api_retry_wait_is_logged_when_it_starts(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Auth0 answering 429 with Retry-After: 2 to a read: the SDK's wait is announced first."""
     tenant.add()
@@ -187,7 +194,7 @@ def test_a_management_api_retry_wait_is_logged_when_it_starts(
 
 
 def test_a_wait_of_a_second_or_less_is_not_announced(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Retry-After: 1 is waited quietly: only waits of more than a second are logged."""
     tenant.add()
@@ -199,7 +206,7 @@ def test_a_wait_of_a_second_or_less_is_not_announced(
 
 
 def test_apple_refusing_the_live_secret_is_logged_at_error(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A live secret Apple refuses (revoked key): rotation.checked and apple.checked at error."""
     tenant.add()
@@ -214,7 +221,7 @@ def test_apple_refusing_the_live_secret_is_logged_at_error(
 
 
 def test_a_live_secret_apple_accepts_is_checked_at_info(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An accepted live secret: rotation.checked and apple.checked stay at info."""
     tenant.add()
@@ -227,7 +234,7 @@ def test_a_live_secret_apple_accepts_is_checked_at_info(
 
 @pytest.mark.parametrize("claim", ["iss", "kid", "sub"])
 def test_a_mismatch_names_the_live_and_the_configured_value(
-    claim: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    claim: str, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A live secret made with another team, key id or Services ID: both values in `why`."""
     live, setting, configured = {

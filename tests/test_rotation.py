@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 import pytest
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 from conftest import named, run_cli, run_rotator
 from fakes import AlteringTenant, FakeTenant
 
@@ -19,7 +19,9 @@ from rotator.modes import Mode
 from rotator.seams import Connection
 
 
-def test_run_now_keeps_every_option_and_display_name(tenant: Tenant, public_key: Any) -> None:
+def test_run_now_keeps_every_option_and_display_name(
+    tenant: EmulatedTenant, public_key: Any
+) -> None:
     """run-now writes only the secret: every other option and display_name survive."""
     conn = tenant.add(client_secret=tenant.mint(age=86400))
     config = tenant.write_config()
@@ -46,7 +48,7 @@ def test_run_now_keeps_every_option_and_display_name(tenant: Tenant, public_key:
 
 
 def test_connection_without_display_name_is_patched_with_options_only(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A connection with no display_name gets a PATCH of options alone."""
     conn = tenant.emu.add_connection({
@@ -61,7 +63,7 @@ def test_connection_without_display_name_is_patched_with_options_only(
 
 
 def test_run_once_after_run_now_sends_no_patch(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Right after a rotation nothing is due, so run-once writes nothing."""
     tenant.add(client_secret=None)
@@ -78,12 +80,12 @@ def test_run_once_after_run_now_sends_no_patch(
     assert checked["reason"] == "not_due"
 
 
-def _hs256(tenant: Tenant) -> str:
+def _hs256(tenant: EmulatedTenant) -> str:
     return jwt.encode({"iss": "ABCDE12345", "sub": SERVICES_ID}, "a-shared-key-32-bytes-long......",
                       algorithm="HS256")
 
 
-def _other_key(tenant: Tenant, tmp_path: Path) -> str:
+def _other_key(tenant: EmulatedTenant, tmp_path: Path) -> str:
     path = tmp_path / "other.p8"
     secret.generate_throwaway_key(path)
     other = secret.load_key(path.read_bytes(), "other")
@@ -105,7 +107,7 @@ DUE_CASES: dict[str, Any] = {
 
 @pytest.mark.parametrize("reason", sorted(DUE_CASES))
 def test_each_due_condition_triggers_a_rotation(
-    reason: str, tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    reason: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each of the four due conditions, alone, makes run-once rotate, and the log says which."""
     live = DUE_CASES[reason](tenant, tmp_path)
@@ -123,7 +125,7 @@ def test_each_due_condition_triggers_a_rotation(
 
 
 def test_dry_run_reads_and_mints_but_writes_nothing(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--dry-run reports what it would write and sends no PATCH."""
     conn = tenant.add(client_secret=None)
@@ -136,7 +138,9 @@ def test_dry_run_reads_and_mints_but_writes_nothing(
     assert "client_secret" not in tenant.stored(conn["id"])["options"]
 
 
-def test_connection_can_be_named_by_id(tenant: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+def test_connection_can_be_named_by_id(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A con_ id in `connection` reads the connection by id and rotates it."""
     conn = tenant.add(client_secret=None)
     config = tenant.write_config([(conn["id"], SERVICES_ID)])
@@ -151,7 +155,7 @@ def test_connection_can_be_named_by_id(tenant: Tenant, capsys: pytest.CaptureFix
 
 
 def test_native_apple_connection_is_refused(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A native `apple` strategy connection is refused: no PATCH, exit 1, and why."""
     tenant.emu.add_connection({"name": "apple", "strategy": "apple",
@@ -168,8 +172,9 @@ def test_options_hidden_by_missing_scope_is_refused(
     emu: Emulator, tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without read:connections_options the options are absent: refuse rather than wipe them."""
-    narrow = Tenant(emu, tmp_path, key_path,
-                    scopes=("read:connections", "update:connections", "update:connections_options"))
+    narrow = EmulatedTenant(
+        emu, tmp_path, key_path,
+        scopes=("read:connections", "update:connections", "update:connections_options"))
     narrow.add(client_secret=None)
     code, _, err = run_cli("run-now", "--config", str(narrow.write_config()), capsys=capsys)
     assert code == 1
@@ -179,7 +184,9 @@ def test_options_hidden_by_missing_scope_is_refused(
     assert failed["step"] == "read"
 
 
-def test_foreign_services_id_is_refused(tenant: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+def test_foreign_services_id_is_refused(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
     """options.client_id other than the configured Services ID: refuse, no PATCH."""
     tenant.add(client_secret=None, services_id="com.example.someone-else")
     code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
@@ -191,7 +198,7 @@ def test_foreign_services_id_is_refused(tenant: Tenant, capsys: pytest.CaptureFi
 
 
 def test_missing_connection_fails_clearly(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A connection name that does not exist fails that connection with a clear message."""
     code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
@@ -204,7 +211,7 @@ def test_missing_connection_fails_clearly(
 
 
 def test_rate_limited_twice_then_rotates(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two 429 answers to the read are waited out (Retry-After) and the rotation succeeds."""
     conn = tenant.add(client_secret=None)
@@ -218,7 +225,7 @@ def test_rate_limited_twice_then_rotates(
 
 
 def test_patch_always_failing_gives_up_in_bounded_time(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A PATCH answering 500 forever fails the run (exit 1) in bounded time; old secret stays."""
     old = tenant.mint(age=40 * 86400)
@@ -237,7 +244,7 @@ def test_patch_always_failing_gives_up_in_bounded_time(
 
 
 def test_token_expiring_between_read_and_write_is_renewed(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A token that expires after the read is renewed once and the write goes through."""
     conn = tenant.add(client_secret=None)
@@ -250,7 +257,9 @@ def test_token_expiring_between_read_and_write_is_renewed(
     assert "client_secret" in tenant.stored(conn["id"])["options"]
 
 
-def test_dropped_connection_is_retried(tenant: Tenant, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dropped_connection_is_retried(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A PATCH whose connection drops without an answer is retried and succeeds."""
     conn = tenant.add(client_secret=None)
     tenant.emu.inject(Fault(method="PATCH", drop=True))
@@ -261,7 +270,7 @@ def test_dropped_connection_is_retried(tenant: Tenant, capsys: pytest.CaptureFix
 
 
 def test_untrusted_certificate_fails_with_a_clear_message(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without the emulator's CA, TLS verification fails and says how to add a CA."""
     tenant.add(client_secret=None)
@@ -276,7 +285,7 @@ def test_untrusted_certificate_fails_with_a_clear_message(
 
 
 def test_ssl_cert_file_is_trusted(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SSL_CERT_FILE is trusted for every call, the token request included."""
     tenant.add(client_secret=None)
@@ -292,7 +301,7 @@ def test_ssl_cert_file_is_trusted(
 
 
 def test_one_token_serves_every_connection_of_a_tenant(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Three connections on one tenant share one access token."""
     for name in ("apple-a", "apple-b", "apple-c"):
@@ -311,8 +320,8 @@ def test_two_tenants_three_connections_one_failing(
     with Emulator() as first_emu, Emulator() as second_emu:
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
-        first = Tenant(first_emu, tmp_path / "a", key_path, name="first")
-        second = Tenant(second_emu, tmp_path / "b", key_path, name="second")
+        first = EmulatedTenant(first_emu, tmp_path / "a", key_path, name="first")
+        second = EmulatedTenant(second_emu, tmp_path / "b", key_path, name="second")
         a = first.add("apple-web", client_secret=None)
         first.add("apple-broken", client_secret=None, services_id="com.example.wrong")
         b = second.add("apple-ios", client_secret=None, services_id="com.example.ios")
@@ -342,7 +351,7 @@ def test_two_tenants_three_connections_one_failing(
 # -- secrets stay secret -------------------------------------------------------
 
 
-def test_no_secret_appears_in_a_whole_run(tenant: Tenant, key_path: Path) -> None:
+def test_no_secret_appears_in_a_whole_run(tenant: EmulatedTenant, key_path: Path) -> None:
     """Across run-now, run-once, status and check-config, no secret or token is printed."""
     old = tenant.mint(age=40 * 86400)
     conn = tenant.add(client_secret=old)
@@ -371,7 +380,7 @@ def test_no_secret_appears_in_a_whole_run(tenant: Tenant, key_path: Path) -> Non
 
 
 def test_status_json_reports_the_live_secret(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """status --json shows kid, sub, issued/expiry, days left and the due verdict."""
     live = tenant.mint(age=10 * 86400)
@@ -391,7 +400,7 @@ def test_status_json_reports_the_live_secret(
 
 
 def test_status_exits_1_for_an_expired_secret(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An expired live secret makes status exit 1, and the table says it is due."""
     tenant.add(client_secret=tenant.mint(age=3 * 86400, lifetime=2 * 86400))
@@ -402,7 +411,7 @@ def test_status_exits_1_for_an_expired_secret(
 
 
 def test_check_config_online_reads_and_never_writes(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """check-config --online fetches a token and reads each connection, writing nothing."""
     tenant.add(client_secret=None)
@@ -414,7 +423,7 @@ def test_check_config_online_reads_and_never_writes(
 
 
 def test_check_config_online_fails_on_a_refused_token(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A wrong M2M secret makes check-config --online exit 1 with the reason."""
     tenant.add(client_secret=None)
@@ -444,7 +453,7 @@ class _CrashingTenant(FakeTenant):
 
 @pytest.mark.parametrize(("level", "traceback_logged"), [("info", False), ("debug", True)])
 def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
-    tenant: Tenant, level: str, traceback_logged: bool
+    tenant: EmulatedTenant, level: str, traceback_logged: bool
 ) -> None:
     """An unknown exception fails its connection (exit 1); its traceback is logged at debug only."""
     import io
@@ -473,7 +482,7 @@ def test_unexpected_error_fails_one_connection_with_traceback_only_at_debug(
     ids=["exact", "option-added-by-auth0", "option-lost", "option-changed"],
 )
 def test_verification_fails_on_any_lost_or_changed_option(
-    tenant: Tenant, alter: Any, rotated: bool, event: str
+    tenant: EmulatedTenant, alter: Any, rotated: bool, event: str
 ) -> None:
     """A stored option lost or changed fails verification; one Auth0 adds is only logged."""
     import io
@@ -512,7 +521,7 @@ class _EchoingTenant(AlteringTenant):
 
 
 def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_forgotten(
-    tenant: Tenant,
+    tenant: EmulatedTenant,
 ) -> None:
     """The step's error is redacted while the new secret is known: rotation.failed, the
     outcome and the on_failure hook's view carry no 16-character piece of it."""

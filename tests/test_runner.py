@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import socketserver
 import subprocess
 import sys
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import SERVICES_ID, Tenant
+from auth0_env import SERVICES_ID, EmulatedTenant
 from conftest import (
     KEY_ID,
     TEAM_ID,
     assert_refused,
-    free_port,
     named,
     run_cli,
     run_rotator,
@@ -48,7 +46,7 @@ from rotator.seams import AppleSide, Connection, Destination
 from rotator.settings import Auth0Settings, Trust
 
 
-def entries(tenant: Tenant, names: list[str], extra: str = "") -> str:
+def entries(tenant: EmulatedTenant, names: list[str], extra: str = "") -> str:
     """[[connections]] tables for ``names`` on ``tenant``'s emulator (its own M2M client)."""
     out = ""
     for name in names:
@@ -63,7 +61,7 @@ def entries(tenant: Tenant, names: list[str], extra: str = "") -> str:
 
 
 @pytest.fixture
-def tenants(tmp_path: Path, key_path: Path) -> Iterator[list[Tenant]]:
+def tenants(tmp_path: Path, key_path: Path) -> Iterator[list[EmulatedTenant]]:
     """Six emulated free-tier tenants (burst 2, 2 requests a second), four due connections each."""
     with ExitStack() as stack:
         made = []
@@ -71,14 +69,14 @@ def tenants(tmp_path: Path, key_path: Path) -> Iterator[list[Tenant]]:
             emu = stack.enter_context(Emulator(rate_limit_burst=2, rate_limit_per_second=2))
             work = tmp_path / f"t{n}"
             work.mkdir()
-            tenant = Tenant(emu, work, key_path, name=f"t{n}")
+            tenant = EmulatedTenant(emu, work, key_path, name=f"t{n}")
             for c in range(4):
                 tenant.add(f"apple-{c}", client_secret=tenant.mint(age=40 * 86400))
             made.append(tenant)
         yield made
 
 
-def write(tmp_path: Path, first: Tenant, body: str) -> Path:
+def write(tmp_path: Path, first: EmulatedTenant, body: str) -> Path:
     path = tmp_path / "rotator.toml"
     path.write_text(first.apple_toml() + "\n" + body)
     return path
@@ -86,7 +84,7 @@ def write(tmp_path: Path, first: Tenant, body: str) -> Path:
 
 @pytest.mark.slow
 def test_six_free_tier_tenants_rotate_side_by_side(
-    tenants: list[Tenant], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tenants: list[EmulatedTenant], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """24 due connections on 6 rate-limited tenants: all rotate intact, tenants overlap in time."""
     body = "".join(entries(t, [f"apple-{c}" for c in range(4)]) for t in tenants)
@@ -137,7 +135,7 @@ def proxy_407() -> Iterator[str]:
 
 
 def test_broken_tenants_fail_alone_each_named(
-    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str], refused_port: int
 ) -> None:
     """A closed port, a 401 token and an unbuildable client fail alone; healthy tenants rotate."""
     with ExitStack() as stack:
@@ -145,12 +143,12 @@ def test_broken_tenants_fail_alone_each_named(
         for n in range(4):
             emu = stack.enter_context(Emulator())
             (tmp_path / f"t{n}").mkdir()
-            made.append(Tenant(emu, tmp_path / f"t{n}", key_path, name=f"t{n}"))
+            made.append(EmulatedTenant(emu, tmp_path / f"t{n}", key_path, name=f"t{n}"))
         healthy, unauthorized, unbuildable, other = made
         for tenant in made:
             tenant.add(client_secret=tenant.mint(age=40 * 86400))
         unauthorized.secret_file.write_text("not-the-secret")
-        closed = f"localhost:{free_port()}"
+        closed = f"127.0.0.1:{refused_port}"
         body = (entries(healthy, ["apple"]) + entries(unauthorized, ["apple"])
                 + entries(unbuildable, ["apple"]) + entries(other, ["apple"])
                 + entries(healthy, ["apple"]).replace(healthy.emu.domain, closed))
@@ -183,7 +181,7 @@ def test_broken_tenants_fail_alone_each_named(
 
 
 def test_token_request_503_twice_then_a_token_succeeds(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """/oauth/token answering 503 twice is retried, and the run succeeds."""
     tenant.add(client_secret=None)
@@ -194,7 +192,7 @@ def test_token_request_503_twice_then_a_token_succeeds(
 
 
 def test_token_request_429_with_retry_after_waits_and_succeeds(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """/oauth/token answering 429 with Retry-After: 1 is waited out."""
     tenant.add(client_secret=None)
@@ -210,8 +208,9 @@ def test_check_config_online_names_a_missing_write_scope(
     emu: Emulator, tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A token without update:connections_options: check-config --online exits 1 naming it."""
-    narrow = Tenant(emu, tmp_path, key_path,
-                    scopes=tuple(s for s in SCOPES if s != "update:connections_options"))
+    narrow = EmulatedTenant(
+        emu, tmp_path, key_path,
+        scopes=tuple(s for s in SCOPES if s != "update:connections_options"))
     narrow.add(client_secret=narrow.mint())
     code, out, _ = run_cli("check-config", "--online", "--config", str(narrow.write_config()),
                            capsys=capsys)
@@ -226,7 +225,7 @@ def test_custom_domain_needs_the_audience_and_works_with_it(
     """A custom domain: without auth0.audience the message says what to do; with it, it works."""
     canonical = "https://tenant.emulated.auth0.com/api/v2/"
     with Emulator(audience=canonical) as emu:
-        tenant = Tenant(emu, tmp_path, key_path)
+        tenant = EmulatedTenant(emu, tmp_path, key_path)
         conn = tenant.add(client_secret=None)
         config_path = tenant.write_config()
         code, _, err = run_cli("run-now", "--config", str(config_path), capsys=capsys)
@@ -244,7 +243,7 @@ def test_custom_domain_needs_the_audience_and_works_with_it(
         assert "client_secret" in tenant.stored(conn["id"])["options"]
 
 
-def _fails_with(tenant: Tenant, capsys: pytest.CaptureFixture[str], config_text: str,
+def _fails_with(tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], config_text: str,
                 tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / "net.toml"
     path.write_text(config_text)
@@ -255,8 +254,8 @@ def _fails_with(tenant: Tenant, capsys: pytest.CaptureFixture[str], config_text:
 
 
 def test_network_failures_name_what_failed_and_the_setting_to_check(
-    tenant: Tenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, proxy_407: str,
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, proxy_407: str, refused_port: int,
 ) -> None:
     """Unresolvable domain, refused port, proxy asking 407, unreachable proxy: each said plainly."""
     tenant.add(client_secret=None)
@@ -268,7 +267,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     assert "cannot resolve the host name nonexistent-tenant.invalid" in failed["error"]
     assert "check auth0.domain" in failed["error"]
 
-    failed = _fails_with(tenant, capsys, base.replace(domain, f"localhost:{free_port()}"),
+    failed = _fails_with(tenant, capsys, base.replace(domain, f"127.0.0.1:{refused_port}"),
                          tmp_path)
     assert "connection refused" in failed["error"]
     assert "check auth0.domain" in failed["error"]
@@ -278,10 +277,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     assert "answered 407" in failed["error"]
     assert "HTTPS_PROXY" in failed["error"]
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        nothing = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    monkeypatch.setenv("HTTPS_PROXY", nothing)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{refused_port}")
     failed = _fails_with(tenant, capsys, base, tmp_path)
     assert "cannot reach the proxy" in failed["error"]
     assert "HTTPS_PROXY" in failed["error"]
@@ -291,7 +287,7 @@ def test_network_failures_name_what_failed_and_the_setting_to_check(
     assert code == 0, err
 
 
-def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: Tenant) -> None:
+def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: EmulatedTenant) -> None:
     """Apple's client gets the connection's Trust setting (the emulator's CA), over real TLS."""
     tenant.add(client_secret=tenant.mint())
     settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
@@ -328,7 +324,7 @@ print(seen[0], report.outcomes[0].error)
 """
 
 
-def test_the_network_sides_are_imported_before_the_deadline_starts(tenant: Tenant) -> None:
+def test_the_network_sides_are_imported_before_the_deadline_starts(tenant: EmulatedTenant) -> None:
     """A fresh process's run imports auth0-python and the Apple client before its deadline
     starts: the deadline bounds work on the network, not the interpreter's imports."""
     tenant.add(client_secret=tenant.mint())
@@ -413,7 +409,7 @@ def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
     assert built[1].closed == 0
 
 
-def _second_entry(tenant: Tenant, con_id: str, how: str) -> str:
+def _second_entry(tenant: EmulatedTenant, con_id: str, how: str) -> str:
     """The same connection by its con_ id, reaching the tenant another way."""
     entry = f'[[connections]]\nconnection = "{con_id}"\nclient_id = "{SERVICES_ID}"\n'
     if how == "explicit-audience":
@@ -427,7 +423,7 @@ def _second_entry(tenant: Tenant, con_id: str, how: str) -> str:
 
 @pytest.mark.parametrize("how", ["explicit-audience", "second-m2m-application"])
 def test_one_connection_twice_is_found_whatever_settings_differ_around_it(
-    how: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    how: str, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """By name and by con_ id, through different [auth0] settings: both refused, no PATCH."""
     conn = tenant.add(client_secret=None)
@@ -443,7 +439,7 @@ def test_one_connection_twice_is_found_whatever_settings_differ_around_it(
 
 
 def test_one_name_twice_spelled_differently_is_refused_at_load(
-    tenant: Tenant,
+    tenant: EmulatedTenant,
 ) -> None:
     """The same name twice, the domain once in capitals and the audience spelled out: exit 2."""
     config = tenant.write_config()
@@ -455,7 +451,7 @@ def test_one_name_twice_spelled_differently_is_refused_at_load(
                    "#1", "#2")
 
 
-def test_a_tenant_is_built_once_however_many_workers_ask(tenant: Tenant) -> None:
+def test_a_tenant_is_built_once_however_many_workers_ask(tenant: EmulatedTenant) -> None:
     """Pool.tenant builds under its lock: a second caller waits for the first build, not a twin.
 
     The factory, on its first call, lets a second thread ask for the same
@@ -500,7 +496,7 @@ class _StuckInVerify(FakeTenant):
         return super().verify(found, stored, new)
 
 
-def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: Tenant) -> None:
+def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: EmulatedTenant) -> None:
     """Past the deadline the report gets a new outcome, never a copy of one a worker still writes.
 
     The worker had read and judged the connection and written it; the report
@@ -521,7 +517,7 @@ def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: Tenant
 
 
 def test_a_wrong_audience_is_called_that_not_a_custom_domain(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """auth0.audience without its trailing slash: the error names the audience, not the domain."""
     tenant.add()

@@ -23,7 +23,7 @@ import jwt
 import pytest
 import structlog
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, free_port, wait_for
+from conftest import ANY_PORT, KEY_ID, SERVICES_ID, TEAM_ID, bound_listen, wait_for
 from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
@@ -92,11 +92,6 @@ def write_config(
     path = tmp_path / "rotator.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-#: What in-process services are configured with: load() replaces it with port 0, so
-#: the system picks a free port (read back from ``service.server.address``), no race.
-ANY_PORT = "127.0.0.1:9"
 
 
 def load(path: Path) -> config.Settings:
@@ -201,8 +196,8 @@ class Started:
 
 
 @contextlib.contextmanager
-def rotator_start(config_path: Path, tmp_path: Path, listen: str) -> Iterator[Started]:
-    """Run `rotator start --log-format json` in the background; killed at exit if still up."""
+def rotator_start(config_path: Path, tmp_path: Path) -> Iterator[Started]:
+    """`rotator start --log-format json` in the background, once it serves; killed at exit."""
     log_path = tmp_path / "rotator-start.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
     env.pop("SSL_CERT_FILE", None)
@@ -212,9 +207,8 @@ def rotator_start(config_path: Path, tmp_path: Path, listen: str) -> Iterator[St
              "--log-format", "json"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env,
         )
-    started = Started(proc, log_path, f"http://{listen}")
     try:
-        yield started
+        yield Started(proc, log_path, f"http://{bound_listen(log_path, proc)}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -261,9 +255,8 @@ def test_start_rotates_reports_and_stops_cleanly(
     emu: Emulator, key_path: Path, tmp_path: Path
 ) -> None:
     """`rotator start` rotates at start-up, exports the live exp, is ready, exits 0 on SIGTERM."""
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen)
-    with rotator_start(cfg, tmp_path, listen) as svc:
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT)
+    with rotator_start(cfg, tmp_path) as svc:
         wait_for(lambda: svc.named("secret.rotated"), 30, "the start-up rotation")
         labels = {"connection": "apple", "tenant": emu.domain}
         wait_for(
@@ -294,9 +287,8 @@ def test_sigterm_during_a_hung_auth0_call_still_exits_promptly(
 ) -> None:
     """SIGTERM while Auth0 keeps a read hanging: exit 0 within 10 s, and nothing written."""
     emu.inject(Fault(path="/api/v2/", delay=60, times=None))
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen)
-    with rotator_start(cfg, tmp_path, listen) as svc:
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT)
+    with rotator_start(cfg, tmp_path) as svc:
         wait_for(lambda: svc.named("scheduler.started"), 30, "scheduler.started")
         wait_for(lambda: any(r.path == "/oauth/token" for r in emu.journal), 30,
                  "the first check to reach Auth0")
@@ -321,10 +313,9 @@ def test_trickling_answers_leave_no_thread_or_socket_behind_check_after_check(
 ) -> None:
     """Auth0 or Apple trickling every answer: each check ends; threads and fds stay level."""
     emu.inject(Fault(path=path, trickle=0.2, times=None))
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        schedule={**SCHEDULE, "check_every": "2s", "deadline": "1s"})
-    with rotator_start(cfg, tmp_path, listen) as svc:
+    with rotator_start(cfg, tmp_path) as svc:
         pid = svc.proc.pid
 
         def after_check(n: int) -> tuple[int, int]:
@@ -402,11 +393,11 @@ def test_readyz_follows_auth0_failing_and_recovering(service: tuple[Service, Clo
 
 
 def test_unreachable_auth0_exports_check_success_0_from_the_first_check(
-    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service], refused_port: int
 ) -> None:
     """Auth0 never reached: rotator_check_success is 0 for the connection and /readyz 503."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
-                       domain=f"localhost:{free_port()}",
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
+                       domain=f"127.0.0.1:{refused_port}",
                        schedule={**SCHEDULE, "deadline": "2s"})
     svc = Service(load(cfg))
     services.append(svc)
@@ -436,7 +427,7 @@ def test_failing_hook_neither_stops_checks_nor_undoes_the_rotation(
 ) -> None:
     """A hook that fails or hangs is hook.failed and counted; rotations go on and stand."""
     hook = write_script(tmp_path / "hook.sh", body)
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        hook=[str(hook)], hook_timeout=timeout)
     clock = Clock(emu)
     svc = Service(load(cfg), clock=clock)
@@ -478,7 +469,7 @@ def test_a_check_stuck_past_its_deadline_ends_and_the_next_runs(
     emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
     """A read that hangs fails at the run's deadline, and the next check runs normally."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        schedule={**SCHEDULE, "deadline": "2s"})
     svc = Service(load(cfg))
     services.append(svc)
@@ -629,7 +620,7 @@ def test_a_backward_clock_step_does_not_push_the_next_check_away(
     clock = Clock(emu)
     # Checks two hours apart: stepped back one, the next is still ahead on the
     # scheduler's own (unstepped) clock, so nothing runs early and muddles the view.
-    settings = load(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+    settings = load(write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                                  schedule={**SCHEDULE, "check_every": "2h"}))
     svc = Service(settings, clock=clock, watch_every=0.1)
     services.append(svc)
@@ -688,8 +679,7 @@ def test_a_changed_secret_file_is_used_from_the_next_check(
     emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
     """The M2M secret file replaced (a Secret update): the next check authenticates with it."""
-    svc = _reloading(write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}"),
-                     services)
+    svc = _reloading(write_config(tmp_path, emu, key_path, listen=ANY_PORT), services)
     assert not svc.check().failed
     emu.add_client(M2M_ID, "the-new-m2m-secret")
     (tmp_path / "auth0_client_secret").write_text("the-new-m2m-secret\n")
@@ -708,7 +698,7 @@ def test_a_change_that_does_not_validate_keeps_the_last_good_one_and_readyz_says
     emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
 ) -> None:
     """A broken edit: logged once, counted, old settings kept at work, /readyz 503 until fixed."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}")
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT)
     good = cfg.read_text()
     svc = _reloading(cfg, services)
     assert not svc.check().failed
@@ -738,10 +728,9 @@ def test_sighup_reloads_at_once_and_does_not_stop_the_service(
 ) -> None:
     """SIGHUP after adding a connection: start stays up, reloads and checks both at once."""
     emu.add_connection({"name": "second", "display_name": "x", "options": OPTIONS})
-    listen = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, emu, key_path, listen=listen,
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        schedule={**SCHEDULE, "check_every": "1h"})
-    with rotator_start(cfg, tmp_path, listen) as svc:
+    with rotator_start(cfg, tmp_path) as svc:
         wait_for(lambda: svc.named("run.finished"), 30, "the start-up check")
         cfg.write_text(cfg.read_text() + '[[connections]]\nconnection = "second"\n'
                        f'client_id = "{SERVICES_ID}"\n')
@@ -804,6 +793,21 @@ def test_stop_without_start_returns_and_frees_the_port(
         sock.bind((host, int(port)))
 
 
+def test_listen_on_port_0_serves_on_a_free_port_named_in_scheduler_started(
+    emu: Emulator, key_path: Path, tmp_path: Path, services: list[Service]
+) -> None:
+    """server.listen with port 0 (as `start` reads it): scheduler.started names the port bound."""
+    cfg = write_config(tmp_path, emu, key_path, listen="127.0.0.1:0")
+    svc = Service(config.load(config.Overrides(config=str(cfg)), environ={}))
+    services.append(svc)
+    with capture_logs() as events:
+        svc.start()
+    [started] = [e for e in events if e["event"] == "scheduler.started"]
+    host, _, port = started["listen"].rpartition(":")
+    assert (host, int(port) > 0) == ("127.0.0.1", True), started
+    assert httpx.get(f"http://{started['listen']}/healthz").status_code == 200
+
+
 # -- bad configuration: exit 2 before anything is contacted -------------------------
 
 
@@ -854,7 +858,7 @@ def test_start_refuses_a_missing_hook_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A post_rotate command that cannot be found: exit 2, one line naming hooks.post_rotate."""
-    cfg = write_config(tmp_path, emu, key_path, listen=f"127.0.0.1:{free_port()}",
+    cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        hook=[command, "--quiet"])
     code, out, err = start_cli(cfg, capsys)
     assert code == 2, out + err

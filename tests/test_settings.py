@@ -25,6 +25,7 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what parse_listen must return, nothin
     [
         ("0.0.0.0:8080", (ALL_INTERFACES, 8080)),
         ("127.0.0.1:1", ("127.0.0.1", 1)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
         ("localhost:65535", ("localhost", 65535)),
         (":8080", (ALL_INTERFACES, 8080)),
         ("[::]:8080", ("::", 8080)),
@@ -32,7 +33,7 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what parse_listen must return, nothin
     ],
 )
 def test_parse_listen_accepts_host_and_port(listen: str, expected: tuple[str, int]) -> None:
-    """HOST:PORT, :PORT (all interfaces) and [IPv6]:PORT are understood."""
+    """HOST:PORT, :PORT (all interfaces) and [IPv6]:PORT are understood; port 0 too."""
     assert parse_listen(listen) == expected
 
 
@@ -43,7 +44,6 @@ def test_parse_listen_accepts_host_and_port(listen: str, expected: tuple[str, in
         "1.2.3.4",
         "127.0.0.1:99999",
         "127.0.0.1:abc",
-        "127.0.0.1:0",
         "127.0.0.1:",
         "127.0.0.1:-1",
         "127.0.0.1: 80",
@@ -54,7 +54,7 @@ def test_parse_listen_accepts_host_and_port(listen: str, expected: tuple[str, in
     ],
 )
 def test_parse_listen_refuses_what_is_not_host_and_port(listen: str) -> None:
-    """Anything but HOST:PORT with a port from 1 to 65535 is a ConfigError naming server.listen."""
+    """Anything but HOST:PORT with a port from 0 to 65535 is a ConfigError naming server.listen."""
     with pytest.raises(ConfigError, match=r"^server\.listen = .* HOST:PORT") as caught:
         parse_listen(listen)
     assert "\n" not in str(caught.value)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import Tenant, tenants_on_emulators, two_tenants
+from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
 from conftest import Run, assert_refused, run_cli
 
 from rotator.emulator import Fault
@@ -40,7 +40,7 @@ def table_line(run: Run, connection: str) -> str:
 
 
 @pytest.fixture
-def two(tenant: Tenant) -> str:
+def two(tenant: EmulatedTenant) -> str:
     """A tenant with `apple` expiring in 10 days and `apple-ios` in about 180; its config."""
     tenant.add("apple", client_secret=tenant.mint(lifetime=10 * DAY))
     tenant.add("apple-ios", services_id="com.example.ios")
@@ -72,7 +72,7 @@ def test_table_marks_a_secret_inside_the_window_and_exits_1(
 
 
 def test_table_with_every_secret_outside_the_window_exits_0(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--warn-within 14d with a fresh 180-day secret: no WARN, exit 0."""
     tenant.add()
@@ -136,7 +136,7 @@ def test_json_carries_iso_8601_utc_beside_each_epoch(
 
 
 def test_json_times_are_null_without_a_secret(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No secret yet: issued and expiry times are null in both forms, due now; exit 1."""
     tenant.add(client_secret=None)
@@ -155,7 +155,7 @@ def test_json_times_are_null_without_a_secret(
 
 @pytest.mark.parametrize("value", ["soon", "0s", "-3d", "14 days", "400d"])
 def test_bad_warn_within_exits_2_naming_it(
-    value: str, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    value: str, tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A --warn-within that is no duration, zero or too long: exit 2 naming it, nothing asked."""
     tenant.add()
@@ -202,7 +202,7 @@ def test_a_name_holding_a_newline_is_shown_escaped_on_one_line() -> None:
 
 
 def test_a_connection_without_a_secret_shows_no_secret_not_unknown(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No secret: APPLE is "no secret" in the table and its note, "no_secret" in the JSON."""
     tenant.add(client_secret=None)
@@ -218,7 +218,7 @@ def test_a_connection_without_a_secret_shows_no_secret_not_unknown(
 
 
 def test_apple_out_of_reach_names_the_apple_check_switch(
-    tenant: Tenant, capsys: pytest.CaptureFixture[str]
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Apple answering 503 until the deadline: the note says unknown and names apple.check."""
     tenant.add()

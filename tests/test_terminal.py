@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 from conftest import run_rotator, wait_for
 
 from rotator.emulator import Fault
@@ -88,7 +88,7 @@ def finish(terminal: Terminal, timeout: float = 60) -> tuple[int, str]:
     return terminal.process.wait(timeout=timeout), out
 
 
-def test_at_a_terminal_the_log_shows_warnings_but_not_info(tenant: Tenant) -> None:
+def test_at_a_terminal_the_log_shows_warnings_but_not_info(tenant: EmulatedTenant) -> None:
     """run-once at a terminal: a warning (a group-readable key) shows, rotation.checked does not."""
     tenant.add()
     tenant.key_path.chmod(0o644)
@@ -102,7 +102,7 @@ def test_at_a_terminal_the_log_shows_warnings_but_not_info(tenant: Tenant) -> No
     assert out.splitlines()[-1] == "1 connection: 0 rotated, 1 not due, 0 failed"
 
 
-def test_at_a_terminal_log_level_info_asks_for_more(tenant: Tenant) -> None:
+def test_at_a_terminal_log_level_info_asks_for_more(tenant: EmulatedTenant) -> None:
     """run-once --log-level info at a terminal: rotation.checked is shown after all."""
     tenant.add()
     with at_terminal("run-once", "--log-level", "info",
@@ -113,7 +113,7 @@ def test_at_a_terminal_log_level_info_asks_for_more(tenant: Tenant) -> None:
     assert "rotation.checked" in terminal.text
 
 
-def test_elsewhere_the_log_is_json_at_info(tenant: Tenant) -> None:
+def test_elsewhere_the_log_is_json_at_info(tenant: EmulatedTenant) -> None:
     """stderr not a terminal (cron, systemd; here a buffer): JSON lines, info included."""
     tenant.add()
     run = run_rotator("run-once", "--config", str(tenant.write_config()))
@@ -123,7 +123,7 @@ def test_elsewhere_the_log_is_json_at_info(tenant: Tenant) -> None:
 
 
 def test_first_ctrl_c_says_what_is_finishing_and_the_second_stops_at_once(
-    tenant: Tenant,
+    tenant: EmulatedTenant,
 ) -> None:
     """Ctrl-C while Apple is slow: a line naming apple and its step; a second Ctrl-C exits 130."""
     tenant.add()
@@ -142,7 +142,7 @@ def test_first_ctrl_c_says_what_is_finishing_and_the_second_stops_at_once(
     assert "stops before its write" in terminal.text
 
 
-def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: Tenant) -> None:
+def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: EmulatedTenant) -> None:
     """stderr on a pipe: a SIGINT stops the run as before, with no line meant for a person."""
     tenant.add()
     tenant.emu.inject(Fault(path="/auth/token", delay=2))

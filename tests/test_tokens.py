@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth0_env import Tenant
+from auth0_env import EmulatedTenant
 
 from rotator import config, logs, net
 from rotator.deadline import Deadline
@@ -25,7 +25,7 @@ class Clock:
         return self.now
 
 
-def settings(tenant: Tenant) -> Auth0Settings:
+def settings(tenant: EmulatedTenant) -> Auth0Settings:
     """The tenant's Auth0 settings, loaded from its config file."""
     loaded = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
     auth0 = loaded.connections[0].auth0
@@ -34,7 +34,7 @@ def settings(tenant: Tenant) -> Auth0Settings:
 
 
 @pytest.fixture
-def http(tenant: Tenant) -> Iterator[tuple[httpx.Client, net.DeadlineHolder]]:
+def http(tenant: EmulatedTenant) -> Iterator[tuple[httpx.Client, net.DeadlineHolder]]:
     """A verifying client to the emulator, serving a run with a 20 s deadline."""
     holder = net.DeadlineHolder(Deadline(20.0))
     with net.client(settings(tenant).trust, holder) as client:
@@ -42,7 +42,7 @@ def http(tenant: Tenant) -> Iterator[tuple[httpx.Client, net.DeadlineHolder]]:
 
 
 def test_a_token_is_fetched_once_and_reused_until_near_expiry(
-    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+    tenant: EmulatedTenant, http: tuple[httpx.Client, net.DeadlineHolder]
 ) -> None:
     """The first call fetches; later calls reuse the token until LEEWAY before it expires."""
     clock = Clock()
@@ -59,7 +59,7 @@ def test_a_token_is_fetched_once_and_reused_until_near_expiry(
 
 
 def test_invalidate_makes_the_next_call_fetch_anew(
-    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+    tenant: EmulatedTenant, http: tuple[httpx.Client, net.DeadlineHolder]
 ) -> None:
     """After invalidate (a 401), the next call asks for a new token."""
     tokens = Tokens(http[0], settings(tenant), http[1])
@@ -70,7 +70,7 @@ def test_invalidate_makes_the_next_call_fetch_anew(
 
 
 def test_the_request_carries_the_client_credentials(
-    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+    tenant: EmulatedTenant, http: tuple[httpx.Client, net.DeadlineHolder]
 ) -> None:
     """The form is the client-credentials grant for the tenant's Management API audience."""
     Tokens(http[0], settings(tenant), http[1])()
@@ -81,7 +81,7 @@ def test_the_request_carries_the_client_credentials(
 
 
 def test_a_refused_secret_says_which_setting_to_check_and_hides_it(
-    tenant: Tenant, http: tuple[httpx.Client, net.DeadlineHolder]
+    tenant: EmulatedTenant, http: tuple[httpx.Client, net.DeadlineHolder]
 ) -> None:
     """A wrong client secret: TokenError naming the refusal and the fix, without the secret."""
     tenant.secret_file.write_text("wrong-secret-value")

@@ -21,10 +21,10 @@ from rotator.emulator.auth0 import DEFAULT_SCOPES, Auth0
 from rotator.emulator.exchange import (
     INVALID,
     Answer,
+    EmulatedService,
     Journal,
     Request,
     Response,
-    Service,
     parse_body,
 )
 from rotator.emulator.faults import Fault, FaultQueue
@@ -188,7 +188,7 @@ class Backend:
         )
         return answer
 
-    def _service(self, path: str) -> Service:
+    def _service(self, path: str) -> EmulatedService:
         return self.apple if path == TOKEN_PATH else self.auth0
 
     def _route(

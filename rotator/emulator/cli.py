@@ -240,7 +240,7 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             _say("services ids", ", ".join(services_ids))
             _say("admin file", f"{emu.admin_file}  (for apple-register, apple-revoke)")
             if config is not None:
-                tryout.write(config, tryout.Tenant(
+                tryout.write(config, tryout.TryoutTenant(
                     base_url=emu.base_url, domain=emu.domain, client_id=client_id,
                     client_secret=client_secret, signing_key=signing_key,
                     signing_alg=args.client_alg, ca_pem=emu.ca_pem, team_id=keys[0][0],

@@ -86,7 +86,7 @@ class Answer:
     trickle: float | None = None  # send one byte every this many seconds
 
 
-class Service(Protocol):
+class EmulatedService(Protocol):
     """An emulated service: Auth0 or Apple."""
 
     def handle(

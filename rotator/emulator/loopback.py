@@ -19,7 +19,7 @@ from types import TracebackType
 from rotator.emulator import admin
 from rotator.emulator.apple import TOKEN_PATH
 from rotator.emulator.backend import Backend
-from rotator.emulator.server import Server
+from rotator.emulator.server import EmulatorServer
 
 
 class Emulator(Backend):
@@ -44,7 +44,7 @@ class Emulator(Backend):
         self._host = host
         self._port = port
         self._custom_audience = audience
-        self._server: Server | None = None
+        self._server: EmulatorServer | None = None
         self._bound_port = 0
         self._thread: threading.Thread | None = None
         self._tmpdir: Path | None = None
@@ -65,7 +65,7 @@ class Emulator(Backend):
         self._tmpdir = Path(tempfile.mkdtemp(prefix="rotator-emulator-"))
         (self._tmpdir / "ca.pem").write_bytes(self._ca_pem)
         self._stopping.clear()
-        self._server = Server((self._host, self._port), self, context, self._stopping)
+        self._server = EmulatorServer((self._host, self._port), self, context, self._stopping)
         self._bound_port = int(self._server.server_address[1])
         self.auth0.audience = self._custom_audience or f"https://{self.domain}/api/v2/"
         self.auth0.domains.add(self.domain)

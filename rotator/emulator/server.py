@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _IDLE_TIMEOUT: Final = 30.0  # longer than httpx's 5 s keep-alive expiry
 
 
-class Server(ThreadingHTTPServer):
+class EmulatorServer(ThreadingHTTPServer):
     """Accepts plain TCP; each handler thread does its own TLS handshake."""
 
     daemon_threads = True
@@ -134,7 +134,7 @@ class Handler(BaseHTTPRequestHandler):
             self._write(Answer(api_error(400, "Invalid request body", "invalid_body")), "GET")
             return
         query = parse_qs(split.query, keep_blank_values=True)
-        backend = cast(Server, self.server).backend
+        backend = cast(EmulatorServer, self.server).backend
         answer = backend.exchange(self.command, split.path, query, headers, raw)
         if answer.response is None:
             self.close_connection = True
@@ -165,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             self.wfile.flush()
             return
-        stopping = cast(Server, self.server).stopping
+        stopping = cast(EmulatorServer, self.server).stopping
         for index in range(len(data)):
             self.wfile.write(data[index : index + 1])
             self.wfile.flush()

@@ -26,7 +26,7 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Tenant:
+class TryoutTenant:
     """What the written configuration points at."""
 
     base_url: str
@@ -82,7 +82,7 @@ def target(path: str, key_id: str) -> Path:
     return config
 
 
-def write(config: Path, tenant: Tenant) -> None:
+def write(config: Path, tenant: TryoutTenant) -> None:
     """Write the secrets beside ``config``, then the configuration itself (all mode 0600)."""
     ca_file = config.parent / CA_FILE
     if tenant.client_secret is not None:
