@@ -27,12 +27,13 @@ from the ``.pyc`` files pip wrote. Goals: RSS <= 60 MiB (stretch 50), idle CPU
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -51,10 +52,24 @@ CPU_GOAL_PERCENT = 1.0
 SOAK_EVERY = "2s"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LISTEN = '[server]\nlisten = "127.0.0.1:0"\n'  # a port the system picks: no race
+
+
+def launch(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """``rotator start`` and its /readyz URL, read from the address scheduler.started names.
+
+    Its log is drained by a thread from then on, so a full pipe never stalls it.
+    """
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith(b"{") and json.loads(line).get("event") == "scheduler.started":
+            listen = json.loads(line)["listen"]
+            break
+    else:
+        raise SystemExit(f"rotator start exited {proc.wait()} before scheduler.started")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc, f"http://{listen}/readyz"
 
 
 def status(pid: int) -> dict[str, str]:
@@ -106,12 +121,11 @@ def reads(emu: Emulator) -> int:
                for r in emu.journal)
 
 
-def soak(emu: Emulator, argv: list[str], env: dict[str, str], ready_url: str,
+def soak(emu: Emulator, argv: list[str], env: dict[str, str],
          checks: int) -> tuple[float, float, float]:
     """RSS MiB after the first and the last of ``checks`` checks, and the peak."""
     before = reads(emu)
-    service = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    service, ready_url = launch(argv, env)
     try:
         wait_ready(ready_url, service, time.monotonic() + 60)
         first = mib(status(service.pid), "VmRSS")
@@ -154,22 +168,17 @@ def main() -> int:
         generate_throwaway_key(key)
         tenant = BenchTenant(emu, tmp, key)
         tenant.add("apple", fresh=False)
-        port = free_port()
-        listen = f'[server]\nlisten = "127.0.0.1:{port}"\n'
-        config = tenant.write_config([("apple", SERVICES_ID)], extra=listen)
+        config = tenant.write_config([("apple", SERVICES_ID)], extra=LISTEN)
         argv = [ROTATOR, "start", "--config", str(config), "--log-format", "json"]
-        ready_url = f"http://127.0.0.1:{port}/readyz"
         if not args.no_warmup:
-            warm = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            warm, ready_url = launch(argv, env)
             try:
                 wait_ready(ready_url, warm, time.monotonic() + 60)
             finally:
                 stop(warm)
             emu.set_connection_options("apple", options(None))  # due again
 
-        service = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        service, ready_url = launch(argv, env)
         peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
                                 env=env)
         try:
@@ -191,9 +200,9 @@ def main() -> int:
             print(f"soak: rotator start with check_every {SOAK_EVERY}, {args.soak} checks ...")
             soak_config = tenant.write_config(
                 [("apple", SERVICES_ID)], name="soak.toml",
-                extra=f'{listen}\n[schedule]\ncheck_every = "{SOAK_EVERY}"\n')
+                extra=f'{LISTEN}\n[schedule]\ncheck_every = "{SOAK_EVERY}"\n')
             soak_argv = [ROTATOR, "start", "--config", str(soak_config), "--log-format", "json"]
-            soaked = soak(emu, soak_argv, env, ready_url, args.soak)
+            soaked = soak(emu, soak_argv, env, args.soak)
 
     cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
     peer_cpu = 100 * (cpu_peer1 - cpu_peer0) / (t1 - t0)
