@@ -8,9 +8,12 @@ Run with the project's virtualenv: ``.venv/bin/python bench/service.py``.
    until ``/readyz`` answers 200 (the start-up check is done), lets it idle for
    ``--idle`` seconds (default 30) and reads its resident memory (VmRSS, VmHWM,
    RssAnon, RssFile), its thread count and the CPU time it used while idle from
-   ``/proc``. The peer, measured the same way in the same run and the same
-   environment, is a bare Python interpreter idling (``time.sleep``): the floor
-   any Python service starts from.
+   ``/proc``. Two more processes are measured the same way in the same run and
+   the same environment: the peer, a bare Python interpreter idling
+   (``time.sleep``), where any Python service starts from; and the floor our
+   own libraries set, ``bench/floor/idle_libraries.py``, an idle process holding
+   only auth0-python's client and a running APScheduler, what rotator start
+   could not go below without dropping them.
 2. **Soak.** A second ``rotator start`` on the same connection (now holding a
    fresh secret, so each check reads it, judges it and asks Apple) with
    ``check_every`` of 2 s, until ``--soak`` checks (default 10) are done: its
@@ -45,6 +48,7 @@ from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
 
 ROTATOR = str(Path(sys.executable).with_name("rotator"))
+FLOOR = Path(__file__).resolve().parent / "floor" / "idle_libraries.py"
 TICKS = os.sysconf("SC_CLK_TCK")
 RSS_GOAL_MIB = 60.0
 RSS_STRETCH_MIB = 50.0
@@ -181,19 +185,24 @@ def main() -> int:
         service, ready_url = launch(argv, env)
         peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
                                 env=env)
+        floor = subprocess.Popen([sys.executable, str(FLOOR)], env=env)
         try:
             wait_ready(ready_url, service, time.monotonic() + 60)
             if not emu.connection("apple")["options"].get("client_secret"):
                 raise SystemExit("the start-up check did not rotate the connection")
             print(f"rotator start is ready (first check done); idling {args.idle:g} s ...")
-            cpu0, cpu_peer0, t0 = cpu_seconds(service.pid), cpu_seconds(peer.pid), time.monotonic()
+            pids = (service.pid, peer.pid, floor.pid)
+            cpu0, t0 = [cpu_seconds(p) for p in pids], time.monotonic()
             time.sleep(args.idle)  # a benchmark of idleness: waiting is the measurement
-            cpu1, cpu_peer1, t1 = cpu_seconds(service.pid), cpu_seconds(peer.pid), time.monotonic()
-            mine, theirs = status(service.pid), status(peer.pid)
+            cpu1, t1 = [cpu_seconds(p) for p in pids], time.monotonic()
+            mine, theirs, floors = (status(p) for p in pids)
+            if floor.poll() is not None:
+                raise SystemExit(f"{FLOOR.name} exited {floor.returncode}")
         finally:
             code = stop(service)
-            peer.kill()
-            peer.wait()
+            for other in (peer, floor):
+                other.kill()
+                other.wait()
 
         soaked = None
         if args.soak > 0:
@@ -204,17 +213,19 @@ def main() -> int:
             soak_argv = [ROTATOR, "start", "--config", str(soak_config), "--log-format", "json"]
             soaked = soak(emu, soak_argv, env, args.soak)
 
-    cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
-    peer_cpu = 100 * (cpu_peer1 - cpu_peer0) / (t1 - t0)
-    rss, peer_rss = mib(mine, "VmRSS"), mib(theirs, "VmRSS")
+    cpu, peer_cpu, floor_cpu = (100 * (b - a) / (t1 - t0) for a, b in zip(cpu0, cpu1,
+                                                                           strict=True))
+    rss, peer_rss, floor_rss = mib(mine, "VmRSS"), mib(theirs, "VmRSS"), mib(floors, "VmRSS")
     print(f"{'process':<28}{'RSS MiB':>9}{'peak MiB':>10}{'anon MiB':>10}{'file MiB':>10}"
           f"{'threads':>9}{'idle CPU %':>12}")
     for name, fields, used in (("rotator start", mine, cpu),
-                               ("peer: bare python sleeping", theirs, peer_cpu)):
+                               ("peer: bare python sleeping", theirs, peer_cpu),
+                               ("floor: auth0 + APScheduler", floors, floor_cpu)):
         print(f"{name:<28}{mib(fields, 'VmRSS'):>9.1f}{mib(fields, 'VmHWM'):>10.1f}"
               f"{mib(fields, 'RssAnon'):>10.1f}{mib(fields, 'RssFile'):>10.1f}"
               f"{fields['Threads']:>9}{used:>12.2f}")
-    print(f"RSS ratio rotator/peer: {rss / peer_rss:.2f}")
+    print(f"RSS ratio rotator/peer: {rss / peer_rss:.2f}   rotator/floor: {rss / floor_rss:.2f} "
+          f"({rss - floor_rss:+.1f} MiB above what auth0-python and APScheduler hold)")
     print(f"idle RSS {rss:.1f} MiB   goal <= {RSS_GOAL_MIB:.0f} MiB  "
           f"{verdict(rss <= RSS_GOAL_MIB)}   (stretch <= {RSS_STRETCH_MIB:.0f} MiB "
           f"{verdict(rss <= RSS_STRETCH_MIB)})")
