@@ -244,6 +244,26 @@ def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] | list[str]
         assert secret not in run.output
 
 
+def pieces(value: str, size: int = 20) -> set[str]:
+    """Every ``size``-character piece of a secret."""
+    return {value[i:i + size] for i in range(max(1, len(value) - size + 1))}
+
+
+def assert_no_piece(output: str, *secrets: str) -> None:
+    """No secret, nor any 20-character piece of one, anywhere in ``output``."""
+    for value in secrets:
+        leaked = [p for p in pieces(value) if p in output]
+        assert not leaked, leaked[:3]
+
+
+def dump_hook(tmp_path: Path, body: str) -> Path:
+    """An executable ``/bin/sh`` script ``hook.sh`` in ``tmp_path`` running ``body``."""
+    path = tmp_path / "hook.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture
 def rotator() -> object:
     """The `run_rotator` helper, as a fixture."""

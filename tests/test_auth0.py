@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from auth0_env import SERVICES_ID, EmulatedTenant
+from conftest import run_cli
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant
 from rotator.client_auth import ClientSecret
+from rotator.jsonvalue import same
 from rotator.net import DeadlineHolder, describe, ssl_context
 from rotator.settings import Auth0Settings, Trust
 
@@ -150,3 +154,60 @@ def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
     finally:
         tenant.close()
     assert logs.scrub("live-secret-123") == "live-secret-123"
+
+
+# -- exactly what was read ------------------------------------------------------
+
+#: Option keys auth0-python's typed update would rename (to camelCase aliases).
+ALIAS_LIKE: dict[str, Any] = {
+    "use_oauth_spec_scope": True,
+    "useOauthSpecScope": False,
+    "password_policy": "good",
+    "custom_scripts": {"login": "function () {}"},
+    "thumbprints_sha_384": ["ab", "cd"],
+    "enabled_database_customization": False,
+    "enabledDatabaseCustomization": True,
+    "validation": {"username": {"min": 1, "max": 15}, "secret_base_64_encoded": True},
+    "typed": {"zero": 0, "false": False, "one": 1, "one_point_oh": 1.0, "true": True,
+              "null": None, "list": [0, False, 1.0, None, True]},
+}
+
+
+def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys the SDK would rename, nested ones and 0/false/1/1.0/true/null travel unchanged."""
+    options = {"client_id": SERVICES_ID, **ALIAS_LIKE}
+    conn = tenant.emu.add_connection({"name": "apple", "strategy": "oauth2",
+                                      "display_name": "Apple", "options": options})
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    [patch] = tenant.patches()
+    sent = dict(patch.body["options"])
+    new = sent.pop("client_secret")
+    assert same(sent, options)
+    stored = tenant.stored(conn["id"])["options"]
+    assert stored["client_secret"] == new
+    assert same({k: v for k, v in stored.items() if k != "client_secret"}, options)
+
+
+def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: EmulatedTenant) -> None:
+    """The Auth0 client refuses to send a PATCH it was not asked for; nothing reaches Auth0."""
+    from rotator.auth0 import Tenant as Auth0Tenant
+    from rotator.client_auth import ClientSecret
+    from rotator.deadline import Deadline
+    from rotator.errors import Auth0WriteError
+    from rotator.settings import Auth0Settings, Trust
+
+    conn = tenant.add(client_secret=None)
+    side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
+                                     auth=ClientSecret(tenant.client_secret),
+                                     trust=Trust(Path(tenant.emu.ca_pem_path))))
+    side.serve(Deadline(30))
+    try:
+        with pytest.raises(Auth0WriteError, match="refused to send a PATCH"):
+            side.http.patch(f"{tenant.emu.base_url}/api/v2/connections/{conn['id']}",
+                            json={"options": {"client_id": SERVICES_ID}})
+    finally:
+        side.close()
+    assert tenant.patches() == []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from auth0_env import SERVICES_ID, EmulatedTenant
 from fakes import FakeTenant
 
 from rotator.auth0_rules import SCOPES, body, missing_scopes, refuse, secret_in
 from rotator.errors import RefusedError, VerificationError
+from rotator.modes import Mode
 from rotator.seams import Connection
 
 SID = "com.example.webapp"
@@ -56,3 +60,28 @@ def test_missing_scopes_in_the_order_they_are_listed() -> None:
     """The four scopes rotator needs, minus those granted."""
     assert missing_scopes(frozenset(SCOPES)) == []
     assert missing_scopes(frozenset({"read:connections"})) == list(SCOPES[1:])
+
+
+@pytest.mark.parametrize(
+    ("stored_as", "sent"),
+    [(0, False), (False, 0), (1, True), (True, 1), ("1", 1), (None, "")],
+    ids=["0-for-false", "false-for-0", "1-for-true", "true-for-1", "string-for-number",
+         "null-for-empty"],
+)
+def test_verification_sees_a_changed_json_type(
+    tenant: EmulatedTenant, stored_as: Any, sent: Any
+) -> None:
+    """An option stored back with another JSON type than sent fails verification."""
+
+    from fakes import AlteringTenant
+
+    from rotator import config, runner
+
+    side = AlteringTenant(lambda options: {**options, "flag": stored_as},
+                          {"client_id": SERVICES_ID, "flag": sent})
+    settings = config.load(config.Overrides(config=str(tenant.write_config())), environ={})
+    report = runner.run(settings, runner.Options(mode=Mode.rotating(force=True)),
+                        runner.Pool(auth0=lambda _: side))
+    [outcome] = report.outcomes
+    assert (outcome.rotated, outcome.step) == (False, "verify")
+    assert "flag" in (outcome.error or "")

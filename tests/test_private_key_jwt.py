@@ -10,8 +10,7 @@ import httpx
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import Run, run_rotator
-from test_hardening import assert_no_piece
+from conftest import Run, assert_no_piece, run_rotator
 
 from rotator.emulator import Emulator
 from rotator.emulator.assertion import JWT_BEARER

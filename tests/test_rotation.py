@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import named, run_cli, run_rotator
+from conftest import dump_hook, named, run_cli, run_rotator
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
@@ -544,3 +544,40 @@ def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_fo
     assert "Payload validation" in failed["error"]
     for text in (failed["error"], outcome.error or "", *seen):
         assert not [new[i:i + 16] for i in range(len(new) - 15) if new[i:i + 16] in text], text
+
+
+# -- the truth about a write ---------------------------------------------------------
+
+
+def test_a_write_whose_answer_is_lost_every_time_but_landed_is_a_rotation(
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PATCH applied, answer dropped on every try: exit 0, secret.rotated, the hook gets it."""
+    conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
+    got = tmp_path / "got"
+    hook = dump_hook(tmp_path, f'cat > "{got}"\n')
+    tenant.emu.inject(Fault(method="PATCH", answer_dropped=True, times=None))
+    config = tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n')
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 0, err
+    stored = tenant.stored(conn["id"])["options"]["client_secret"]
+    [rotated] = named(err, "secret.rotated")
+    assert rotated["fingerprint"] == secret.fingerprint(stored)
+    assert named(err, "write.answer_lost")
+    assert got.read_text().strip() == stored
+    assert all(r.status == 0 for r in tenant.patches())
+
+
+def test_a_write_that_did_not_land_is_reported_with_the_old_secret_in_place(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PATCH refused outright (403): step write, and the check after says the old one stays."""
+    old = tenant.mint(age=40 * 86400)
+    conn = tenant.add(client_secret=old)
+    tenant.emu.inject(Fault(method="PATCH", status=403, times=None))
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 1
+    [failed] = named(err, "rotation.failed")
+    assert failed["step"] == "write"
+    assert "the old secret is still in place" in failed["error"]
+    assert tenant.stored(conn["id"])["options"]["client_secret"] == old

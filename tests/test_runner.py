@@ -534,3 +534,19 @@ def test_a_wrong_audience_is_called_that_not_a_custom_domain(
     assert "the trailing slash is part of it" in failed["error"]
     assert "custom domain" not in failed["error"]
     assert "FAILED at token" in out
+
+
+def test_one_connection_by_name_and_by_id_is_refused_naming_both(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same connection listed by name and by con_ id: no PATCH, exit 1, both entries named."""
+    conn = tenant.add(client_secret=None)
+    config = tenant.write_config([("apple", SERVICES_ID), (conn["id"], SERVICES_ID)])
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 1
+    assert tenant.patches() == []
+    failed = named(err, "rotation.failed")
+    assert len(failed) == 2
+    for event in failed:
+        assert "#1 ('apple')" in event["error"]
+        assert f"#2 ('{conn['id']}')" in event["error"]

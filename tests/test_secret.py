@@ -390,3 +390,14 @@ def test_private_key_file_gives_no_warning(apple_env: dict[str, str]) -> None:
     run = run_rotator("mint", env=apple_env)
     assert run.code == 0, run.output
     assert run.stderr == ""
+
+
+def test_a_key_with_literal_backslash_n_escapes_is_taken_as_meant(
+    apple_env: dict[str, str], key_path: Path
+) -> None:
+    """APPLE_PRIVATE_KEY flattened to one line with \\n escapes works like the PEM itself."""
+    env = {k: v for k, v in apple_env.items() if k != "APPLE_PRIVATE_KEY_FILE"}
+    env["APPLE_PRIVATE_KEY"] = key_path.read_text().strip().replace("\n", "\\n")
+    run = run_rotator("mint", env=env)
+    assert run.code == 0, run.output
+    assert run.stdout.count(".") == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from auth0_env import EmulatedTenant
+from conftest import run_cli
 
 from rotator.errors import ConfigError
 from rotator.settings import (
@@ -104,3 +106,14 @@ def test_a_trailing_newline_or_invisible_character_is_refused_by_the_value_itsel
     """The checks the settings run refuse "ABCDE12345\\n" ($ in a regex would let it through)."""
     with pytest.raises(ConfigError):
         check()  # type: ignore[operator]
+
+
+def test_an_absurd_hook_timeout_is_refused(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hooks.timeout = "999999999999999d" is refused naming the key (at most 1h)."""
+    config = tenant.write_config(extra='[hooks]\ntimeout = "999999999999999d"\n')
+    code, _, err = run_cli("check-config", "--config", str(config), capsys=capsys)
+    assert code == 2
+    assert "[hooks] timeout" in err
+    assert "1h" in err
