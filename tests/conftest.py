@@ -6,11 +6,15 @@ import contextlib
 import io
 import json
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -166,6 +170,67 @@ def _in_process(args: tuple[str, ...], environ: dict[str, str], cwd: Path | None
         structlog.reset_defaults()
         logs.SECRETS.clear()
     return Run(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Terminal:
+    """A running rotator whose stderr is a pseudo-terminal; what it has written so far."""
+
+    process: subprocess.Popen[str]
+    master: int
+    chunks: list[bytes] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def read_until_closed(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                if self.process.poll() is not None:
+                    return
+                continue
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:  # EIO: every writer of the terminal is gone
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+
+@contextlib.contextmanager
+def at_terminal(*args: str) -> Iterator[Terminal]:
+    """``python -m rotator ARGS`` with stderr on a pty and stdout on a pipe."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env.pop("SSL_CERT_FILE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotator", *args], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=slave, env=env, text=True,
+    )
+    os.close(slave)
+    terminal = Terminal(process, master)
+    reader = threading.Thread(target=terminal.read_until_closed, daemon=True)
+    reader.start()
+    try:
+        yield terminal
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        os.close(master)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def finish(terminal: Terminal, timeout: float = 60) -> tuple[int, str]:
+    """Wait for the process; its exit code and stdout."""
+    assert terminal.process.stdout is not None
+    out = terminal.process.stdout.read()
+    return terminal.process.wait(timeout=timeout), out
 
 
 def promtool_path() -> str:

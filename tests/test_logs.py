@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 from auth0_env import EmulatedTenant
-from conftest import assert_no_piece, dump_hook, named, run_cli, run_rotator
+from conftest import assert_no_piece, at_terminal, dump_hook, finish, named, run_cli, run_rotator
 
 from rotator import cli, logs
 from rotator.emulator import Fault
@@ -245,3 +245,40 @@ def test_a_ten_megabyte_error_message_becomes_a_short_log_line(
     assert max(len(line) for line in (out + err).splitlines()) < 4000
     [failed] = named(err, "rotation.failed")
     assert "more characters cut" in failed["error"]
+
+
+# -- at a terminal and elsewhere: the real process -------------------------------------
+
+
+def test_at_a_terminal_the_log_shows_warnings_but_not_info(tenant: EmulatedTenant) -> None:
+    """run-once at a terminal: a warning (a group-readable key) shows, rotation.checked does not."""
+    tenant.add()
+    tenant.key_path.chmod(0o644)
+    with at_terminal("run-once", "--config", str(tenant.write_config())) as terminal:
+        code, out = finish(terminal)
+
+    assert code == 0, terminal.text
+    assert "chmod 600" in terminal.text
+    assert "rotation.checked" not in terminal.text
+    assert "{" not in terminal.text  # console lines, not JSON
+    assert out.splitlines()[-1] == "1 connection: 0 rotated, 1 not due, 0 failed"
+
+
+def test_at_a_terminal_log_level_info_asks_for_more(tenant: EmulatedTenant) -> None:
+    """run-once --log-level info at a terminal: rotation.checked is shown after all."""
+    tenant.add()
+    with at_terminal("run-once", "--log-level", "info",
+                     "--config", str(tenant.write_config())) as terminal:
+        code, _ = finish(terminal)
+
+    assert code == 0, terminal.text
+    assert "rotation.checked" in terminal.text
+
+
+def test_elsewhere_the_log_is_json_at_info(tenant: EmulatedTenant) -> None:
+    """stderr not a terminal (cron, systemd; here a buffer): JSON lines, info included."""
+    tenant.add()
+    run = run_rotator("run-once", "--config", str(tenant.write_config()))
+    assert run.code == 0, run.stderr
+    assert '"event": "rotation.checked"' in run.stderr
+    assert '"level": "info"' in run.stderr
