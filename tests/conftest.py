@@ -16,14 +16,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
 
 from rotator.secret import generate_throwaway_key
+
+if TYPE_CHECKING:
+    from auth0_env import EmulatedTenant
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
@@ -243,6 +247,37 @@ def promtool_path() -> str:
         pytest.fail("promtool is not installed: run `make test`, which puts it at "
                     ".venv/bin/promtool (scripts/install-promtool)")
     return found
+
+
+# -- metrics files (--metrics-file) -------------------------------------------------------
+
+
+def samples(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The file's samples: metric name -> {sorted labels: value}."""
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def one(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str) -> float:
+    """The value of an unlabelled metric."""
+    (value,) = found[name].values()
+    return value
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``promtool ARGS`` (see :func:`promtool_path`), ``stdin`` fed to it; never raises on exit."""
+    return subprocess.run([promtool_path(), *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def break_services_id(tenant: EmulatedTenant, connection: str) -> None:
+    """Make the stored connection name another Services ID: rotator refuses it at step read."""
+    options = dict(tenant.stored(connection)["options"])
+    options["client_id"] = "com.example.somebody-else"
+    tenant.emu.set_connection_options(connection, options)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:

@@ -1,4 +1,8 @@
-"""Tests for rotator.commands: the commands as functions, returning facts (no network needed)."""
+"""Tests for rotator.commands: the commands as functions, returning facts (no network needed).
+
+Then check_metrics_path through the real CLI: a --metrics-file that could not be written is
+refused before the emulator is contacted.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, run_cli, run_rotator
 
 from rotator import commands, config
 from rotator.errors import ConfigError
@@ -84,3 +89,35 @@ def test_online_lines_pass_a_healthy_connection_and_fail_a_missing_scope() -> No
     lines, passed = commands.online_lines(Report([bad], at=NOW))
     assert not passed
     assert "FAILED: the token lacks update:connections" in lines[0]
+
+
+# -- a --metrics-file refused before anything is contacted (the real CLI, the emulator) ------
+
+
+def test_a_metrics_file_in_a_missing_directory_is_refused_before_any_contact(
+    tenant: EmulatedTenant, tmp_path: Path
+) -> None:
+    """A path whose directory does not exist: exit 2 naming it, Auth0 and Apple never asked."""
+    tenant.add()
+    prom = tmp_path / "no-such-dir" / "rotator.prom"
+    run = run_rotator("run-once", "--config", str(tenant.write_config()),
+                      "--metrics-file", str(prom))
+
+    assert_refused(run, "--metrics-file", str(prom.parent), "does not exist",
+                   secrets=[tenant.client_secret])
+    assert tenant.emu.journal == []
+    assert not prom.parent.exists()
+
+
+def test_a_metrics_file_that_is_a_directory_is_refused_before_any_contact(
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory given as the file: exit 2 naming --metrics-file, nothing contacted."""
+    tenant.add()
+    prom = tmp_path / "rotator.prom"
+    prom.mkdir()
+    run = run_cli("run-now", "--config", str(tenant.write_config()), "--metrics-file", str(prom),
+                  capsys=capsys)
+
+    assert_refused(run, "--metrics-file", str(prom))
+    assert tenant.emu.journal == []
