@@ -237,6 +237,31 @@ def finish(terminal: Terminal, timeout: float = 60) -> tuple[int, str]:
     return terminal.process.wait(timeout=timeout), out
 
 
+#: Top-level packages `rotator --help` and `rotator mint` must not import.
+HEAVY = ("auth0", "apscheduler", "prometheus_client", "httpx")
+# Runs the command the entry point runs (rotator.cli.main: entry() then leaves with its
+# code, for mint through os._exit) and reports which modules it imported.
+PROBE = """
+import json, sys
+code = None
+try:
+    from rotator.cli import main
+    code = main(json.loads(sys.argv[1]))
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+print("PROBE " + json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def probe(args: list[str]) -> tuple[int, set[str]]:
+    """Run `rotator ARGS` in a fresh interpreter: its exit code and the modules it imported."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    found = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+    return found["code"], set(found["modules"])
+
+
 def promtool_path() -> str:
     """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
     import shutil

@@ -16,11 +16,14 @@ import pytest
 from auth0_env import EmulatedTenant
 from conftest import (
     _PREFIXES,
+    HEAVY,
     KEY_ID,
+    PROBE,
     SERVICES_ID,
     TEAM_ID,
     at_terminal,
     finish,
+    probe,
     run_rotator,
     wait_for,
 )
@@ -41,21 +44,7 @@ COMMANDS = {
     "check-config": "validate configuration and key offline",
     "demo": "the whole flow on this machine",
 }
-HEAVY = ("auth0", "apscheduler", "prometheus_client", "httpx")
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
-# Runs the command the entry point runs (rotator.cli.main: entry() then leaves with its
-# code, for mint through os._exit) and reports which modules it imported.
-PROBE = """
-import json, sys
-code = None
-try:
-    from rotator.cli import main
-    code = main(json.loads(sys.argv[1]))
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.flush()
-print("PROBE " + json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
-"""
 
 
 def pem_lines(path: Path) -> list[str]:
@@ -153,6 +142,14 @@ def test_the_rotation_steps_import_no_network_library() -> None:
     modules = set(json.loads(proc.stdout))
     assert "rotator.rotation" in modules
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
+
+
+def test_help_lists_emulator_without_importing_it() -> None:
+    """`rotator --help` names the emulator command but imports no part of the emulator."""
+    code, modules = probe(["--help"])
+    assert code == 0
+    assert not {m for m in modules if m.startswith("rotator.emulator")}
+
 
 # --- mint -------------------------------------------------------------------------------
 
