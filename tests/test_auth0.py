@@ -1,22 +1,22 @@
-"""The Auth0 border: pacing by rate-limit headers, TLS trust, error wording."""
+"""Tests for rotator.auth0, the Auth0 border: pacing by rate-limit headers, the lock over the
+secrets seen in answers, writing exactly the body intended, reading a connection by name or id."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import run_cli
+from conftest import named, run_cli
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant
 from rotator.client_auth import ClientSecret
 from rotator.jsonvalue import same
-from rotator.net import DeadlineHolder, describe, ssl_context
-from rotator.settings import Auth0Settings, Trust
+from rotator.net import DeadlineHolder
+from rotator.settings import Auth0Settings
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -86,44 +86,6 @@ def test_a_pacing_pause_of_more_than_a_second_is_logged_before_it_starts() -> No
     assert event["seconds"] == round(wait, 1)
     assert event["awaited"] == f"the rate limit of {API.url.host} before GET {API.url.path}"
     assert "x-ratelimit-remaining: 0" in event["because"]
-
-
-def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
-    """ssl_context adds ca_bundle's certificates to what the system store trusts."""
-    import trustme
-
-    ca = trustme.CA()
-    bundle = tmp_path / "corp-ca.pem"
-    bundle.write_bytes(ca.cert_pem.bytes())
-    plain = ssl_context(Trust())
-    extended = ssl_context(Trust(bundle))
-    assert extended.verify_mode == ssl.CERT_REQUIRED
-    assert extended.check_hostname
-    assert len(extended.get_ca_certs()) == len(plain.get_ca_certs()) + 1
-
-
-def test_transport_errors_are_described_without_details() -> None:
-    """Transport failures become short, secret-free phrases an operator can act on."""
-    request = httpx.Request("GET", "https://t.example/")
-    verify = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] ...", request=request)
-    url = "https://t.example/"
-    assert "ca_bundle" in describe(verify, url, "auth0.domain")
-    timeout = describe(httpx.ReadTimeout("slow", request=request), url, "auth0.domain")
-    assert timeout == "t.example timed out (ReadTimeout)"
-    assert "closed the connection" in describe(
-        httpx.RemoteProtocolError("Server disconnected", request=request), url, "auth0.domain"
-    )
-
-
-def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any) -> None:
-    """SSL_CERT_FILE adds its CA; the system's CAs stay trusted (OpenSSL alone would drop them)."""
-    import trustme
-
-    plain = len(ssl_context(Trust()).get_ca_certs())
-    bundle = tmp_path / "extra.pem"
-    bundle.write_bytes(trustme.CA().cert_pem.bytes())
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1
 
 
 class _OwnedSet(set[str]):
@@ -211,3 +173,29 @@ def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: Emulated
     finally:
         side.close()
     assert tenant.patches() == []
+
+
+# -- reading a connection by name or by id -----------------------------------------------------
+
+
+def test_connection_can_be_named_by_id(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A con_ id in `connection` reads the connection by id and rotates it."""
+    conn = tenant.add(client_secret=None)
+    config = tenant.write_config([(conn["id"], SERVICES_ID)])
+    code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+    assert code == 0, err
+    assert any(r.path == f"/api/v2/connections/{conn['id']}" and r.method == "GET"
+               for r in tenant.emu.journal)
+    assert "client_secret" in tenant.stored(conn["id"])["options"]
+
+
+def test_missing_connection_fails_clearly(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A connection name that does not exist fails that connection with a clear message."""
+    code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 1
+    [failed] = named(err, "rotation.failed")
+    assert "no connection named 'apple'" in failed["error"]

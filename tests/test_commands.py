@@ -121,3 +121,31 @@ def test_a_metrics_file_that_is_a_directory_is_refused_before_any_contact(
 
     assert_refused(run, "--metrics-file", str(prom))
     assert tenant.emu.journal == []
+
+
+# -- check-config --online (commands.look) against the emulator --------------------------------
+
+
+def test_check_config_online_reads_and_never_writes(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config --online fetches a token and reads each connection, writing nothing."""
+    tenant.add(client_secret=None)
+    code, out, _ = run_cli("check-config", "--online", "--config", str(tenant.write_config()),
+                           capsys=capsys)
+    assert code == 0, out
+    assert [r.path for r in tenant.emu.journal if r.path == "/oauth/token"] == ["/oauth/token"]
+    assert tenant.patches() == []
+
+
+def test_check_config_online_fails_on_a_refused_token(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong M2M secret makes check-config --online exit 1 with the reason."""
+    tenant.add(client_secret=None)
+    config = tenant.write_config()
+    tenant.secret_file.write_text("wrong-secret-value")
+    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
+    assert code == 1
+    assert "401" in out
+    assert "wrong-secret-value" not in out

@@ -1,4 +1,5 @@
-"""Tests for one wall-clock deadline per request (rotator.net): no trickle outlives it."""
+"""Tests for rotator.deadline: one wall-clock deadline per run and per request (enforced in
+rotator.net): no trickle nor Retry-After outlives it."""
 
 from __future__ import annotations
 

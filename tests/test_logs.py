@@ -1,4 +1,4 @@
-"""Logging: JSON unless a person watches, one event per line, secrets redacted."""
+"""Tests for rotator.logs: JSON unless a person watches, one event per line, secrets redacted."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import structlog
 from auth0_env import EmulatedTenant
 from conftest import assert_no_piece, at_terminal, dump_hook, finish, named, run_cli, run_rotator
 
-from rotator import cli, logs
+from rotator import cli, logs, secret
 from rotator.emulator import Fault
 
 
@@ -282,3 +282,28 @@ def test_elsewhere_the_log_is_json_at_info(tenant: EmulatedTenant) -> None:
     assert run.code == 0, run.stderr
     assert '"event": "rotation.checked"' in run.stderr
     assert '"level": "info"' in run.stderr
+
+
+def test_no_secret_appears_in_a_whole_run(tenant: EmulatedTenant, key_path: Path) -> None:
+    """Across run-now, run-once, status and check-config, no secret or token is printed."""
+    old = tenant.mint(age=40 * 86400)
+    conn = tenant.add(client_secret=old)
+    config = str(tenant.write_config())
+    outputs = [
+        run_rotator(cmd, "--config", config, "--log-format", "json", "--log-level", "debug",
+                    process=True)
+        for cmd in ("run-now", "run-once", "status", "check-config")
+    ]
+    outputs.append(run_rotator("check-config", "--online", "--config", config, process=True))
+    new = tenant.stored(conn["id"])["options"]["client_secret"]
+    assert new != old
+    everything = "".join(r.output for r in outputs)
+    forbidden = [old, new, tenant.client_secret, *tenant.access_tokens()]
+    forbidden += [line for line in key_path.read_text().splitlines() if "-----" not in line]
+    assert len(tenant.access_tokens()) >= 1
+    for value in forbidden:
+        assert value not in everything
+    # The signature part alone is a secret too (a JWT's first two parts are not).
+    assert new.rsplit(".", 1)[1] not in everything
+    [rotated] = named(outputs[0].stderr, "secret.rotated")
+    assert rotated["fingerprint"] == secret.fingerprint(new)

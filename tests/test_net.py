@@ -1,13 +1,20 @@
-"""Tests for rotator.net: waits reported as they really are (the wait a server asked for, not
-the cap rotator applies), and TLS failures called what they are."""
+"""Tests for rotator.net: HTTPS for every call.
+
+Waits reported as they really are (the wait a server asked for, not the cap rotator
+applies), retries in whole runs against the emulator, TLS trust (ca_bundle, SSL_CERT_FILE)
+and TLS and transport failures called what they are.
+"""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 from auth0_env import EmulatedTenant
@@ -15,6 +22,8 @@ from conftest import named, run_cli
 
 from rotator import cli
 from rotator.emulator import Fault
+from rotator.net import describe, ssl_context
+from rotator.settings import Trust
 
 
 def failed_errors(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[Any]]:
@@ -80,3 +89,120 @@ def test_a_certificate_for_another_host_name_is_called_that(
     [failed] = named(err, "rotation.failed")
     assert "is for another host name" in failed["error"]
     assert "check auth0.domain" in failed["error"]
+
+
+# -- retries and TLS trust in whole runs against the emulator ---------------------------------
+
+
+def test_rate_limited_twice_then_rotates(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two 429 answers to the read are waited out (Retry-After) and the rotation succeeds."""
+    conn = tenant.add(client_secret=None)
+    tenant.emu.inject(Fault(method="GET", path="/api/v2/connections", status=429, times=2,
+                            retry_after=1))
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    statuses = [r.status for r in tenant.emu.journal if r.method == "GET"]
+    assert statuses == [429, 429, 200]
+    assert "client_secret" in tenant.stored(conn["id"])["options"]
+
+
+def test_patch_always_failing_gives_up_in_bounded_time(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PATCH answering 500 forever fails the run (exit 1) in bounded time; old secret stays."""
+    old = tenant.mint(age=40 * 86400)
+    conn = tenant.add(client_secret=old)
+    tenant.emu.inject(Fault(method="PATCH", status=500, times=None))
+    started = time.monotonic()
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    elapsed = time.monotonic() - started
+    assert code == 1
+    assert elapsed < 60
+    assert len(tenant.patches()) == 4  # the first try and three retries
+    assert tenant.stored(conn["id"])["options"]["client_secret"] == old
+    [failed] = named(err, "rotation.failed")
+    assert failed["step"] == "write"
+    assert "500" in failed["error"]
+
+
+def test_dropped_connection_is_retried(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PATCH whose connection drops without an answer is retried and succeeds."""
+    conn = tenant.add(client_secret=None)
+    tenant.emu.inject(Fault(method="PATCH", drop=True))
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    assert [r.status for r in tenant.patches()] == [0, 200]
+    assert "client_secret" in tenant.stored(conn["id"])["options"]
+
+
+def test_untrusted_certificate_fails_with_a_clear_message(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the emulator's CA, TLS verification fails and says how to add a CA."""
+    tenant.add(client_secret=None)
+    config = tenant.write_config()
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if not line.startswith("ca_bundle")))
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 1
+    [failed] = named(err, "rotation.failed")
+    assert "not trusted" in failed["error"]
+    assert tenant.patches() == []
+
+
+def test_ssl_cert_file_is_trusted(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_FILE is trusted for every call, the token request included."""
+    tenant.add(client_secret=None)
+    config = tenant.write_config()
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if not line.startswith("ca_bundle")))
+    monkeypatch.setenv("SSL_CERT_FILE", tenant.emu.ca_pem_path)
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 0, err
+
+
+# -- TLS trust and transport errors in words ------------------------------------------------
+
+
+def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
+    """ssl_context adds ca_bundle's certificates to what the system store trusts."""
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_bytes(ca.cert_pem.bytes())
+    plain = ssl_context(Trust())
+    extended = ssl_context(Trust(bundle))
+    assert extended.verify_mode == ssl.CERT_REQUIRED
+    assert extended.check_hostname
+    assert len(extended.get_ca_certs()) == len(plain.get_ca_certs()) + 1
+
+
+def test_transport_errors_are_described_without_details() -> None:
+    """Transport failures become short, secret-free phrases an operator can act on."""
+    request = httpx.Request("GET", "https://t.example/")
+    verify = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] ...", request=request)
+    url = "https://t.example/"
+    assert "ca_bundle" in describe(verify, url, "auth0.domain")
+    timeout = describe(httpx.ReadTimeout("slow", request=request), url, "auth0.domain")
+    assert timeout == "t.example timed out (ReadTimeout)"
+    assert "closed the connection" in describe(
+        httpx.RemoteProtocolError("Server disconnected", request=request), url, "auth0.domain"
+    )
+
+
+def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any) -> None:
+    """SSL_CERT_FILE adds its CA; the system's CAs stay trusted (OpenSSL alone would drop them)."""
+    import trustme
+
+    plain = len(ssl_context(Trust()).get_ca_certs())
+    bundle = tmp_path / "extra.pem"
+    bundle.write_bytes(trustme.CA().cert_pem.bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1

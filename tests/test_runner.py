@@ -550,3 +550,38 @@ def test_one_connection_by_name_and_by_id_is_refused_naming_both(
     for event in failed:
         assert "#1 ('apple')" in event["error"]
         assert f"#2 ('{conn['id']}')" in event["error"]
+
+
+def test_two_tenants_three_connections_one_failing(
+    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The failing connection fails alone: the other two rotate, exit 1, the log names it."""
+    with Emulator() as first_emu, Emulator() as second_emu:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        first = EmulatedTenant(first_emu, tmp_path / "a", key_path, name="first")
+        second = EmulatedTenant(second_emu, tmp_path / "b", key_path, name="second")
+        a = first.add("apple-web", client_secret=None)
+        first.add("apple-broken", client_secret=None, services_id="com.example.wrong")
+        b = second.add("apple-ios", client_secret=None, services_id="com.example.ios")
+        config = tmp_path / "rotator.toml"
+        config.write_text(
+            first.auth0_toml() + "\n" + first.apple_toml() + "\n"
+            '[[connections]]\nconnection = "apple-web"\nclient_id = "com.example.webapp"\n\n'
+            '[[connections]]\nconnection = "apple-broken"\nclient_id = "com.example.webapp"\n\n'
+            '[[connections]]\nconnection = "apple-ios"\nclient_id = "com.example.ios"\n'
+            f'domain = "{second_emu.domain}"\nclient_secret_file = "{second.secret_file}"\n'
+            f'ca_bundle = "{second_emu.ca_pem_path}"\n'
+            f'token_url = "{second_emu.apple_token_url}"\n'
+            f'[connections.auth0]\nclient_id = "{second.client_id}"\n'
+        )
+        code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+
+        assert code == 1
+        assert "client_secret" in first.stored(a["id"])["options"]
+        assert "client_secret" in second.stored(b["id"])["options"]
+        rotated = {(e["connection"], e["tenant"]) for e in named(err, "secret.rotated")}
+        assert rotated == {("apple-web", first_emu.domain), ("apple-ios", second_emu.domain)}
+        [failed] = named(err, "rotation.failed")
+        assert failed["connection"] == "apple-broken"
+        assert failed["tenant"] == first_emu.domain

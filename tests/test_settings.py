@@ -1,4 +1,5 @@
-"""Tests for rotator.settings: values that check themselves (the listen address here)."""
+"""Tests for rotator.settings: values that check themselves (the listen address, domains,
+https URLs, durations and their maxima)."""
 
 from __future__ import annotations
 

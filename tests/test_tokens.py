@@ -1,4 +1,7 @@
-"""Tests for rotator.tokens: the client-credentials grant against the emulator, and its cache."""
+"""Tests for rotator.tokens: the client-credentials grant against the emulator, and its cache.
+
+Then, in whole runs: one token per tenant, and a token that expires mid-run renewed once.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from auth0_env import EmulatedTenant
+from auth0_env import SERVICES_ID, EmulatedTenant
+from conftest import run_cli
 
 from rotator import config, logs, net
 from rotator.deadline import Deadline
+from rotator.emulator import Fault
 from rotator.errors import TokenError
 from rotator.settings import Auth0Settings
 from rotator.tokens import LEEWAY, Tokens
@@ -93,3 +98,33 @@ def test_a_refused_secret_says_which_setting_to_check_and_hides_it(
                               "answered 401")
     assert "(auth0.client_secret_file or AUTH0_CLIENT_SECRET)" in message
     assert "wrong-secret-value" not in message
+
+
+# -- the token in whole runs against the emulator ---------------------------------------------
+
+
+def test_token_expiring_between_read_and_write_is_renewed(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token that expires after the read is renewed once and the write goes through."""
+    conn = tenant.add(client_secret=None)
+    tenant.emu.inject(Fault(method="GET", path="/api/v2/connections", expire_tokens_after=True))
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    token_requests = [r for r in tenant.emu.journal if r.path == "/oauth/token"]
+    assert len(token_requests) == 2
+    assert [r.status for r in tenant.patches()] == [401, 200]
+    assert "client_secret" in tenant.stored(conn["id"])["options"]
+
+
+def test_one_token_serves_every_connection_of_a_tenant(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three connections on one tenant share one access token."""
+    for name in ("apple-a", "apple-b", "apple-c"):
+        tenant.add(name, client_secret=None)
+    config = tenant.write_config([(n, SERVICES_ID) for n in ("apple-a", "apple-b", "apple-c")])
+    code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+    assert code == 0, err
+    assert len([r for r in tenant.emu.journal if r.path == "/oauth/token"]) == 1
+    assert len(tenant.patches()) == 3
