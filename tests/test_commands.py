@@ -15,6 +15,8 @@ from auth0_env import EmulatedTenant
 from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, run_cli, run_rotator
 
 from rotator import commands, config
+from rotator.auth0_rules import SCOPES
+from rotator.emulator import Emulator
 from rotator.errors import ConfigError
 from rotator.outcome import Outcome, Report
 
@@ -149,3 +151,18 @@ def test_check_config_online_fails_on_a_refused_token(
     assert code == 1
     assert "401" in out
     assert "wrong-secret-value" not in out
+
+
+def test_check_config_online_names_a_missing_write_scope(
+    emu: Emulator, tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token without update:connections_options: check-config --online exits 1 naming it."""
+    narrow = EmulatedTenant(
+        emu, tmp_path, key_path,
+        scopes=tuple(s for s in SCOPES if s != "update:connections_options"))
+    narrow.add(client_secret=narrow.mint())
+    code, out, _ = run_cli("check-config", "--online", "--config", str(narrow.write_config()),
+                           capsys=capsys)
+    assert code == 1
+    assert "the token lacks update:connections_options" in out
+    assert narrow.patches() == []

@@ -2,15 +2,17 @@
 
 Waits reported as they really are (the wait a server asked for, not the cap rotator
 applies), retries in whole runs against the emulator, TLS trust (ca_bundle, SSL_CERT_FILE)
-and TLS and transport failures called what they are.
+and TLS, transport and proxy failures called what they are.
 """
 
 from __future__ import annotations
 
 import json
+import socketserver
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +208,74 @@ def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any
     bundle.write_bytes(trustme.CA().cert_pem.bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1
+
+
+# -- network failures in words, in whole runs: names, ports, proxies --------------------------
+
+
+class _Refusing(socketserver.BaseRequestHandler):
+    """A proxy that wants credentials: answers every CONNECT with 407."""
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+        self.request.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                             b"Proxy-Authenticate: Basic realm=\"proxy\"\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+
+
+@pytest.fixture
+def proxy_407() -> Iterator[str]:
+    """The URL of a running proxy that answers 407."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Refusing)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _fails_with(tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], config_text: str,
+                tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "net.toml"
+    path.write_text(config_text)
+    code, _, err = run_cli("run-once", "--config", str(path), capsys=capsys)
+    assert code == 1, err
+    [failed] = named(err, "rotation.failed")
+    return failed
+
+
+def test_network_failures_name_what_failed_and_the_setting_to_check(
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, proxy_407: str, refused_port: int,
+) -> None:
+    """Unresolvable domain, refused port, proxy asking 407, unreachable proxy: each said plainly."""
+    tenant.add(client_secret=None)
+    base = tenant.write_config(extra='[schedule]\ndeadline = "2s"\n').read_text()
+    domain = tenant.emu.domain
+
+    failed = _fails_with(tenant, capsys, base.replace(domain, "nonexistent-tenant.invalid"),
+                         tmp_path)
+    assert "cannot resolve the host name nonexistent-tenant.invalid" in failed["error"]
+    assert "check auth0.domain" in failed["error"]
+
+    failed = _fails_with(tenant, capsys, base.replace(domain, f"127.0.0.1:{refused_port}"),
+                         tmp_path)
+    assert "connection refused" in failed["error"]
+    assert "check auth0.domain" in failed["error"]
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy_407)
+    failed = _fails_with(tenant, capsys, base, tmp_path)
+    assert "answered 407" in failed["error"]
+    assert "HTTPS_PROXY" in failed["error"]
+
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{refused_port}")
+    failed = _fails_with(tenant, capsys, base, tmp_path)
+    assert "cannot reach the proxy" in failed["error"]
+    assert "HTTPS_PROXY" in failed["error"]
+
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
