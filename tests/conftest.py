@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.secret import generate_throwaway_key
+from rotator.secret import AppleKey, generate_throwaway_key, load_key
 
 if TYPE_CHECKING:
     from auth0_env import EmulatedTenant
@@ -73,6 +73,13 @@ def key_path(tmp_path: Path) -> Path:
     path = tmp_path / f"AuthKey_{KEY_ID}.p8"
     generate_throwaway_key(path)
     return path
+
+
+def other_key(tmp_path: Path, name: str = "other.p8") -> tuple[Path, AppleKey]:
+    """Another real Apple key (a .p8 file in ``tmp_path``): its path and the key loaded."""
+    path = tmp_path / name
+    generate_throwaway_key(path)
+    return path, load_key(path.read_bytes(), name)
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Tests for rotator.commands: the commands as functions, returning facts (no network needed).
 
-Then check_metrics_path through the real CLI: a --metrics-file that could not be written is
-refused before the emulator is contacted.
+Then through the real CLI against the emulator: check_metrics_path (a --metrics-file that
+could not be written is refused before anything is contacted), and `check-config --online`
+(look: a token, its scopes, each connection read, Apple shown the live secret and a fresh
+one, nothing written).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, run_cli, run_rotator
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, other_key, run_cli, run_rotator
 
 from rotator import commands, config
 from rotator.auth0_rules import SCOPES
@@ -166,3 +168,41 @@ def test_check_config_online_names_a_missing_write_scope(
     assert code == 1
     assert "the token lacks update:connections_options" in out
     assert narrow.patches() == []
+
+
+def test_check_config_online_reports_apples_verdict_on_each_live_secret(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check-config --online: accepted for a good live secret, FAILED for one Apple refuses."""
+    tenant.add("apple-good", client_secret=tenant.mint())
+    tenant.add("apple-bad", client_secret=tenant.mint(lifetime=200 * 86400))
+    config = tenant.write_config([("apple-good", SERVICES_ID), ("apple-bad", SERVICES_ID)])
+    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
+    assert code == 1
+    good = next(line for line in out.splitlines() if "online: apple-good" in line)
+    bad = next(line for line in out.splitlines() if "online: apple-bad" in line)
+    assert "Apple accepts the live secret" in good
+    assert "FAILED: Apple refused the live secret" in bad
+    assert tenant.patches() == []
+
+
+def test_check_config_online_shows_apple_a_fresh_secret_to_catch_a_mismatched_key(
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new key id with the old key: the live secret still passes, a fresh one does not: exit 1."""
+    tenant.add(client_secret=tenant.mint())
+    _, new_key = other_key(tmp_path, "new.p8")
+    tenant.emu.apple_register_key(TEAM_ID, "NEWKEY0001", new_key.public_key)
+    config = tmp_path / "half-changed.toml"
+    config.write_text(tenant.write_config().read_text()
+                      .replace(f'key_id = "{KEY_ID}"', 'key_id = "NEWKEY0001"'))
+    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
+    assert code == 1
+    line = next(x for x in out.splitlines() if "online: apple" in x)
+    assert "FAILED at apple_check" in line
+    assert "Apple refuses a secret minted now" in line
+    code, out, _ = run_cli("check-config", "--online", "--config", str(tenant.write_config()),
+                           capsys=capsys)
+    assert code == 0, out
+    assert "Apple accepts the live secret and a secret minted now" in out
+    assert tenant.patches() == []
