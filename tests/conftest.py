@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -310,6 +312,53 @@ def break_services_id(tenant: EmulatedTenant, connection: str) -> None:
     options = dict(tenant.stored(connection)["options"])
     options["client_id"] = "com.example.somebody-else"
     tenant.emu.set_connection_options(connection, options)
+
+
+# -- the environment variables rotator's source reads (test_docs, test_environment) ----------
+
+#: The repository's root.
+ROOT = Path(__file__).resolve().parents[1]
+#: Shaped like an environment variable (PATH, the one without an underscore, aside).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+#: Constants shaped like variables that are not (an ssl error name; os.open flags).
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED", "O_NONBLOCK", "O_NOCTTY"}
+
+
+def variables_read() -> set[str]:
+    """Every environment variable rotator reads, found by parsing its source.
+
+    A variable is a string constant of rotator's modules (the emulator aside)
+    shaped like one, except: the names rotator only *sets* for its hooks (the
+    keys of an ``env={...}`` argument), the names in ``__all__``, and
+    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
+    and the proxy variables wherever ``urllib.request.getproxies_environment``
+    reads them.
+    """
+    found: set[str] = set()
+    for path in (ROOT / "rotator").rglob("*.py"):
+        if "emulator" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "env" \
+                    and isinstance(node.value, ast.Dict):
+                skipped |= {id(key) for key in node.value.keys}
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                skipped |= {id(n) for n in ast.walk(node.value)}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
+                found.add("PATH")
+            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
+                found |= {"HTTPS_PROXY", "NO_PROXY"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
+                    and node.value not in NOT_VARIABLES:
+                found.add(node.value)
+    return found
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:

@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import variables_read
 
 from rotator import config, environment
 
@@ -28,11 +29,6 @@ _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
 #: Read by httpx and the standard library, as rotator.environment's docstring says.
 PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
-#: Shaped like an environment variable (PATH, the one without an underscore, aside).
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
-#: Constants of that shape that are no variable: an OpenSSL reason code.
-#: Constants shaped like variables that are not (an ssl error name; os.open flags).
-NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED", "O_NONBLOCK", "O_NOCTTY"}
 
 
 def prose(text: str) -> str:
@@ -159,43 +155,6 @@ def example_keys() -> set[str]:
         else:
             found.add(f"{section.removeprefix('connections.')}.{name}")
     tomllib.loads(text)  # and the file itself still parses
-    return found
-
-
-def variables_read() -> set[str]:
-    """Every environment variable rotator reads, found by parsing its source.
-
-    A variable is a string constant of rotator's modules (the emulator aside)
-    shaped like one, except: the names rotator only *sets* for its hooks (the
-    keys of an ``env={...}`` argument), the names in ``__all__``, and
-    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
-    and the proxy variables wherever ``urllib.request.getproxies_environment``
-    reads them.
-    """
-    found: set[str] = set()
-    for path in (ROOT / "rotator").rglob("*.py"):
-        if "emulator" in path.parts:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.keyword) and node.arg == "env" \
-                    and isinstance(node.value, ast.Dict):
-                skipped |= {id(key) for key in node.value.keys}
-            if isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-                skipped |= {id(n) for n in ast.walk(node.value)}
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "get" and node.args \
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
-                found.add("PATH")
-            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
-                found |= {"HTTPS_PROXY", "NO_PROXY"}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
-                    and node.value not in NOT_VARIABLES:
-                found.add(node.value)
     return found
 
 
