@@ -204,6 +204,52 @@ def test_contributing_module_map_names_every_module() -> None:
     assert set(rows) == {p.name for p in (ROOT / "rotator").glob("*.py")}
 
 
+#: What a tests/test_<name>.py may be named after besides a module: a shipped artefact that is
+#: no module, and the file or folder it is.
+ARTEFACT_TESTS = {
+    "alerts": "deploy/prometheus/rotator-rules.yaml",
+    "auth0_contract": "tests/contract/auth0-connections-oas.json",
+    "deploy": "deploy",
+    "docs": "docs",
+    "github_actions": "deploy/github-actions/rotate-apple-secret.yml",
+    "grafana": "deploy/grafana/rotator-dashboard.json",
+    "prometheus": "deploy/prometheus",
+}
+
+
+def subject_of(path: Path) -> Path | None:
+    """What tests/<...>/test_<name>.py is named after, or None when it is named after nothing.
+
+    A module of rotator/ (``test_<module>.py``), one of rotator/emulator/
+    (``test_emulator_<module>.py``, or ``test_<module>.py`` under tests/emulator/),
+    a helper module of tests/ (``test_fakes.py``), or an entry of ARTEFACT_TESTS.
+    """
+    name = path.stem.removeprefix("test_")
+    if path.parent.name == "emulator":
+        candidates = [ROOT / "rotator" / "emulator" / f"{name}.py"]
+    else:
+        candidates = [ROOT / "rotator" / f"{name}.py", ROOT / "tests" / f"{name}.py"]
+        if name.startswith("emulator_"):
+            module = name.removeprefix("emulator_")
+            candidates.append(ROOT / "rotator" / "emulator" / f"{module}.py")
+        if name in ARTEFACT_TESTS:
+            candidates.append(ROOT / ARTEFACT_TESTS[name])
+    return next((c for c in candidates if c.exists() and not c.stem.startswith("test_")), None)
+
+
+def test_each_test_file_is_named_after_a_module_or_a_shipped_artefact() -> None:
+    """tests/test_<name>.py is named after a module (rotator's, the emulator's, or a helper of
+    tests/) or an artefact ARTEFACT_TESTS names; each of those entries names a real file."""
+    files = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert files
+    unnamed = [str(f.relative_to(ROOT)) for f in files if subject_of(f) is None]
+    assert unnamed == [], (
+        "name each test file after the module it tests (tests/test_<module>.py, "
+        "tests/test_emulator_<module>.py), or add the artefact it tests to ARTEFACT_TESTS")
+    assert all((ROOT / artefact).exists() for artefact in ARTEFACT_TESTS.values())
+    assert {f"test_{name}.py" for name in ARTEFACT_TESTS} <= {f.name for f in files}
+
+
 def test_install_commands_never_use_the_system_pip() -> None:
     """No shown command runs pip or build with the system Python (PEP 668 refuses it)."""
     system_pip = re.compile(r"(?<![\w/.-])(?:python3?\s+-m\s+(?:pip|build)\b|pip3?\s+install\b)")
