@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
 import os
+import pty
+import re
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
 
-from rotator.secret import generate_throwaway_key
+from rotator.secret import AppleKey, generate_throwaway_key, load_key
+
+if TYPE_CHECKING:
+    from auth0_env import EmulatedTenant
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
@@ -65,6 +75,13 @@ def key_path(tmp_path: Path) -> Path:
     path = tmp_path / f"AuthKey_{KEY_ID}.p8"
     generate_throwaway_key(path)
     return path
+
+
+def other_key(tmp_path: Path, name: str = "other.p8") -> tuple[Path, AppleKey]:
+    """Another real Apple key (a .p8 file in ``tmp_path``): its path and the key loaded."""
+    path = tmp_path / name
+    generate_throwaway_key(path)
+    return path, load_key(path.read_bytes(), name)
 
 
 @pytest.fixture
@@ -168,6 +185,92 @@ def _in_process(args: tuple[str, ...], environ: dict[str, str], cwd: Path | None
     return Run(code, out.getvalue(), err.getvalue())
 
 
+@dataclass
+class Terminal:
+    """A running rotator whose stderr is a pseudo-terminal; what it has written so far."""
+
+    process: subprocess.Popen[str]
+    master: int
+    chunks: list[bytes] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def read_until_closed(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if not ready:
+                if self.process.poll() is not None:
+                    return
+                continue
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:  # EIO: every writer of the terminal is gone
+                return
+            if not data:
+                return
+            self.chunks.append(data)
+
+
+@contextlib.contextmanager
+def at_terminal(*args: str) -> Iterator[Terminal]:
+    """``python -m rotator ARGS`` with stderr on a pty and stdout on a pipe."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env.pop("SSL_CERT_FILE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotator", *args], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=slave, env=env, text=True,
+    )
+    os.close(slave)
+    terminal = Terminal(process, master)
+    reader = threading.Thread(target=terminal.read_until_closed, daemon=True)
+    reader.start()
+    try:
+        yield terminal
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        os.close(master)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def finish(terminal: Terminal, timeout: float = 60) -> tuple[int, str]:
+    """Wait for the process; its exit code and stdout."""
+    assert terminal.process.stdout is not None
+    out = terminal.process.stdout.read()
+    return terminal.process.wait(timeout=timeout), out
+
+
+#: Top-level packages `rotator --help` and `rotator mint` must not import.
+HEAVY = ("auth0", "apscheduler", "prometheus_client", "httpx")
+# Runs the command the entry point runs (rotator.cli.main: entry() then leaves with its
+# code, for mint through os._exit) and reports which modules it imported.
+PROBE = """
+import json, sys
+code = None
+try:
+    from rotator.cli import main
+    code = main(json.loads(sys.argv[1]))
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+print("PROBE " + json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def probe(args: list[str]) -> tuple[int, set[str]]:
+    """Run `rotator ARGS` in a fresh interpreter: its exit code and the modules it imported."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    found = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+    return found["code"], set(found["modules"])
+
+
 def promtool_path() -> str:
     """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
     import shutil
@@ -177,6 +280,84 @@ def promtool_path() -> str:
     if found is None:
         pytest.fail("promtool is not installed: run `make test`, which puts it at "
                     ".venv/bin/promtool (scripts/install-promtool)")
+    return found
+
+
+# -- metrics files (--metrics-file) -------------------------------------------------------
+
+
+def samples(path: Path) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """The file's samples: metric name -> {sorted labels: value}."""
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def one(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str) -> float:
+    """The value of an unlabelled metric."""
+    (value,) = found[name].values()
+    return value
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``promtool ARGS`` (see :func:`promtool_path`), ``stdin`` fed to it; never raises on exit."""
+    return subprocess.run([promtool_path(), *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def break_services_id(tenant: EmulatedTenant, connection: str) -> None:
+    """Make the stored connection name another Services ID: rotator refuses it at step read."""
+    options = dict(tenant.stored(connection)["options"])
+    options["client_id"] = "com.example.somebody-else"
+    tenant.emu.set_connection_options(connection, options)
+
+
+# -- the environment variables rotator's source reads (test_docs, test_environment) ----------
+
+#: The repository's root.
+ROOT = Path(__file__).resolve().parents[1]
+#: Shaped like an environment variable (PATH, the one without an underscore, aside).
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+#: Constants shaped like variables that are not (an ssl error name; os.open flags).
+NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED", "O_NONBLOCK", "O_NOCTTY"}
+
+
+def variables_read() -> set[str]:
+    """Every environment variable rotator reads, found by parsing its source.
+
+    A variable is a string constant of rotator's modules (the emulator aside)
+    shaped like one, except: the names rotator only *sets* for its hooks (the
+    keys of an ``env={...}`` argument), the names in ``__all__``, and
+    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
+    and the proxy variables wherever ``urllib.request.getproxies_environment``
+    reads them.
+    """
+    found: set[str] = set()
+    for path in (ROOT / "rotator").rglob("*.py"):
+        if "emulator" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "env" \
+                    and isinstance(node.value, ast.Dict):
+                skipped |= {id(key) for key in node.value.keys}
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                skipped |= {id(n) for n in ast.walk(node.value)}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "get" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
+                found.add("PATH")
+            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
+                found |= {"HTTPS_PROXY", "NO_PROXY"}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
+                    and node.value not in NOT_VARIABLES:
+                found.add(node.value)
     return found
 
 
@@ -242,6 +423,26 @@ def assert_refused(run: Run, *needles: str, secrets: tuple[str, ...] | list[str]
         assert needle in lines[0], (needle, lines[0])
     for secret in secrets:
         assert secret not in run.output
+
+
+def pieces(value: str, size: int = 20) -> set[str]:
+    """Every ``size``-character piece of a secret."""
+    return {value[i:i + size] for i in range(max(1, len(value) - size + 1))}
+
+
+def assert_no_piece(output: str, *secrets: str) -> None:
+    """No secret, nor any 20-character piece of one, anywhere in ``output``."""
+    for value in secrets:
+        leaked = [p for p in pieces(value) if p in output]
+        assert not leaked, leaked[:3]
+
+
+def dump_hook(tmp_path: Path, body: str) -> Path:
+    """An executable ``/bin/sh`` script ``hook.sh`` in ``tmp_path`` running ``body``."""
+    path = tmp_path / "hook.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
 
 
 @pytest.fixture

@@ -8,13 +8,17 @@ names) and naming them once, so that linters see them used.
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Run, run_rotator
 
 from rotator.emulator import Emulator
 
@@ -110,3 +114,42 @@ def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict
     assert body["statusCode"] == status
     assert body["errorCode"] == code
     return body
+
+
+# -- `rotator emulator` as a child process --------------------------------------------
+
+
+@contextmanager
+def emulator(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`rotator emulator ARGS` started in ``folder``; its output up to "Ctrl-C to stop."."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(
+        [sys.executable, "-m", "rotator", "emulator", *args], cwd=folder,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + 60
+            while not lines or not lines[-1].startswith("Ctrl-C"):
+                assert time.monotonic() < deadline, lines
+                line = proc.stdout.readline()
+                assert line, "".join(lines) + (proc.stderr.read() if proc.stderr else "")
+                lines.append(line)
+            yield proc, "".join(lines)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def stop(proc: subprocess.Popen[str], signum: int) -> int:
+    """Send ``signum`` and return the exit code (within a deadline)."""
+    proc.send_signal(signum)
+    return proc.wait(timeout=15)
+
+
+def elsewhere(tmp_path: Path, *args: str) -> Run:
+    """A rotator command run from a folder that is not the configuration's."""
+    other = tmp_path / "elsewhere"
+    other.mkdir(exist_ok=True)
+    return run_rotator(*args, cwd=other)

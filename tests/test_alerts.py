@@ -6,12 +6,16 @@ package); its tests must hold a firing and a quiet case for every alert, and
 must fail when a rule is changed under them. The Prometheus Operator copy,
 deploy/kubernetes/prometheusrule.yaml, must carry the very same groups and the
 shape the operator's CRD accepts. Every metric an alert reads must be one that
-rotator exports, and deploy/README.md must explain every alert.
+rotator exports, and deploy/README.md must explain every alert. Fed the files
+real `run-once`/`run-now --metrics-file` runs wrote, the cron alerts fire and
+stay quiet as documented.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,9 @@ from typing import Any
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import promtool_path
+from auth0_env import EmulatedTenant
+from conftest import break_services_id, one, promtool, promtool_path, run_cli, samples
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
@@ -279,3 +285,88 @@ def test_deploy_readme_explains_every_alert() -> None:
         assert f"`{name}`" in section, name
     assert "promtool test rules deploy/prometheus/rotator-rules.test.yaml" in section
     assert "textfile" in section
+
+
+# -- the shipped cron alerts read what rotator's --metrics-file wrote -------------------------
+
+
+def _input_series(prom: Path, instance: str, count: int) -> list[dict[str, str]]:
+    """The file's samples as node_exporter would expose them, ``count`` times, the run at time 0.
+
+    Each sample gets node_exporter's job and instance labels; timestamps are
+    shifted by the run's own time, so the run happened at time 0.
+    """
+    text = prom.read_text(encoding="utf-8")
+    ran = one(samples(prom), "rotator_last_run_timestamp_seconds")
+    series = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            value = sample.value
+            if sample.name.endswith("_timestamp_seconds"):
+                value -= ran
+            tags = {**sample.labels, "job": "node", "instance": instance}
+            selector = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(tags.items()))
+            series.append({"series": f"{sample.name}{{{selector}}}",
+                           "values": f"{value:.0f}x{count}"})
+    return series
+
+
+def test_shipped_cron_alerts_fire_on_files_rotator_wrote(
+    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RotatorRunFailed and RotatorRunsStopped, fed real files, fire and stay quiet as documented.
+
+    host-a ran with a failing post_rotate hook (run failed, every check passed):
+    RotatorRunFailed fires for it. host-b's connection failed at read:
+    RotatorCheckFailing speaks for it, RotatorRunFailed does not. Neither ran
+    again: RotatorRunsStopped fires for both after 26 hours, not before.
+    """
+    false = shutil.which("false")
+    assert false is not None
+    tenant.add()
+    hook_failed, read_failed = tmp_path / "a.prom", tmp_path / "b.prom"
+    cfg = tenant.write_config(extra=f"[hooks]\npost_rotate = {json.dumps([false])}\n")
+    run = run_cli("run-now", "--config", str(cfg), "--metrics-file", str(hook_failed),
+                  capsys=capsys)
+    assert run.code == 1, run.stderr
+    break_services_id(tenant, "apple")
+    run = run_cli("run-once", "--config", str(tenant.write_config()),
+                  "--metrics-file", str(read_failed), capsys=capsys)
+    assert run.code == 1, run.stderr
+
+    # The shipped expressions, `for:` and labels; their wording is tested in
+    # deploy/prometheus/rotator-rules.test.yaml, so the annotations are left out.
+    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    samples_every, minutes = 5, 28 * 60
+    node = {"job": "node", "severity": "warning"}
+    alerts: list[dict[str, Any]] = [
+        {"eval_time": "3h", "alertname": "RotatorRunFailed",
+         "exp_alerts": [{"exp_labels": {**node, "instance": "host-a:9100"}}]},
+        {"eval_time": "3h", "alertname": "RotatorCheckFailing",
+         "exp_alerts": [{"exp_labels": {**node, "instance": "host-b:9100",
+                                        "tenant": tenant.emu.domain, "connection": "apple"}}]},
+        {"eval_time": "25h", "alertname": "RotatorRunsStopped", "exp_alerts": []},
+        {"eval_time": "27h", "alertname": "RotatorRunsStopped",
+         "exp_alerts": [{"exp_labels": {**node, "instance": "host-a:9100"}},
+                        {"exp_labels": {**node, "instance": "host-b:9100"}}]},
+        {"eval_time": "3h", "alertname": "RotatorMetricsAbsent", "exp_alerts": []},
+        {"eval_time": "3h", "alertname": "RotatorSecretExpiresSoon", "exp_alerts": []},
+    ]
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": f"{samples_every}m",
+            "input_series": [*_input_series(hook_failed, "host-a:9100", minutes // samples_every),
+                             *_input_series(read_failed, "host-b:9100", minutes // samples_every)],
+            "alert_rule_test": alerts,
+        }],
+    }
+    (tmp_path / "rules.test.yaml").write_text(yaml.safe_dump(tests))
+
+    proc = promtool("test", "rules", str(tmp_path / "rules.test.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,4 +1,5 @@
-"""Asking Apple (issue 7): never publish a secret Apple refuses, and watch the live one.
+"""Tests for rotator.apple, asking Apple (issue 7): never publish a secret Apple refuses, and
+watch the live one.
 
 Every test runs rotator's real HTTP client against the emulator over TLS; the
 emulator plays Apple's token endpoint with Apple's rules for a client secret.
@@ -11,10 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
-from conftest import named, run_cli
+from auth0_env import KEY_ID, TEAM_ID, EmulatedTenant
+from conftest import named, other_key, run_cli
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault
@@ -22,18 +22,8 @@ from rotator.emulator import Emulator, Fault
 LIKELY = ("apple.team_id", "apple.key_id", "revoked", "Services ID", "clock")
 
 
-
-
-
-
 def apple_requests(emu: Emulator) -> list[Any]:
     return [r for r in emu.journal if r.path == "/auth/token"]
-
-
-def other_key(tmp_path: Path, name: str = "other.p8") -> tuple[Path, secret.AppleKey]:
-    path = tmp_path / name
-    secret.generate_throwaway_key(path)
-    return path, secret.load_key(path.read_bytes(), name)
 
 
 def test_new_secret_is_shown_to_apple_before_the_patch_and_is_what_is_stored(
@@ -192,20 +182,6 @@ def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
     assert "apple.check = false" in failed["error"]
 
 
-
-def test_status_with_apple_failing_counts_the_failure_it_exits_on(
-    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """status, Apple not answering usably: exit 1, run.finished failed=1, healthy false."""
-    tenant.add(client_secret=tenant.mint())
-    tenant.emu.inject(Fault(path="/auth/token", status=418, times=None))  # not retried
-    code, out, err = run_cli("status", "--json", "--config", str(tenant.write_config()),
-                             capsys=capsys)
-    [row] = json.loads(out)
-    [finished] = named(err, "run.finished")
-    assert (code, row["apple"], row["healthy"]) == (1, "unknown", False), err
-    assert finished["failed"] == 1
-
 def test_apple_answering_503_twice_then_normally_lets_the_rotation_through(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -236,44 +212,6 @@ def test_apple_check_off_asks_nothing_and_says_so(
     assert "client_secret" in tenant.stored(conn["id"])["options"]
 
 
-def test_check_config_online_reports_apples_verdict_on_each_live_secret(
-    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """check-config --online: accepted for a good live secret, FAILED for one Apple refuses."""
-    tenant.add("apple-good", client_secret=tenant.mint())
-    tenant.add("apple-bad", client_secret=tenant.mint(lifetime=200 * 86400))
-    config = tenant.write_config([("apple-good", SERVICES_ID), ("apple-bad", SERVICES_ID)])
-    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
-    assert code == 1
-    good = next(line for line in out.splitlines() if "online: apple-good" in line)
-    bad = next(line for line in out.splitlines() if "online: apple-bad" in line)
-    assert "Apple accepts the live secret" in good
-    assert "FAILED: Apple refused the live secret" in bad
-    assert tenant.patches() == []
-
-
-def test_check_config_online_shows_apple_a_fresh_secret_to_catch_a_mismatched_key(
-    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A new key id with the old key: the live secret still passes, a fresh one does not: exit 1."""
-    tenant.add(client_secret=tenant.mint())
-    _, new_key = other_key(tmp_path, "new.p8")
-    tenant.emu.apple_register_key(TEAM_ID, "NEWKEY0001", new_key.public_key)
-    config = tmp_path / "half-changed.toml"
-    config.write_text(tenant.write_config().read_text()
-                      .replace(f'key_id = "{KEY_ID}"', 'key_id = "NEWKEY0001"'))
-    code, out, _ = run_cli("check-config", "--online", "--config", str(config), capsys=capsys)
-    assert code == 1
-    line = next(x for x in out.splitlines() if "online: apple" in x)
-    assert "FAILED at apple_check" in line
-    assert "Apple refuses a secret minted now" in line
-    code, out, _ = run_cli("check-config", "--online", "--config", str(tenant.write_config()),
-                           capsys=capsys)
-    assert code == 0, out
-    assert "Apple accepts the live secret and a secret minted now" in out
-    assert tenant.patches() == []
-
-
 def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -297,19 +235,6 @@ def test_readiness_and_gauge_say_when_apple_refuses_the_live_secret(
         assert "Apple refuses the live secret" in why
     finally:
         service.stop()
-
-
-def test_the_minted_secret_is_backdated_so_a_clock_a_little_ahead_still_passes(
-    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """With this host 30 s ahead of Apple, the new secret's iat is still in Apple's past."""
-    conn = tenant.add(client_secret=None)
-    tenant.emu.apple_clock_offset = -30  # Apple's clock 30 s behind ours
-    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
-    assert code == 0, err
-    stored = tenant.stored(conn["id"])["options"]["client_secret"]
-    iat = jwt.decode(stored, options={"verify_signature": False})["iat"]
-    assert iat <= time.time() - 59
 
 
 # -- a verdict only from Apple's documented answer (issue 19) -----------------------------

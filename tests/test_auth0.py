@@ -1,18 +1,22 @@
-"""The Auth0 border: pacing by rate-limit headers, TLS trust, error wording."""
+"""Tests for rotator.auth0, the Auth0 border: pacing by rate-limit headers, the lock over the
+secrets seen in answers, writing exactly the body intended, reading a connection by name or id."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from auth0_env import SERVICES_ID, EmulatedTenant
+from conftest import named, run_cli
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant
 from rotator.client_auth import ClientSecret
-from rotator.net import DeadlineHolder, describe, ssl_context
-from rotator.settings import Auth0Settings, Trust
+from rotator.jsonvalue import same
+from rotator.net import DeadlineHolder
+from rotator.settings import Auth0Settings
 
 
 def _response(remaining: int, reset: float, limit: int = 2) -> httpx.Response:
@@ -84,44 +88,6 @@ def test_a_pacing_pause_of_more_than_a_second_is_logged_before_it_starts() -> No
     assert "x-ratelimit-remaining: 0" in event["because"]
 
 
-def test_ca_bundle_is_trusted_on_top_of_the_system_store(tmp_path: Path) -> None:
-    """ssl_context adds ca_bundle's certificates to what the system store trusts."""
-    import trustme
-
-    ca = trustme.CA()
-    bundle = tmp_path / "corp-ca.pem"
-    bundle.write_bytes(ca.cert_pem.bytes())
-    plain = ssl_context(Trust())
-    extended = ssl_context(Trust(bundle))
-    assert extended.verify_mode == ssl.CERT_REQUIRED
-    assert extended.check_hostname
-    assert len(extended.get_ca_certs()) == len(plain.get_ca_certs()) + 1
-
-
-def test_transport_errors_are_described_without_details() -> None:
-    """Transport failures become short, secret-free phrases an operator can act on."""
-    request = httpx.Request("GET", "https://t.example/")
-    verify = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] ...", request=request)
-    url = "https://t.example/"
-    assert "ca_bundle" in describe(verify, url, "auth0.domain")
-    timeout = describe(httpx.ReadTimeout("slow", request=request), url, "auth0.domain")
-    assert timeout == "t.example timed out (ReadTimeout)"
-    assert "closed the connection" in describe(
-        httpx.RemoteProtocolError("Server disconnected", request=request), url, "auth0.domain"
-    )
-
-
-def test_ssl_cert_file_adds_to_the_system_store(tmp_path: Path, monkeypatch: Any) -> None:
-    """SSL_CERT_FILE adds its CA; the system's CAs stay trusted (OpenSSL alone would drop them)."""
-    import trustme
-
-    plain = len(ssl_context(Trust()).get_ca_certs())
-    bundle = tmp_path / "extra.pem"
-    bundle.write_bytes(trustme.CA().cert_pem.bytes())
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    assert len(ssl_context(Trust()).get_ca_certs()) == plain + 1
-
-
 class _OwnedSet(set[str]):
     """A set that refuses to be touched unless its owner's lock is held."""
 
@@ -150,3 +116,86 @@ def test_secrets_seen_in_answers_are_kept_under_the_tenants_lock() -> None:
     finally:
         tenant.close()
     assert logs.scrub("live-secret-123") == "live-secret-123"
+
+
+# -- exactly what was read ------------------------------------------------------
+
+#: Option keys auth0-python's typed update would rename (to camelCase aliases).
+ALIAS_LIKE: dict[str, Any] = {
+    "use_oauth_spec_scope": True,
+    "useOauthSpecScope": False,
+    "password_policy": "good",
+    "custom_scripts": {"login": "function () {}"},
+    "thumbprints_sha_384": ["ab", "cd"],
+    "enabled_database_customization": False,
+    "enabledDatabaseCustomization": True,
+    "validation": {"username": {"min": 1, "max": 15}, "secret_base_64_encoded": True},
+    "typed": {"zero": 0, "false": False, "one": 1, "one_point_oh": 1.0, "true": True,
+              "null": None, "list": [0, False, 1.0, None, True]},
+}
+
+
+def test_alias_like_keys_and_typed_values_are_sent_and_stored_exactly(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys the SDK would rename, nested ones and 0/false/1/1.0/true/null travel unchanged."""
+    options = {"client_id": SERVICES_ID, **ALIAS_LIKE}
+    conn = tenant.emu.add_connection({"name": "apple", "strategy": "oauth2",
+                                      "display_name": "Apple", "options": options})
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    [patch] = tenant.patches()
+    sent = dict(patch.body["options"])
+    new = sent.pop("client_secret")
+    assert same(sent, options)
+    stored = tenant.stored(conn["id"])["options"]
+    assert stored["client_secret"] == new
+    assert same({k: v for k, v in stored.items() if k != "client_secret"}, options)
+
+
+def test_a_patch_body_other_than_the_one_intended_is_never_sent(tenant: EmulatedTenant) -> None:
+    """The Auth0 client refuses to send a PATCH it was not asked for; nothing reaches Auth0."""
+    from rotator.auth0 import Tenant as Auth0Tenant
+    from rotator.client_auth import ClientSecret
+    from rotator.deadline import Deadline
+    from rotator.errors import Auth0WriteError
+    from rotator.settings import Auth0Settings, Trust
+
+    conn = tenant.add(client_secret=None)
+    side = Auth0Tenant(Auth0Settings(domain=tenant.emu.domain, client_id=tenant.client_id,
+                                     auth=ClientSecret(tenant.client_secret),
+                                     trust=Trust(Path(tenant.emu.ca_pem_path))))
+    side.serve(Deadline(30))
+    try:
+        with pytest.raises(Auth0WriteError, match="refused to send a PATCH"):
+            side.http.patch(f"{tenant.emu.base_url}/api/v2/connections/{conn['id']}",
+                            json={"options": {"client_id": SERVICES_ID}})
+    finally:
+        side.close()
+    assert tenant.patches() == []
+
+
+# -- reading a connection by name or by id -----------------------------------------------------
+
+
+def test_connection_can_be_named_by_id(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A con_ id in `connection` reads the connection by id and rotates it."""
+    conn = tenant.add(client_secret=None)
+    config = tenant.write_config([(conn["id"], SERVICES_ID)])
+    code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+    assert code == 0, err
+    assert any(r.path == f"/api/v2/connections/{conn['id']}" and r.method == "GET"
+               for r in tenant.emu.journal)
+    assert "client_secret" in tenant.stored(conn["id"])["options"]
+
+
+def test_missing_connection_fails_clearly(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A connection name that does not exist fails that connection with a clear message."""
+    code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 1
+    [failed] = named(err, "rotation.failed")
+    assert "no connection named 'apple'" in failed["error"]

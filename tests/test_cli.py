@@ -1,9 +1,11 @@
-"""Tests for rotator.cli: help, version, lazy imports, mint and check-config end to end."""
+"""Tests for rotator.cli: help, version, lazy imports, mint and check-config end to end,
+and what the first Ctrl-C says at a terminal."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,13 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_rotator
+from auth0_env import EmulatedTenant
+from conftest import (
+    _PREFIXES,
+    HEAVY,
+    KEY_ID,
+    PROBE,
+    SERVICES_ID,
+    TEAM_ID,
+    at_terminal,
+    finish,
+    probe,
+    run_rotator,
+    wait_for,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
 from rotator import __version__
+from rotator.emulator import Fault
 
 COMMANDS = {
     "start": "run as a service",
@@ -28,21 +44,7 @@ COMMANDS = {
     "check-config": "validate configuration and key offline",
     "demo": "the whole flow on this machine",
 }
-HEAVY = ("auth0", "apscheduler", "prometheus_client", "httpx")
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
-# Runs the command the entry point runs (rotator.cli.main: entry() then leaves with its
-# code, for mint through os._exit) and reports which modules it imported.
-PROBE = """
-import json, sys
-code = None
-try:
-    from rotator.cli import main
-    code = main(json.loads(sys.argv[1]))
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.flush()
-print("PROBE " + json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
-"""
 
 
 def pem_lines(path: Path) -> list[str]:
@@ -140,6 +142,14 @@ def test_the_rotation_steps_import_no_network_library() -> None:
     modules = set(json.loads(proc.stdout))
     assert "rotator.rotation" in modules
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
+
+
+def test_help_lists_emulator_without_importing_it() -> None:
+    """`rotator --help` names the emulator command but imports no part of the emulator."""
+    code, modules = probe(["--help"])
+    assert code == 0
+    assert not {m for m in modules if m.startswith("rotator.emulator")}
+
 
 # --- mint -------------------------------------------------------------------------------
 
@@ -377,3 +387,48 @@ def test_mint_with_one_name_in_two_tenants_suggests_each_tenant(
     picked = run_rotator("mint", "--config", str(conf), "--connection", "two.eu.auth0.com/apple")
     assert picked.code == 0, picked.output
     assert decode(picked.stdout.strip(), key_path)[1]["sub"] == SERVICES_ID
+
+
+# --- Ctrl-C with a person at the terminal (stderr on a pty) or not -----------------------
+
+
+def test_first_ctrl_c_says_what_is_finishing_and_the_second_stops_at_once(
+    tenant: EmulatedTenant,
+) -> None:
+    """Ctrl-C while Apple is slow: a line naming apple and its step; a second Ctrl-C exits 130."""
+    tenant.add()
+    tenant.emu.inject(Fault(path="/auth/token", delay=30))
+    with at_terminal("run-now", "--config", str(tenant.write_config())) as terminal:
+        wait_for(lambda: ("POST", "/auth/token") in tenant.emu.in_flight(), 30,
+                 "rotator asking Apple")
+        terminal.process.send_signal(signal.SIGINT)
+        wait_for(lambda: "Press Ctrl-C again" in terminal.text, 10, "the first Ctrl-C's line")
+        assert terminal.process.poll() is None  # still finishing
+        terminal.process.send_signal(signal.SIGINT)
+        code, _ = finish(terminal, timeout=10)  # long before the 30 s answer
+
+    assert code == 130, terminal.text
+    assert "rotator: interrupted; finishing apple (at apple_check)" in terminal.text
+    assert "stops before its write" in terminal.text
+
+
+def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: EmulatedTenant) -> None:
+    """stderr on a pipe: a SIGINT stops the run as before, with no line meant for a person."""
+    tenant.add()
+    tenant.emu.inject(Fault(path="/auth/token", delay=2))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rotator", "run-now", "--config", str(tenant.write_config())],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)},
+    )
+    try:
+        wait_for(lambda: ("POST", "/auth/token") in tenant.emu.in_flight(), 30,
+                 "rotator asking Apple")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "Press Ctrl-C again" not in err
+    assert out.splitlines()[-1].endswith("0 failed, 1 interrupted"), out

@@ -1,4 +1,5 @@
-"""Tests for one wall-clock deadline per request (rotator.net): no trickle outlives it."""
+"""Tests for rotator.deadline: one wall-clock deadline per run and per request (enforced in
+rotator.net): no trickle nor Retry-After outlives it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from auth0_env import SERVICES_ID, EmulatedTenant
+from conftest import named, run_cli
 
 from rotator.apple import Apple
 from rotator.deadline import Deadline
@@ -59,3 +61,25 @@ def test_auth0_answer_trickling_bytes_ends_at_the_deadline(
         side.close()
     took = time.monotonic() - began
     assert took < 6.0, f"the trickled answer held the request {took:.1f} s (deadline 2 s)"
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(Fault(method="GET", path="/api/v2/", status=429, retry_after=3600),
+                 id="retry-after-3600"),
+    pytest.param(Fault(method="GET", path="/api/v2/", trickle=0.5), id="trickling-answer"),
+])
+def test_the_run_ends_by_its_deadline(
+    tenant: EmulatedTenant, fault: Fault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Retry-After of an hour, or an answer a byte at a time: the run ends at its deadline."""
+    tenant.add(client_secret=None)
+    tenant.emu.inject(fault)
+    config = tenant.write_config(extra='[schedule]\ndeadline = "3s"\n')
+    began = time.monotonic()
+    code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+    assert time.monotonic() - began < 6
+    assert code == 1
+    [failed] = named(err, "rotation.failed")
+    assert failed["step"] == "read"
+    assert "deadline of 3 s" in failed["error"]
+    assert tenant.patches() == []

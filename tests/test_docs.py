@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import variables_read
 
 from rotator import config, environment
 
@@ -28,11 +29,6 @@ _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
 #: Read by httpx and the standard library, as rotator.environment's docstring says.
 PROXY_VARIABLES = {"HTTPS_PROXY", "NO_PROXY"}
-#: Shaped like an environment variable (PATH, the one without an underscore, aside).
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
-#: Constants of that shape that are no variable: an OpenSSL reason code.
-#: Constants shaped like variables that are not (an ssl error name; os.open flags).
-NOT_VARIABLES = {"CERTIFICATE_VERIFY_FAILED", "O_NONBLOCK", "O_NOCTTY"}
 
 
 def prose(text: str) -> str:
@@ -162,43 +158,6 @@ def example_keys() -> set[str]:
     return found
 
 
-def variables_read() -> set[str]:
-    """Every environment variable rotator reads, found by parsing its source.
-
-    A variable is a string constant of rotator's modules (the emulator aside)
-    shaped like one, except: the names rotator only *sets* for its hooks (the
-    keys of an ``env={...}`` argument), the names in ``__all__``, and
-    :data:`NOT_VARIABLES`. ``PATH`` counts where it is looked up (``.get``),
-    and the proxy variables wherever ``urllib.request.getproxies_environment``
-    reads them.
-    """
-    found: set[str] = set()
-    for path in (ROOT / "rotator").rglob("*.py"):
-        if "emulator" in path.parts:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.keyword) and node.arg == "env" \
-                    and isinstance(node.value, ast.Dict):
-                skipped |= {id(key) for key in node.value.keys}
-            if isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-                skipped |= {id(n) for n in ast.walk(node.value)}
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "get" and node.args \
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "PATH":
-                found.add("PATH")
-            if isinstance(node, ast.Attribute) and node.attr == "getproxies_environment":
-                found |= {"HTTPS_PROXY", "NO_PROXY"}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and _ENV_NAME.match(node.value) and id(node) not in skipped \
-                    and node.value not in NOT_VARIABLES:
-                found.add(node.value)
-    return found
-
-
 def test_variables_are_found_by_parsing_the_code() -> None:
     """The scan finds what the loader maps and what other modules read, not what hooks get."""
     found = variables_read()
@@ -243,6 +202,52 @@ def test_contributing_module_map_names_every_module() -> None:
     rows = re.findall(r"^\| `([\w.]+\.py)` \|", section, re.M)
     assert len(rows) == len(set(rows)), "a module has two rows"
     assert set(rows) == {p.name for p in (ROOT / "rotator").glob("*.py")}
+
+
+#: What a tests/test_<name>.py may be named after besides a module: a shipped artefact that is
+#: no module, and the file or folder it is.
+ARTEFACT_TESTS = {
+    "alerts": "deploy/prometheus/rotator-rules.yaml",
+    "auth0_contract": "tests/contract/auth0-connections-oas.json",
+    "deploy": "deploy",
+    "docs": "docs",
+    "github_actions": "deploy/github-actions/rotate-apple-secret.yml",
+    "grafana": "deploy/grafana/rotator-dashboard.json",
+    "prometheus": "deploy/prometheus",
+}
+
+
+def subject_of(path: Path) -> Path | None:
+    """What tests/<...>/test_<name>.py is named after, or None when it is named after nothing.
+
+    A module of rotator/ (``test_<module>.py``), one of rotator/emulator/
+    (``test_emulator_<module>.py``, or ``test_<module>.py`` under tests/emulator/),
+    a helper module of tests/ (``test_fakes.py``), or an entry of ARTEFACT_TESTS.
+    """
+    name = path.stem.removeprefix("test_")
+    if path.parent.name == "emulator":
+        candidates = [ROOT / "rotator" / "emulator" / f"{name}.py"]
+    else:
+        candidates = [ROOT / "rotator" / f"{name}.py", ROOT / "tests" / f"{name}.py"]
+        if name.startswith("emulator_"):
+            module = name.removeprefix("emulator_")
+            candidates.append(ROOT / "rotator" / "emulator" / f"{module}.py")
+        if name in ARTEFACT_TESTS:
+            candidates.append(ROOT / ARTEFACT_TESTS[name])
+    return next((c for c in candidates if c.exists() and not c.stem.startswith("test_")), None)
+
+
+def test_each_test_file_is_named_after_a_module_or_a_shipped_artefact() -> None:
+    """tests/test_<name>.py is named after a module (rotator's, the emulator's, or a helper of
+    tests/) or an artefact ARTEFACT_TESTS names; each of those entries names a real file."""
+    files = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert files
+    unnamed = [str(f.relative_to(ROOT)) for f in files if subject_of(f) is None]
+    assert unnamed == [], (
+        "name each test file after the module it tests (tests/test_<module>.py, "
+        "tests/test_emulator_<module>.py), or add the artefact it tests to ARTEFACT_TESTS")
+    assert all((ROOT / artefact).exists() for artefact in ARTEFACT_TESTS.values())
+    assert {f"test_{name}.py" for name in ARTEFACT_TESTS} <= {f.name for f in files}
 
 
 def test_install_commands_never_use_the_system_pip() -> None:

@@ -1,15 +1,21 @@
-"""Tests for rotator.due: each condition of the due rule, alone, at stated instants."""
+"""Tests for rotator.due: each condition of the due rule, alone, at stated instants.
+
+Then the rule in whole runs against the emulator: each due condition makes run-once rotate,
+and a secret just written is not due.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, named, run_cli
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import due, secret
@@ -268,3 +274,68 @@ def test_local_reason_wins_when_apple_also_refuses(
     verdict = due.assess(minted(apple_key), expected, SCHEDULE, now=NOW + 31 * DAY,
                          apple="refused")
     assert (verdict.due, verdict.reason) == (True, due.AGE)
+
+
+# -- the rule in whole runs against the emulator ---------------------------------------------
+
+
+def test_run_once_after_run_now_sends_no_patch(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Right after a rotation nothing is due, so run-once writes nothing."""
+    tenant.add(client_secret=None)
+    config = str(tenant.write_config())
+    assert run_cli("run-now", "--config", config, capsys=capsys)[0] == 0
+    tenant.emu.clear_journal()
+
+    code, _, err = run_cli("run-once", "--config", config, capsys=capsys)
+
+    assert code == 0
+    assert tenant.patches() == []
+    [checked] = named(err, "rotation.checked")
+    assert checked["due"] is False
+    assert checked["reason"] == "not_due"
+
+
+def _hs256(tenant: EmulatedTenant) -> str:
+    return jwt.encode({"iss": "ABCDE12345", "sub": SERVICES_ID}, "a-shared-key-32-bytes-long......",
+                      algorithm="HS256")
+
+
+def _other_key(tenant: EmulatedTenant, tmp_path: Path) -> str:
+    path = tmp_path / "other.p8"
+    secret.generate_throwaway_key(path)
+    other = secret.load_key(path.read_bytes(), "other")
+    return secret.mint(other, team_id="ABCDE12345", key_id="ABC123DEFG",
+                       services_id=SERVICES_ID, lifetime=86400 * 180, now=int(time.time()))
+
+
+DUE_CASES: dict[str, Any] = {
+    "no_secret": lambda t, p: None,
+    "not_es256_jwt": lambda t, p: _hs256(t),
+    "kid_mismatch": lambda t, p: t.mint(key_id="ZZZZZZZZZZ"),
+    "iss_mismatch": lambda t, p: t.mint(team_id="ZZZZZZZZZZ"),
+    "sub_mismatch": lambda t, p: t.mint(services_id="com.example.other"),
+    "signature_mismatch": _other_key,
+    "age": lambda t, p: t.mint(age=31 * 86400),
+    "expiring": lambda t, p: t.mint(lifetime=2 * 86400),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(DUE_CASES))
+def test_each_due_condition_triggers_a_rotation(
+    reason: str, tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of the four due conditions, alone, makes run-once rotate, and the log says which."""
+    live = DUE_CASES[reason](tenant, tmp_path)
+    conn = tenant.add(client_secret=live)
+    if live is None:
+        assert "client_secret" not in conn["options"]
+
+    code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
+
+    assert code == 0, err
+    [checked] = named(err, "rotation.checked")
+    assert (checked["due"], checked["reason"]) == (True, reason)
+    assert len(tenant.patches()) == 1
+    assert tenant.stored(conn["id"])["options"]["client_secret"] != live

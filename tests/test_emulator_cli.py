@@ -1,4 +1,7 @@
-"""Tests for `python -m rotator.emulator`: serving, --help, Apple keys from another shell."""
+"""Tests for rotator.emulator.cli: `python -m rotator.emulator` (serving, --help, Apple keys
+from another shell) and `rotator emulator`, the same serve from any install, in the trap
+states the README warns about, each giving the failure the README lists.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import HEAVY, probe, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from emulator_helpers import sample_emulator
+from emulator_helpers import elsewhere, emulator, sample_emulator, stop
 
 from rotator import secret as rotator_secret
 from rotator.emulator import Emulator, cli
+from rotator.emulator import cli as emulator_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TEAM, KID, SID = "CLITEAM001", "CLIKEY0001", "com.example.webapp"
@@ -253,3 +258,95 @@ def test_serve_with_a_client_that_has_only_a_public_key(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     assert not key.exists()
+
+
+# -- `rotator emulator`: the same serve from any install, its trap states ------------------
+
+
+def test_ctrl_c_stops_it_with_exit_0(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) stops a serving emulator; it exits 0."""
+    with emulator(tmp_path) as (proc, printed):
+        assert "domain:" in printed
+        assert stop(proc, signal.SIGINT) == 0
+
+
+def test_missing_scope_fails_as_documented(tmp_path: Path) -> None:
+    """--missing-scope read:connections_options: check-config --online and run-now name it."""
+    config = tmp_path / "rotator.toml"
+    with emulator(tmp_path, "--write-config", str(config),
+                  "--missing-scope", "read:connections_options") as (proc, printed):
+        assert "(missing: read:connections_options)" in printed
+        checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert checked.code == 1, checked.output
+        assert "came back without options" in checked.stdout
+        rotated = elsewhere(tmp_path, "run-now", "--config", str(config))
+        assert rotated.code == 1, rotated.output
+        assert "came back without options" in rotated.stderr
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_native_apple_fails_as_documented(tmp_path: Path) -> None:
+    """--native-apple: the config's 'apple' is the native connection, and rotator refuses it."""
+    config = tmp_path / "rotator.toml"
+    with emulator(tmp_path, "--write-config", str(config), "--native-apple") as (proc, _):
+        checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert checked.code == 1, checked.output
+        assert "has strategy 'apple'" in checked.output
+        fixed = config.read_text(encoding="utf-8").replace(
+            'connection = "apple"', f'connection = "{emulator_cli.CUSTOM_BESIDE_NATIVE}"')
+        config.write_text(fixed, encoding="utf-8")
+        again = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert again.code == 0, again.output
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_custom_domain_fails_as_documented(tmp_path: Path) -> None:
+    """--custom-domain: the token request is refused until auth0.audience is set."""
+    config = tmp_path / "rotator.toml"
+    with emulator(tmp_path, "--write-config", str(config), "--custom-domain") as (proc, printed):
+        assert emulator_cli.CUSTOM_DOMAIN_AUDIENCE in printed
+        checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert checked.code == 1, checked.output
+        assert "looks like a custom domain" in checked.output
+        config.write_text(config.read_text(encoding="utf-8").replace("# audience =", "audience ="),
+                          encoding="utf-8")
+        again = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
+        assert again.code == 0, again.output
+        assert stop(proc, signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["--no-such-flag"],
+    ["--missing-scope", "read:users"],
+    ["--port", "many"],
+], ids=["unknown-flag", "unknown-scope", "bad-port"])
+def test_bad_usage_exits_2_and_serves_nothing(args: list[str]) -> None:
+    """Bad usage of `rotator emulator` exits 2 with usage on stderr, serving nothing."""
+    run = run_rotator("emulator", *args, process=True)
+    assert run.code == 2, run.output
+    assert "usage: rotator emulator" in run.stderr
+    assert "domain:" not in run.stdout
+
+
+def test_emulator_help_describes_its_flags_and_imports_nothing_heavy() -> None:
+    """`rotator emulator --help` shows the state flags and imports no heavy library."""
+    code, modules = probe(["emulator", "--help"])
+    assert code == 0
+    assert not {m for m in modules if m.split(".")[0] in HEAVY}
+    assert "trustme" not in modules
+    run = run_rotator("emulator", "--help")
+    assert run.stdout.startswith("usage: rotator emulator")
+    for flag in ("--write-config", "--missing-scope", "--native-apple", "--custom-domain"):
+        assert flag in run.stdout
+
+
+def test_every_serve_flag_of_the_emulator_is_a_flag_of_rotator_emulator() -> None:
+    """`rotator emulator` is the emulator's own serve: each of its flags is in the help too."""
+    parser = emulator_cli.build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    serve = commands.choices["serve"]  # type: ignore[index]
+    flags = [s for a in serve._actions for s in a.option_strings if s.startswith("--")]
+    assert "--write-config" in flags
+    helped = run_rotator("emulator", "--help")
+    for flag in flags:
+        assert flag in helped.stdout, flag

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_docs import variables_read
+from conftest import variables_read
 
 from rotator import environment
 

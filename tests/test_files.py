@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,19 @@ def test_reads_are_bounded_and_refuse_what_is_not_a_regular_file(tmp_path: Path)
         files.read_bounded(_fifo(tmp_path, "fifo"))
     with pytest.raises(files.Unreadable, match="character device"):
         files.read_bounded(Path("/dev/zero"))
+
+
+@pytest.mark.parametrize("variable", ["APPLE_PRIVATE_KEY_FILE", "AUTH0_CLIENT_SECRET_FILE"])
+def test_a_secret_file_at_dev_zero_is_refused_at_once(
+    variable: str, apple_env: dict[str, str]
+) -> None:
+    """/dev/zero as a key or secret file: exit 2 naming the variable, read no further."""
+    env = {**apple_env, "AUTH0_DOMAIN": "example.eu.auth0.com", "AUTH0_CLIENT_ID": "m2m",
+           "AUTH0_CONNECTION": "apple", "AUTH0_CLIENT_SECRET": "m2m-secret-value", variable:
+           "/dev/zero"}
+    if variable == "AUTH0_CLIENT_SECRET_FILE":
+        del env["AUTH0_CLIENT_SECRET"]
+    began = time.monotonic()
+    assert_refused(run_rotator("check-config", env=env), variable, "/dev/zero",
+                   "character device")
+    assert time.monotonic() - began < 10

@@ -1,4 +1,4 @@
-"""Logging: JSON unless a person watches, one event per line, secrets redacted."""
+"""Tests for rotator.logs: JSON unless a person watches, one event per line, secrets redacted."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import structlog
+from auth0_env import EmulatedTenant
+from conftest import assert_no_piece, at_terminal, dump_hook, finish, named, run_cli, run_rotator
 
-from rotator import cli, logs
+from rotator import cli, logs, secret
+from rotator.emulator import Fault
 
 
 class _Terminal(io.StringIO):
@@ -180,3 +184,126 @@ def test_a_cut_leaves_no_start_of_a_secret_behind() -> None:
         cut = logs.scrub(text, len(text) - len(value) + 6)
     assert value[:6] not in cut
     assert cut.endswith("more characters cut]")
+
+
+# -- leaking nothing from whole runs ----------------------------------------------------
+
+
+def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors(
+    tenant: EmulatedTenant, tmp_path: Path, key_path: Path
+) -> None:
+    """Unparseable answers, a hook echoing the secret, Auth0 echoing the M2M secret: no piece."""
+    old = tenant.mint(age=40 * 86400)
+    tenant.add(client_secret=old)
+    hook = dump_hook(tmp_path, "cat >&2\nexit 1\n")  # echoes the new secret, then fails
+    config = str(tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n'))
+    debug = ("--config", config, "--log-format", "json", "--log-level", "debug")
+    outputs = []
+
+    # An answer cut inside the live secret, on every read: run-once and status fail.
+    listed = json.dumps([tenant.stored("apple")])
+    cut = listed.index(old) + 40
+    tenant.emu.inject(Fault(method="GET", truncate=cut, times=None))
+    outputs += [run_rotator(cmd, *debug, process=True) for cmd in ("run-once", "status")]
+    tenant.emu.clear_faults()
+    # Auth0 echoing the M2M secret in its error answers (token and Management API).
+    echo = json.dumps({"error": "access_denied",
+                       "error_description": f"bad credentials {tenant.client_secret}",
+                       "message": f"no, {tenant.client_secret}"}).encode()
+    tenant.emu.inject(Fault(path="/oauth/token", status=401, body=echo, times=None))
+    outputs += [run_rotator(cmd, *debug, process=True) for cmd in ("run-once", "status")]
+    outputs.append(run_rotator("check-config", "--online", "--config", config, process=True))
+    tenant.emu.clear_faults()
+    tenant.emu.inject(Fault(method="GET", path="/api/v2/", status=403, body=echo, times=None))
+    outputs += [run_rotator("status", *debug, process=True),
+                run_rotator("check-config", "--online", "--config", config, process=True)]
+    tenant.emu.clear_faults()
+    # A rotation whose hook prints the new secret on stderr and fails.
+    outputs.append(run_rotator("run-now", *debug, process=True))
+
+    assert [r.code for r in outputs] == [1] * len(outputs), [r.output for r in outputs]
+    new = tenant.stored("apple")["options"]["client_secret"]
+    assert new != old
+    everything = "".join(r.output for r in outputs)
+    assert "hook.failed" in everything
+    assert "[redacted]" in everything
+    key_lines = [x for x in key_path.read_text().splitlines() if "-----" not in x]
+    assert_no_piece(everything, old, new, tenant.client_secret, *tenant.access_tokens(),
+                    *key_lines)
+
+
+def test_a_ten_megabyte_error_message_becomes_a_short_log_line(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A huge Auth0 error message is cut: no log line over a few kilobytes."""
+    tenant.add(client_secret=None)
+    huge = json.dumps({"statusCode": 400, "error": "Bad Request",
+                       "message": "x" * 10_000_000, "errorCode": "huge"}).encode()
+    tenant.emu.inject(Fault(method="GET", path="/api/v2/", status=400, body=huge))
+    code, out, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 1
+    assert max(len(line) for line in (out + err).splitlines()) < 4000
+    [failed] = named(err, "rotation.failed")
+    assert "more characters cut" in failed["error"]
+
+
+# -- at a terminal and elsewhere: the real process -------------------------------------
+
+
+def test_at_a_terminal_the_log_shows_warnings_but_not_info(tenant: EmulatedTenant) -> None:
+    """run-once at a terminal: a warning (a group-readable key) shows, rotation.checked does not."""
+    tenant.add()
+    tenant.key_path.chmod(0o644)
+    with at_terminal("run-once", "--config", str(tenant.write_config())) as terminal:
+        code, out = finish(terminal)
+
+    assert code == 0, terminal.text
+    assert "chmod 600" in terminal.text
+    assert "rotation.checked" not in terminal.text
+    assert "{" not in terminal.text  # console lines, not JSON
+    assert out.splitlines()[-1] == "1 connection: 0 rotated, 1 not due, 0 failed"
+
+
+def test_at_a_terminal_log_level_info_asks_for_more(tenant: EmulatedTenant) -> None:
+    """run-once --log-level info at a terminal: rotation.checked is shown after all."""
+    tenant.add()
+    with at_terminal("run-once", "--log-level", "info",
+                     "--config", str(tenant.write_config())) as terminal:
+        code, _ = finish(terminal)
+
+    assert code == 0, terminal.text
+    assert "rotation.checked" in terminal.text
+
+
+def test_elsewhere_the_log_is_json_at_info(tenant: EmulatedTenant) -> None:
+    """stderr not a terminal (cron, systemd; here a buffer): JSON lines, info included."""
+    tenant.add()
+    run = run_rotator("run-once", "--config", str(tenant.write_config()))
+    assert run.code == 0, run.stderr
+    assert '"event": "rotation.checked"' in run.stderr
+    assert '"level": "info"' in run.stderr
+
+
+def test_no_secret_appears_in_a_whole_run(tenant: EmulatedTenant, key_path: Path) -> None:
+    """Across run-now, run-once, status and check-config, no secret or token is printed."""
+    old = tenant.mint(age=40 * 86400)
+    conn = tenant.add(client_secret=old)
+    config = str(tenant.write_config())
+    outputs = [
+        run_rotator(cmd, "--config", config, "--log-format", "json", "--log-level", "debug",
+                    process=True)
+        for cmd in ("run-now", "run-once", "status", "check-config")
+    ]
+    outputs.append(run_rotator("check-config", "--online", "--config", config, process=True))
+    new = tenant.stored(conn["id"])["options"]["client_secret"]
+    assert new != old
+    everything = "".join(r.output for r in outputs)
+    forbidden = [old, new, tenant.client_secret, *tenant.access_tokens()]
+    forbidden += [line for line in key_path.read_text().splitlines() if "-----" not in line]
+    assert len(tenant.access_tokens()) >= 1
+    for value in forbidden:
+        assert value not in everything
+    # The signature part alone is a secret too (a JWT's first two parts are not).
+    assert new.rsplit(".", 1)[1] not in everything
+    [rotated] = named(outputs[0].stderr, "secret.rotated")
+    assert rotated["fingerprint"] == secret.fingerprint(new)

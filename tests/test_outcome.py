@@ -1,9 +1,15 @@
-"""Tests for rotator.outcome: the one health predicate, and a report's counts and verdict."""
+"""Tests for rotator.outcome: the one health predicate, and a report's counts and verdict; and
+the predicate in a whole `status` run, which exits, counts and reports health alike."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from auth0_env import EmulatedTenant
+from conftest import named, run_cli
+
+from rotator.emulator import Fault
 from rotator.modes import Mode
 from rotator.outcome import Outcome, Report, Step, trouble
 
@@ -69,3 +75,20 @@ def test_step_names_are_their_logged_spelling() -> None:
     assert Step("apple_check") is Step.APPLE_CHECK
     assert f"{Step.UNKNOWN}" == "unknown"
     assert [s for s in Step if s.after_write] == [Step.WRITE, Step.VERIFY, Step.HOOK]
+
+
+# -- the predicate in a whole run: status with Apple failing --------------------------------
+
+
+def test_status_with_apple_failing_counts_the_failure_it_exits_on(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status, Apple not answering usably: exit 1, run.finished failed=1, healthy false."""
+    tenant.add(client_secret=tenant.mint())
+    tenant.emu.inject(Fault(path="/auth/token", status=418, times=None))  # not retried
+    code, out, err = run_cli("status", "--json", "--config", str(tenant.write_config()),
+                             capsys=capsys)
+    [row] = json.loads(out)
+    [finished] = named(err, "run.finished")
+    assert (code, row["apple"], row["healthy"]) == (1, "unknown", False), err
+    assert finished["failed"] == 1

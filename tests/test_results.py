@@ -23,20 +23,13 @@ from auth0_env import (
     tenants_on_emulators,
     two_tenants,
 )
-from conftest import Run
+from conftest import run_cli
 
-from rotator import cli, words
+from rotator import words
 from rotator.emulator import Fault
 
 DAY = 86400
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
-
-
-def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    """The CLI in this process (the console script's code path), JSON log, output captured."""
-    code = cli.main([*args, "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
 
 
 def events(stderr: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socketserver
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 from auth0_env import SERVICES_ID, EmulatedTenant
@@ -37,7 +35,6 @@ from conftest import (
 from fakes import FakeApple, FakeTenant
 
 from rotator import cli, config, runner, secret
-from rotator.auth0_rules import SCOPES
 from rotator.deadline import Deadline
 from rotator.emulator import Emulator, Fault
 from rotator.modes import Mode, Rotate
@@ -110,30 +107,6 @@ def test_six_free_tier_tenants_rotate_side_by_side(
     assert (finished["checked"], finished["rotated"], finished["failed"]) == (24, 24, 0)
 
 
-class _Refusing(socketserver.BaseRequestHandler):
-    """A proxy that wants credentials: answers every CONNECT with 407."""
-
-    def handle(self) -> None:
-        self.request.recv(4096)
-        self.request.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                             b"Proxy-Authenticate: Basic realm=\"proxy\"\r\n"
-                             b"Content-Length: 0\r\n\r\n")
-
-
-@pytest.fixture
-def proxy_407() -> Iterator[str]:
-    """The URL of a running proxy that answers 407."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Refusing)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_broken_tenants_fail_alone_each_named(
     tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str], refused_port: int
 ) -> None:
@@ -180,113 +153,6 @@ def test_broken_tenants_fail_alone_each_named(
     assert failed == {unauthorized.emu.domain, unbuildable.emu.domain, closed}
 
 
-def test_token_request_503_twice_then_a_token_succeeds(
-    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """/oauth/token answering 503 twice is retried, and the run succeeds."""
-    tenant.add(client_secret=None)
-    tenant.emu.inject(Fault(path="/oauth/token", status=503, times=2, retry_after=1))
-    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
-    assert code == 0, err
-    assert [r.status for r in tenant.emu.journal if r.path == "/oauth/token"] == [503, 503, 200]
-
-
-def test_token_request_429_with_retry_after_waits_and_succeeds(
-    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """/oauth/token answering 429 with Retry-After: 1 is waited out."""
-    tenant.add(client_secret=None)
-    tenant.emu.inject(Fault(path="/oauth/token", status=429, times=1, retry_after=1))
-    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
-    assert code == 0, err
-    tokens = [r for r in tenant.emu.journal if r.path == "/oauth/token"]
-    assert [r.status for r in tokens] == [429, 200]
-    assert tokens[1].time - tokens[0].time >= 0.9
-
-
-def test_check_config_online_names_a_missing_write_scope(
-    emu: Emulator, tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A token without update:connections_options: check-config --online exits 1 naming it."""
-    narrow = EmulatedTenant(
-        emu, tmp_path, key_path,
-        scopes=tuple(s for s in SCOPES if s != "update:connections_options"))
-    narrow.add(client_secret=narrow.mint())
-    code, out, _ = run_cli("check-config", "--online", "--config", str(narrow.write_config()),
-                           capsys=capsys)
-    assert code == 1
-    assert "the token lacks update:connections_options" in out
-    assert narrow.patches() == []
-
-
-def test_custom_domain_needs_the_audience_and_works_with_it(
-    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A custom domain: without auth0.audience the message says what to do; with it, it works."""
-    canonical = "https://tenant.emulated.auth0.com/api/v2/"
-    with Emulator(audience=canonical) as emu:
-        tenant = EmulatedTenant(emu, tmp_path, key_path)
-        conn = tenant.add(client_secret=None)
-        config_path = tenant.write_config()
-        code, _, err = run_cli("run-now", "--config", str(config_path), capsys=capsys)
-        assert code == 1
-        [failed] = named(err, "rotation.failed")
-        assert failed["step"] == "token"
-        assert "Service not enabled within domain" in failed["error"]
-        assert "set auth0.audience" in failed["error"]
-        assert "canonical domain" in failed["error"]
-
-        text = config_path.read_text().replace("[auth0]\n", f'[auth0]\naudience = "{canonical}"\n')
-        config_path.write_text(text)
-        code, _, err = run_cli("run-now", "--config", str(config_path), capsys=capsys)
-        assert code == 0, err
-        assert "client_secret" in tenant.stored(conn["id"])["options"]
-
-
-def _fails_with(tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], config_text: str,
-                tmp_path: Path) -> dict[str, Any]:
-    path = tmp_path / "net.toml"
-    path.write_text(config_text)
-    code, _, err = run_cli("run-once", "--config", str(path), capsys=capsys)
-    assert code == 1, err
-    [failed] = named(err, "rotation.failed")
-    return failed
-
-
-def test_network_failures_name_what_failed_and_the_setting_to_check(
-    tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, proxy_407: str, refused_port: int,
-) -> None:
-    """Unresolvable domain, refused port, proxy asking 407, unreachable proxy: each said plainly."""
-    tenant.add(client_secret=None)
-    base = tenant.write_config(extra='[schedule]\ndeadline = "2s"\n').read_text()
-    domain = tenant.emu.domain
-
-    failed = _fails_with(tenant, capsys, base.replace(domain, "nonexistent-tenant.invalid"),
-                         tmp_path)
-    assert "cannot resolve the host name nonexistent-tenant.invalid" in failed["error"]
-    assert "check auth0.domain" in failed["error"]
-
-    failed = _fails_with(tenant, capsys, base.replace(domain, f"127.0.0.1:{refused_port}"),
-                         tmp_path)
-    assert "connection refused" in failed["error"]
-    assert "check auth0.domain" in failed["error"]
-
-    monkeypatch.setenv("HTTPS_PROXY", proxy_407)
-    failed = _fails_with(tenant, capsys, base, tmp_path)
-    assert "answered 407" in failed["error"]
-    assert "HTTPS_PROXY" in failed["error"]
-
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{refused_port}")
-    failed = _fails_with(tenant, capsys, base, tmp_path)
-    assert "cannot reach the proxy" in failed["error"]
-    assert "HTTPS_PROXY" in failed["error"]
-
-    monkeypatch.setenv("NO_PROXY", "localhost")
-    code, _, err = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
-    assert code == 0, err
-
-
 def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: EmulatedTenant) -> None:
     """Apple's client gets the connection's Trust setting (the emulator's CA), over real TLS."""
     tenant.add(client_secret=tenant.mint())
@@ -306,7 +172,6 @@ def test_apple_is_asked_with_the_connections_own_tls_trust(tenant: EmulatedTenan
     assert conn.trust.ca_bundle is not None
     assert trusts == [conn.trust]
     assert report.outcomes[0].apple == "accepted"
-
 
 
 _IMPORTED_WHEN_THE_DEADLINE_STARTS = """
@@ -516,21 +381,52 @@ def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: Emulat
     assert "deadline of 1 s passed during the verify step" in (late.error or "")
 
 
-def test_a_wrong_audience_is_called_that_not_a_custom_domain(
+def test_one_connection_by_name_and_by_id_is_refused_naming_both(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """auth0.audience without its trailing slash: the error names the audience, not the domain."""
-    tenant.add()
-    config_path = tenant.write_config()
-    wrong = f"https://{tenant.emu.domain}/api/v2"
-    config_path.write_text(config_path.read_text().replace(
-        "[auth0]\n", f'[auth0]\naudience = "{wrong}"\n'))
-    code, out, err = run_cli("run-once", "--config", str(config_path), capsys=capsys)
+    """The same connection listed by name and by con_ id: no PATCH, exit 1, both entries named."""
+    conn = tenant.add(client_secret=None)
+    config = tenant.write_config([("apple", SERVICES_ID), (conn["id"], SERVICES_ID)])
+    code, _, err = run_cli("run-now", "--config", str(config), capsys=capsys)
+    assert code == 1
+    assert tenant.patches() == []
+    failed = named(err, "rotation.failed")
+    assert len(failed) == 2
+    for event in failed:
+        assert "#1 ('apple')" in event["error"]
+        assert f"#2 ('{conn['id']}')" in event["error"]
 
-    assert code == 1, err
-    [failed] = named(err, "rotation.failed")
-    assert failed["step"] == "token"
-    assert f"auth0.audience '{wrong}' is not an API of this tenant" in failed["error"]
-    assert "the trailing slash is part of it" in failed["error"]
-    assert "custom domain" not in failed["error"]
-    assert "FAILED at token" in out
+
+def test_two_tenants_three_connections_one_failing(
+    tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The failing connection fails alone: the other two rotate, exit 1, the log names it."""
+    with Emulator() as first_emu, Emulator() as second_emu:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        first = EmulatedTenant(first_emu, tmp_path / "a", key_path, name="first")
+        second = EmulatedTenant(second_emu, tmp_path / "b", key_path, name="second")
+        a = first.add("apple-web", client_secret=None)
+        first.add("apple-broken", client_secret=None, services_id="com.example.wrong")
+        b = second.add("apple-ios", client_secret=None, services_id="com.example.ios")
+        config = tmp_path / "rotator.toml"
+        config.write_text(
+            first.auth0_toml() + "\n" + first.apple_toml() + "\n"
+            '[[connections]]\nconnection = "apple-web"\nclient_id = "com.example.webapp"\n\n'
+            '[[connections]]\nconnection = "apple-broken"\nclient_id = "com.example.webapp"\n\n'
+            '[[connections]]\nconnection = "apple-ios"\nclient_id = "com.example.ios"\n'
+            f'domain = "{second_emu.domain}"\nclient_secret_file = "{second.secret_file}"\n'
+            f'ca_bundle = "{second_emu.ca_pem_path}"\n'
+            f'token_url = "{second_emu.apple_token_url}"\n'
+            f'[connections.auth0]\nclient_id = "{second.client_id}"\n'
+        )
+        code, _, err = run_cli("run-once", "--config", str(config), capsys=capsys)
+
+        assert code == 1
+        assert "client_secret" in first.stored(a["id"])["options"]
+        assert "client_secret" in second.stored(b["id"])["options"]
+        rotated = {(e["connection"], e["tenant"]) for e in named(err, "secret.rotated")}
+        assert rotated == {("apple-web", first_emu.domain), ("apple-ios", second_emu.domain)}
+        [failed] = named(err, "rotation.failed")
+        assert failed["connection"] == "apple-broken"
+        assert failed["tenant"] == first_emu.domain

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jwt
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_rotator
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_cli, run_rotator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -390,3 +393,27 @@ def test_private_key_file_gives_no_warning(apple_env: dict[str, str]) -> None:
     run = run_rotator("mint", env=apple_env)
     assert run.code == 0, run.output
     assert run.stderr == ""
+
+
+def test_a_key_with_literal_backslash_n_escapes_is_taken_as_meant(
+    apple_env: dict[str, str], key_path: Path
+) -> None:
+    """APPLE_PRIVATE_KEY flattened to one line with \\n escapes works like the PEM itself."""
+    env = {k: v for k, v in apple_env.items() if k != "APPLE_PRIVATE_KEY_FILE"}
+    env["APPLE_PRIVATE_KEY"] = key_path.read_text().strip().replace("\n", "\\n")
+    run = run_rotator("mint", env=env)
+    assert run.code == 0, run.output
+    assert run.stdout.count(".") == 2
+
+
+def test_the_minted_secret_is_backdated_so_a_clock_a_little_ahead_still_passes(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With this host 30 s ahead of Apple, the new secret's iat is still in Apple's past."""
+    conn = tenant.add(client_secret=None)
+    tenant.emu.apple_clock_offset = -30  # Apple's clock 30 s behind ours
+    code, _, err = run_cli("run-now", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 0, err
+    stored = tenant.stored(conn["id"])["options"]["client_secret"]
+    iat = jwt.decode(stored, options={"verify_signature": False})["iat"]
+    assert iat <= time.time() - 59

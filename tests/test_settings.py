@@ -1,9 +1,17 @@
-"""Tests for rotator.settings: values that check themselves (the listen address here)."""
+"""Tests for rotator.settings: values that check themselves (the listen address, domains,
+https URLs, durations and their maxima)."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from auth0_env import EmulatedTenant
+from conftest import run_cli
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from rotator import config
 from rotator.errors import ConfigError
 from rotator.settings import (
     AUDIENCE_EXAMPLE,
@@ -104,3 +112,104 @@ def test_a_trailing_newline_or_invisible_character_is_refused_by_the_value_itsel
     """The checks the settings run refuse "ABCDE12345\\n" ($ in a regex would let it through)."""
     with pytest.raises(ConfigError):
         check()  # type: ignore[operator]
+
+
+def test_an_absurd_hook_timeout_is_refused(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hooks.timeout = "999999999999999d" is refused naming the key (at most 1h)."""
+    config = tenant.write_config(extra='[hooks]\ntimeout = "999999999999999d"\n')
+    code, _, err = run_cli("check-config", "--config", str(config), capsys=capsys)
+    assert code == 2
+    assert "[hooks] timeout" in err
+    assert "1h" in err
+
+
+# -- durations --------------------------------------------------------------------------------
+
+
+# The duration grammar, written independently of rotator.settings: ASCII digits,
+# an optional unit, optional ASCII blanks around either.
+GRAMMAR = re.compile(r"[ \t\n\r\f\v]*([0-9]+)[ \t\n\r\f\v]*([smhd]?)[ \t\n\r\f\v]*")
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("12h", 43200), ("180d", 15552000), ("3600", 3600),
+     (" 7d ", 604800), (3600, 3600)],
+)
+def test_parse_duration_examples(text: str | int, seconds: int) -> None:
+    """Suffixed strings, plain integer strings and TOML integers all parse to seconds."""
+    assert config.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(15552000, "180d"), (90, "90s"), (7200, "2h"), (120, "2m"), (86401, "86401s")],
+)
+def test_format_duration_picks_the_largest_exact_unit(seconds: int, text: str) -> None:
+    """format_duration spells a duration in the largest unit that divides it."""
+    assert config.format_duration(seconds) == text
+
+
+@given(st.integers(min_value=1, max_value=10**12))
+def test_format_then_parse_round_trips(seconds: int) -> None:
+    """Parsing what format_duration wrote gives back the same seconds."""
+    assert config.parse_duration(config.format_duration(seconds)) == seconds
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.sampled_from(sorted(UNITS)))
+def test_number_and_unit_parse_to_their_product(n: int, unit: str) -> None:
+    """f"{n}{unit}" parses to n times the unit's seconds (no unit: seconds)."""
+    assert config.parse_duration(f"{n}{unit}") == n * UNITS[unit]
+
+
+NEAR_MISSES = st.text(alphabet="0123456789smhdSMHDy .,+-_eE\u0663\u00a0\u2003\uff11", max_size=12)
+
+
+@given(st.one_of(st.text(), NEAR_MISSES))
+def test_text_outside_the_grammar_raises_config_error(text: str) -> None:
+    """Anything that is not digits plus an optional s/m/h/d raises ConfigError, nothing else."""
+    assume(GRAMMAR.fullmatch(text) is None)
+    with pytest.raises(ConfigError, match="secret_lifetime"):
+        config.parse_duration(text, "secret_lifetime")
+
+
+@given(st.one_of(st.text(), NEAR_MISSES))
+def test_parse_duration_accepts_only_positive_grammar_matches(text: str) -> None:
+    """parse_duration either returns the grammar's positive value or raises ConfigError."""
+    try:
+        seconds = config.parse_duration(text)
+    except ConfigError:
+        return
+    match = GRAMMAR.fullmatch(text)
+    assert match is not None
+    assert seconds == int(match.group(1)) * UNITS[match.group(2)] > 0
+
+
+@given(st.one_of(st.floats(), st.booleans(), st.none(), st.lists(st.integers()),
+                 st.integers(max_value=0)))
+def test_non_duration_values_raise_config_error(value: object) -> None:
+    """Floats, booleans, lists, nothing and non-positive integers are refused as durations."""
+    with pytest.raises(ConfigError, match="rotate_every"):
+        config.parse_duration(value, "rotate_every")
+
+
+@given(
+    st.text(st.characters(categories=["Nd", "Zs"]), min_size=1, max_size=6),
+    st.sampled_from(sorted(UNITS)),
+)
+def test_only_ascii_digits_and_blanks_count(number: str, unit: str) -> None:
+    """Non-ASCII digits ("٣") and spaces (no-break space) are garbage, not a duration."""
+    assume(not number.isascii())
+    with pytest.raises(ConfigError, match="not a duration"):
+        config.parse_duration(f"{number}{unit}", "check_every")
+
+
+def test_overlong_digit_strings_raise_config_error() -> None:
+    """A digit string too long for int() is a ConfigError, not a ValueError."""
+    with pytest.raises(ConfigError, match="check_every"):
+        config.parse_duration("1" * 5000, "check_every")

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
+from auth0_env import EmulatedTenant
+from conftest import dump_hook, named, wait_for
 
-from rotator import signals
+from rotator import secret, signals
+from rotator.emulator import Fault
 
 
 def _send_and_wait(sig: signal.Signals) -> None:
@@ -55,3 +63,75 @@ def test_sighup_asks_for_a_reload_not_a_stop_when_hangup_is_caught() -> None:
         assert not caught.stop.is_set()
         assert caught.received == []
     assert signal.getsignal(signal.SIGHUP) == before
+
+
+# -- whole runs, as processes ------------------------------------------------------------
+
+
+def signalled(tenant: EmulatedTenant, args: list[str], when: Any, what: str, signum: int
+              ) -> tuple[int, str, float]:
+    """Run ``rotator ARGS`` as a process, send ``signum`` once ``when()`` holds.
+
+    Returns the exit code, stderr, and how long the process took after the signal.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "rotator", *args, "--log-format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(when, 20, what)
+        asked = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        return proc.returncode, err, time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so(
+    tenant: EmulatedTenant, tmp_path: Path
+) -> None:
+    """SIGTERM during the PATCH: the write completes, is logged and hooked; exit 143."""
+    conn = tenant.add(client_secret=tenant.mint(age=40 * 86400))
+    got = tmp_path / "got"
+    hook = dump_hook(tmp_path, f'cat > "{got}"\n')
+    config = tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n')
+    tenant.emu.inject(Fault(method="PATCH", delay=1.5))
+    code, err, _ = signalled(
+        tenant, ["run-once", "--config", str(config)],
+        lambda: ("PATCH", f"/api/v2/connections/{conn['id']}") in tenant.emu.in_flight(),
+        "the PATCH to be in flight", signal.SIGTERM)
+    assert code == 143, err
+    stored = tenant.stored(conn["id"])["options"]["client_secret"]
+    [rotated] = named(err, "secret.rotated")
+    assert rotated["fingerprint"] == secret.fingerprint(stored)
+    assert got.read_text().strip() == stored
+
+
+def test_sigint_before_the_write_abandons_it(tenant: EmulatedTenant) -> None:
+    """SIGINT while Apple is being asked: nothing is written, the log says so, exit 130."""
+    old = tenant.mint(age=40 * 86400)
+    conn = tenant.add(client_secret=old)
+    tenant.emu.inject(Fault(path="/auth/token", delay=1.5, after=1))  # the new secret's check
+    code, err, _ = signalled(
+        tenant, ["run-now", "--config", str(tenant.write_config())],
+        lambda: len([r for r in tenant.emu.journal if r.path == "/auth/token"]) == 1
+        and tenant.emu.in_flight(), "the new secret's Apple check in flight", signal.SIGINT)
+    assert code == 130, err
+    assert tenant.patches() == []
+    assert tenant.stored(conn["id"])["options"]["client_secret"] == old
+    assert named(err, "rotation.abandoned")
+
+
+def test_sigterm_cuts_a_retry_wait_short(tenant: EmulatedTenant) -> None:
+    """SIGTERM while Apple's 503s are being waited out: the process ends at once, 143, no PATCH."""
+    tenant.add(client_secret=None)
+    tenant.emu.inject(Fault(path="/auth/token", status=503, retry_after=30, times=None))
+    code, err, took = signalled(
+        tenant, ["run-now", "--config", str(tenant.write_config())],
+        lambda: [r for r in tenant.emu.journal if r.path == "/auth/token"],
+        "the first answer from Apple (a 503 asking for 30 s)", signal.SIGTERM)
+    assert code == 143, err
+    assert took < 5
+    assert tenant.patches() == []
+    assert named(err, "rotation.abandoned")

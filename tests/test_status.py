@@ -1,4 +1,5 @@
-"""`rotator status`: the table, the JSON, and `--warn-within` as a monitoring check.
+"""Tests for rotator.status, `rotator status`: the table, the JSON, and `--warn-within` as a
+monitoring check.
 
 The CLI runs in this process (``cli.main``, the console script's code path)
 against the emulator over TLS; the live secrets are real ones minted with the
@@ -14,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
-from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
+from auth0_env import SERVICES_ID, EmulatedTenant, tenants_on_emulators, two_tenants
 from conftest import Run, assert_refused, run_cli
 
 from rotator.emulator import Fault
@@ -247,3 +249,34 @@ def test_with_two_tenants_each_note_names_the_tenant(
     assert any(n.startswith(f"{second}/apple: ") and "no connection named 'apple'" in n
                for n in notes), notes
     assert all(n.startswith((f"{first}/apple: ", f"{second}/apple: ")) for n in notes), notes
+
+
+def test_status_json_reports_the_live_secret(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status --json shows kid, sub, issued/expiry, days left and the due verdict."""
+    live = tenant.mint(age=10 * 86400)
+    tenant.add(client_secret=live)
+    code, out, _ = run_cli("status", "--json", "--config", str(tenant.write_config()),
+                           capsys=capsys)
+    assert code == 0
+    [row] = json.loads(out)
+    claims = jwt.decode(live, options={"verify_signature": False})
+    assert row["kid"] == "ABC123DEFG"
+    assert row["sub"] == SERVICES_ID
+    assert (row["issued_at"], row["expires_at"]) == (claims["iat"], claims["exp"])
+    assert row["due"] is False
+    assert 169 < row["days_left"] < 171
+    assert row["due_at"] == claims["iat"] + 30 * 86400
+    assert tenant.patches() == []
+
+
+def test_status_exits_1_for_an_expired_secret(
+    tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An expired live secret makes status exit 1, and the table says it is due."""
+    tenant.add(client_secret=tenant.mint(age=3 * 86400, lifetime=2 * 86400))
+    code, out, _ = run_cli("status", "--config", str(tenant.write_config()), capsys=capsys)
+    assert code == 1
+    assert "apple" in out
+    assert "yes" in out

@@ -1,4 +1,5 @@
-"""The emulator's token endpoint with Private Key JWT: Auth0's rules for a client assertion."""
+"""Tests for rotator.emulator.assertion: Auth0's rules for a Private Key JWT client assertion,
+at the emulator's token endpoint."""
 
 from __future__ import annotations
 
