@@ -111,6 +111,7 @@ def test_promtool_checks_the_rule_file() -> None:
     assert f"SUCCESS: {len(_alerts())} rules found" in proc.stdout
 
 
+@pytest.mark.slow
 def test_promtool_unit_tests_pass() -> None:
     """promtool test rules passes every case in rotator-rules.test.yaml."""
     proc = _run_promtool("test", "rules", str(RULE_TESTS))

@@ -182,6 +182,7 @@ def test_apple_that_cannot_be_asked_blocks_the_write_in_bounded_time(
     assert "apple.check = false" in failed["error"]
 
 
+@pytest.mark.slow
 def test_apple_answering_503_twice_then_normally_lets_the_rotation_through(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:

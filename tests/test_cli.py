@@ -412,6 +412,7 @@ def test_first_ctrl_c_says_what_is_finishing_and_the_second_stops_at_once(
     assert "stops before its write" in terminal.text
 
 
+@pytest.mark.slow
 def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: EmulatedTenant) -> None:
     """stderr on a pipe: a SIGINT stops the run as before, with no line meant for a person."""
     tenant.add()

@@ -389,6 +389,7 @@ def test_a_custom_domain_is_the_assertions_audience(tmp_path: Path, key_path: Pa
         assert aud != "https://tenant.emulated.auth0.com/"
 
 
+@pytest.mark.slow
 def test_whole_runs_leak_neither_the_rsa_key_nor_any_assertion(
     emu: Emulator, tmp_path: Path, key_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from rotator.settings import Trust
 TRICKLE = 0.2
 
 
+@pytest.mark.slow
 def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: EmulatedTenant) -> None:
     """An Apple answer sent a byte every 0.2 s is cut off at the 2 s deadline, not read out."""
     tenant.emu.inject(Fault(path="/auth/token", trickle=TRICKLE, times=None))
@@ -34,6 +35,7 @@ def test_apple_answer_trickling_bytes_ends_at_the_deadline(tenant: EmulatedTenan
     assert "deadline" in answer.detail
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["/oauth/token", "/api/v2/connections"])
 def test_auth0_answer_trickling_bytes_ends_at_the_deadline(
     tenant: EmulatedTenant, path: str
@@ -68,6 +70,7 @@ def test_auth0_answer_trickling_bytes_ends_at_the_deadline(
                  id="retry-after-3600"),
     pytest.param(Fault(method="GET", path="/api/v2/", trickle=0.5), id="trickling-answer"),
 ])
+@pytest.mark.slow
 def test_the_run_ends_by_its_deadline(
     tenant: EmulatedTenant, fault: Fault, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -457,6 +457,7 @@ def test_a_failing_on_failure_hook_is_logged_and_the_exit_code_stays_1(
     assert rotation_failed["step"] == "read"
 
 
+@pytest.mark.slow
 def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
     emu: Emulator, key_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -177,6 +177,7 @@ def test_a_run_killed_while_holding_the_lock_leaves_none_behind(
     assert tenant.stored(conn["id"])["options"]["client_secret"]
 
 
+@pytest.mark.slow
 def test_a_wait_ends_at_the_deadline_naming_the_holder(
     tenant: EmulatedTenant, tmp_path: Path, lock_dir: Path
 ) -> None:
@@ -280,6 +281,7 @@ def test_lock_file_names_are_bounded_and_distinct() -> None:
     assert len(lock.file_name("t", "x" * 1000)) < 150
 
 
+@pytest.mark.slow
 def test_a_check_of_start_takes_the_same_lock(tenant: EmulatedTenant, lock_dir: Path) -> None:
     """`rotator start`'s check waits on the lock a manual run holds; nothing is written."""
     from rotator import config

@@ -189,6 +189,7 @@ def test_a_cut_leaves_no_start_of_a_secret_behind() -> None:
 # -- leaking nothing from whole runs ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors(
     tenant: EmulatedTenant, tmp_path: Path, key_path: Path
 ) -> None:
@@ -284,6 +285,7 @@ def test_elsewhere_the_log_is_json_at_info(tenant: EmulatedTenant) -> None:
     assert '"level": "info"' in run.stderr
 
 
+@pytest.mark.slow
 def test_no_secret_appears_in_a_whole_run(tenant: EmulatedTenant, key_path: Path) -> None:
     """Across run-now, run-once, status and check-config, no secret or token is printed."""
     old = tenant.mint(age=40 * 86400)

@@ -96,6 +96,7 @@ def test_a_certificate_for_another_host_name_is_called_that(
 # -- retries and TLS trust in whole runs against the emulator ---------------------------------
 
 
+@pytest.mark.slow
 def test_rate_limited_twice_then_rotates(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -110,6 +111,7 @@ def test_rate_limited_twice_then_rotates(
     assert "client_secret" in tenant.stored(conn["id"])["options"]
 
 
+@pytest.mark.slow
 def test_patch_always_failing_gives_up_in_bounded_time(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -247,6 +249,7 @@ def _fails_with(tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str], conf
     return failed
 
 
+@pytest.mark.slow
 def test_network_failures_name_what_failed_and_the_setting_to_check(
     tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch, proxy_407: str, refused_port: int,

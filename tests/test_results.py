@@ -147,6 +147,7 @@ def test_with_two_tenants_each_line_names_the_tenant(
     assert count == "2 connections: 0 rotated, 2 not due, 0 failed"
 
 
+@pytest.mark.slow
 def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -171,6 +172,7 @@ def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
     assert order.index("wait.started") < order.index("rotation.checked")
 
 
+@pytest.mark.slow
 def test_a_management_api_retry_wait_is_logged_when_it_starts(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:

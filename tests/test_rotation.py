@@ -107,6 +107,7 @@ def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_fo
 # -- the truth about a write ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_write_whose_answer_is_lost_every_time_but_landed_is_a_rotation(
     tenant: EmulatedTenant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

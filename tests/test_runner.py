@@ -107,6 +107,7 @@ def test_six_free_tier_tenants_rotate_side_by_side(
     assert (finished["checked"], finished["rotated"], finished["failed"]) == (24, 24, 0)
 
 
+@pytest.mark.slow
 def test_broken_tenants_fail_alone_each_named(
     tmp_path: Path, key_path: Path, capsys: pytest.CaptureFixture[str], refused_port: int
 ) -> None:
@@ -226,6 +227,7 @@ client_id = "{SERVICES_ID}"
     pytest.param("/oauth/token", "token", id="token"),
     pytest.param("/auth/token", "apple_check", id="apple-on-the-live-secret"),
 ])
+@pytest.mark.slow
 def test_a_deadline_passing_mid_step_names_that_step(
     tmp_path: Path, key_path: Path, path: str, step: str
 ) -> None:
@@ -246,6 +248,7 @@ def test_a_deadline_passing_mid_step_names_that_step(
     assert f"during the {step} step" in (outcome.error or "")
 
 
+@pytest.mark.slow
 def test_a_tenant_built_after_the_deadline_is_not_handed_closed_to_the_next_run(
     tmp_path: Path, key_path: Path
 ) -> None:
@@ -361,6 +364,7 @@ class _StuckInVerify(FakeTenant):
         return super().verify(found, stored, new)
 
 
+@pytest.mark.slow
 def test_an_outcome_unfinished_at_the_deadline_is_reported_afresh(tenant: EmulatedTenant) -> None:
     """Past the deadline the report gets a new outcome, never a copy of one a worker still writes.
 

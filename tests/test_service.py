@@ -412,6 +412,7 @@ def test_unreachable_auth0_exports_check_success_0_from_the_first_check(
     assert svc.ready()[0] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "timeout", "error"),
     [
@@ -746,6 +747,7 @@ def test_sighup_reloads_at_once_and_does_not_stop_the_service(
 # -- stopping -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stop_during_a_check_abandons_it_before_the_write(
     service: tuple[Service, Clock], emu: Emulator
 ) -> None:

@@ -88,6 +88,7 @@ def signalled(tenant: EmulatedTenant, args: list[str], when: Any, what: str, sig
             proc.kill()
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so(
     tenant: EmulatedTenant, tmp_path: Path
 ) -> None:
@@ -108,6 +109,7 @@ def test_sigterm_while_the_patch_is_in_flight_finishes_the_rotation_then_says_so
     assert got.read_text().strip() == stored
 
 
+@pytest.mark.slow
 def test_sigint_before_the_write_abandons_it(tenant: EmulatedTenant) -> None:
     """SIGINT while Apple is being asked: nothing is written, the log says so, exit 130."""
     old = tenant.mint(age=40 * 86400)

@@ -219,6 +219,7 @@ def test_a_connection_without_a_secret_shows_no_secret_not_unknown(
     assert rows(data)["apple"]["apple"] == "no_secret"
 
 
+@pytest.mark.slow
 def test_apple_out_of_reach_names_the_apple_check_switch(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:

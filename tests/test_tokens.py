@@ -132,6 +132,7 @@ def test_one_token_serves_every_connection_of_a_tenant(
     assert len(tenant.patches()) == 3
 
 
+@pytest.mark.slow
 def test_token_request_503_twice_then_a_token_succeeds(
     tenant: EmulatedTenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
