@@ -32,11 +32,10 @@ def served() -> Iterator[Callable[..., tuple[EndpointServer, str]]]:
     servers: list[EndpointServer] = []
 
     def serve(healthy: bool = True, ready: bool = True, listen: Listen | None = None,
-              metrics: Metrics | None = None, idle_timeout: float = IDLE_TIMEOUT,
-              ) -> tuple[EndpointServer, str]:
+              metrics: Metrics | None = None) -> tuple[EndpointServer, str]:
         server = EndpointServer(listen or Listen("127.0.0.1", 0),
                                 healthy=lambda: (healthy, "h"), ready=lambda: (ready, "r"),
-                                metrics=(metrics or Metrics()).render, idle_timeout=idle_timeout)
+                                metrics=(metrics or Metrics()).render)
         servers.append(server)
         server.start()
         return server, f"http://{server.address}"
@@ -122,10 +121,12 @@ def _closed(socks: list[socket.socket], within: float,
 def test_idle_connections_hold_no_more_than_the_bound_and_are_closed(
     served: Callable[..., tuple[EndpointServer, str]]
 ) -> None:
-    """300 idle connections: past 64 each is closed at once, the rest after the idle timeout
-    (5 s in service; 2 s here, the same code path)."""
-    idle = 2.0
-    server, base = served(idle_timeout=idle)
+    """300 idle connections: past 64 each is closed at once, the rest after 5 s of silence.
+
+    (The service's own timeout: with a shorter one, a loaded machine's 300 connects
+    outlast it, and a held connection counts as closed at once.)"""
+    idle = IDLE_TIMEOUT
+    server, base = served()
     before = threading.active_count()
     host, port = server.address.rsplit(":", 1)
     began = time.monotonic()
