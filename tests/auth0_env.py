@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import secrets
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from rotator import secret
 from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
-from rotator.emulator.cli import write_rsa_key
 from rotator.emulator.sample import apple_options
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
+
+
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """One RSA key per test process for every emulated M2M client: each test has an
+    emulator of its own, and a 2048-bit key costs 0.1-0.3 s of CPU to make."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def write_signing_key(path: Path) -> rsa.RSAPublicKey:
+    """The process's M2M signing key at ``path`` (PKCS#8 PEM, mode 0600); its public half.
+
+    A test that needs a key no client knows makes one with ``write_rsa_key``.
+    """
+    key = _signing_key()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return key.public_key()
 
 
 def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:
@@ -65,7 +90,7 @@ class EmulatedTenant:
         else:
             emu.add_client(self.client_id, None, scopes=scopes)
             self.credential = emu.add_client_key(
-                self.client_id, write_rsa_key(self.signing_key_file), signing_alg)
+                self.client_id, write_signing_key(self.signing_key_file), signing_alg)
         register_apple(emu, self.key)
 
 
