@@ -1,7 +1,7 @@
 """A real Prometheus scrapes a real `rotator start`, evaluates the shipped rules and the dashboard.
 
 Prometheus (the server from Debian's prometheus package, `make test` puts it
-at .venv/bin/prometheus) is started once for the session on 127.0.0.1, storage
+at .venv/bin/prometheus) is started once for this module on 127.0.0.1, storage
 in a temporary folder, scraping and evaluating every second, with
 deploy/prometheus/rotator-rules.yaml loaded. It scrapes one `rotator start`
 checking every second three connections on two emulated tenants:
@@ -194,9 +194,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Everything started once for the session; the alerts read once all is well."""
+    """Everything started once for this module, stopped when its last test ends (not at
+    the worker's end, which would hold the run open); the alerts read once all is well."""
     stack_dir = tmp_path_factory.mktemp("prometheus")
     key_path, hooked_key = stack_dir / "AuthKey_A.p8", stack_dir / f"AuthKey_{HOOKED_KEY_ID}.p8"
     generate_throwaway_key(key_path)
@@ -324,7 +325,7 @@ def _trouble(stack: Stack) -> None:
 
 @pytest.fixture
 def troubled(stack: Stack) -> Stack:
-    """The stack once trouble has started (once per session)."""
+    """The stack once trouble has started (once per module)."""
     _trouble(stack)
     return stack
 
