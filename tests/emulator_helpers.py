@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,15 +94,6 @@ def bearer(token: str) -> dict[str, str]:
 def conn_id(emu: Emulator, name: str = "apple") -> str:
     """The stored id of a connection."""
     return str(emu.connection(name)["id"])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll the condition until it holds, failing after the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met before the deadline")
-        time.sleep(0.02)
 
 
 def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from conftest import wait_for
 from emulator_helpers import (
     OPTIONS,
     SECRET,
@@ -20,7 +21,6 @@ from emulator_helpers import (
     sample_emulator,
     sample_http,
     token_request,
-    wait_for,
 )
 
 from rotator.auth0_rules import SCOPES
@@ -369,7 +369,8 @@ def test_rate_limit_burst_from_constructor() -> None:
                 client.get("/api/v2/connections", headers=headers).status_code for _ in range(20)
             ]
             assert 429 in statuses
-            wait_for(lambda: client.get("/api/v2/connections", headers=headers).status_code == 200)
+            wait_for(lambda: client.get("/api/v2/connections", headers=headers).status_code == 200,
+                     10, "the bucket to refill")
 
 
 def test_429_consumes_no_token(http: httpx.Client, emu: Emulator) -> None:
@@ -382,7 +383,7 @@ def test_429_consumes_no_token(http: httpx.Client, emu: Emulator) -> None:
         statuses.append(http.get("/api/v2/connections", headers=headers).status_code)
         return len(statuses) > 1 and statuses[-1] == 200 and 429 in statuses
 
-    wait_for(next_is_ok)
+    wait_for(next_is_ok, 10, "a 200 after a 429")
 
 
 def test_token_endpoint_not_rate_limited(http: httpx.Client, emu: Emulator) -> None:

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from conftest import wait_for
 from emulator_helpers import (
     assert_auth0_error,
     bearer,
@@ -18,7 +19,6 @@ from emulator_helpers import (
     sample_emulator,
     sample_http,
     token_request,
-    wait_for,
 )
 
 from rotator.emulator import Emulator, Fault
@@ -201,7 +201,7 @@ def test_fault_trickle_stops_with_the_emulator() -> None:
 
         asking = threading.Thread(target=ask)
         asking.start()
-        wait_for(lambda: len(emu.journal) == 1)
+        wait_for(lambda: len(emu.journal) == 1, 10, "the trickled request in the journal")
         started = time.monotonic()
         emu.stop()
         asking.join(timeout=5)
