@@ -37,6 +37,8 @@ SERVICES_ID = "com.example.webapp"
 _PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 #: Kept from the test's environment by run_rotator: the `lock_dir` fixture sets it.
 LOCK_DIR = "ROTATOR_LOCK_DIR"
+#: The repository's root.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -316,8 +318,6 @@ def break_services_id(tenant: EmulatedTenant, connection: str) -> None:
 
 # -- the environment variables rotator's source reads (test_docs, test_environment) ----------
 
-#: The repository's root.
-ROOT = Path(__file__).resolve().parents[1]
 #: Shaped like an environment variable (PATH, the one without an underscore, aside).
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
 #: Constants shaped like variables that are not (an ssl error name; os.open flags).

@@ -24,10 +24,9 @@ import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
 from auth0_env import EmulatedTenant
-from conftest import break_services_id, one, promtool, promtool_path, run_cli, samples
+from conftest import ROOT, break_services_id, one, promtool, promtool_path, run_cli, samples
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "rotator-rules.test.yaml"
 PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_cli, run_rotator
+from conftest import KEY_ID, ROOT, SERVICES_ID, TEAM_ID, Run, assert_refused, run_cli, run_rotator
 
 from rotator import config, environment
 from rotator.client_auth import ClientSecret
@@ -22,8 +22,7 @@ from rotator.config import Overrides
 from rotator.errors import ConfigError
 from rotator.secret import generate_throwaway_key
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "config" / "rotator.example.toml"
+EXAMPLE = ROOT / "config" / "rotator.example.toml"
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
 
 

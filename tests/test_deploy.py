@@ -33,14 +33,13 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import ANY_PORT
+from conftest import ANY_PORT, ROOT
 
 import rotator
 from rotator import config, environment
 from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 SYSTEMD = DEPLOY / "systemd"

@@ -15,11 +15,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import variables_read
+from conftest import ROOT, variables_read
 
 from rotator import config, environment
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "deploy" / "README.md",
                 *(ROOT / "docs").glob("*.md")])
 CONFIGURATION = ROOT / "docs" / "configuration.md"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HEAVY, probe, run_rotator
+from conftest import HEAVY, ROOT, probe, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from emulator_helpers import elsewhere, emulator, sample_emulator, stop
@@ -27,7 +27,6 @@ from rotator import secret as rotator_secret
 from rotator.emulator import Emulator, cli
 from rotator.emulator import cli as emulator_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 TEAM, KID, SID = "CLITEAM001", "CLIKEY0001", "com.example.webapp"
 CUSTOM_AUDIENCE = "https://tenant.emulated.auth0.com/api/v2/"
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from conftest import ROOT
 from emulator_helpers import (
     OPTIONS,
     SECRET,
@@ -160,10 +161,9 @@ def test_import_is_light() -> None:
         "heavy = ('auth0', 'apscheduler', 'prometheus_client', 'trustme'); "
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
-    root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=root,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
+from conftest import ROOT
 
 import rotator
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "deploy" / "github-actions" / "rotate-apple-secret.yml"
 #: How GitHub runs a `run:` step on ubuntu-latest (its default shell).
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]

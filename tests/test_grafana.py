@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "rotator-dashboard.json"
 RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
