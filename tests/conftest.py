@@ -37,8 +37,12 @@ SERVICES_ID = "com.example.webapp"
 _PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 #: Kept from the test's environment by run_rotator: the `lock_dir` fixture sets it.
 LOCK_DIR = "ROTATOR_LOCK_DIR"
-#: The repository's root.
+#: The repository's root, and the shipped artefacts more than one test file reads.
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = ROOT / "config" / "rotator.example.toml"
+RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "rotator-dashboard.json"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
 
 
 @pytest.fixture(autouse=True)

@@ -24,13 +24,21 @@ import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
 from auth0_env import EmulatedTenant
-from conftest import ROOT, break_services_id, one, promtool, promtool_path, run_cli, samples
+from conftest import (
+    KUBERNETES,
+    ROOT,
+    RULES,
+    break_services_id,
+    one,
+    promtool,
+    promtool_path,
+    run_cli,
+    samples,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
-RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "rotator-rules.test.yaml"
-PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml"
-KUBERNETES = ROOT / "deploy" / "kubernetes"
+PROMETHEUS_RULE = KUBERNETES / "prometheusrule.yaml"
 DEPLOY_README = ROOT / "deploy" / "README.md"
 
 # What rotator exports: `rotator start` at /metrics, and `run-once --metrics-file`

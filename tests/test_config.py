@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, ROOT, SERVICES_ID, TEAM_ID, Run, assert_refused, run_cli, run_rotator
+from conftest import (
+    EXAMPLE_CONFIG,
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    Run,
+    assert_refused,
+    run_cli,
+    run_rotator,
+)
 
 from rotator import config, environment
 from rotator.client_auth import ClientSecret
@@ -22,7 +31,6 @@ from rotator.config import Overrides
 from rotator.errors import ConfigError
 from rotator.secret import generate_throwaway_key
 
-EXAMPLE = ROOT / "config" / "rotator.example.toml"
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
 
 
@@ -582,7 +590,7 @@ def test_lifetime_over_apple_limit_is_refused_by_the_cli(
 
 def test_example_documents_every_key() -> None:
     """config/rotator.example.toml mentions every section key, connection key and variable."""
-    text = EXAMPLE.read_text()
+    text = EXAMPLE_CONFIG.read_text()
     assigned = set(re.findall(r"^[#\s]*([a-z0-9_]+)\s*=", text, flags=re.MULTILINE))
     tables = set(re.findall(r"^[#\s]*\[\[?([a-z0-9_.]+)\]\]?", text, flags=re.MULTILINE))
     for section, keys in config.SECTIONS.items():
@@ -596,7 +604,7 @@ def test_example_documents_every_key() -> None:
 
 def test_example_comments_every_key() -> None:
     """Every key line in the example (set or commented out) has a comment beside or above it."""
-    lines = EXAMPLE.read_text().splitlines()
+    lines = EXAMPLE_CONFIG.read_text().splitlines()
     for n, line in enumerate(lines):
         body = line.lstrip("# ")
         if not re.match(r"[a-z0-9_]+\s*=", body):
@@ -642,7 +650,7 @@ def _uncommented_partner(text: str) -> str:
 
 def test_example_copy_passes_check_config_once_its_files_exist(tmp_path: Path) -> None:
     """A copy of the example whose files exist passes check-config: one connection, exit 0."""
-    path = _example_with_real_paths(tmp_path, EXAMPLE.read_text())
+    path = _example_with_real_paths(tmp_path, EXAMPLE_CONFIG.read_text())
     run = run_rotator("check-config", "--config", str(path))
     assert run.code == 0, run.output
     assert "1 connection(s) on 1 tenant(s)" in run.stdout
@@ -651,7 +659,7 @@ def test_example_copy_passes_check_config_once_its_files_exist(tmp_path: Path) -
 
 def test_example_partner_entry_loads_once_uncommented(tmp_path: Path) -> None:
     """Uncommented, the example's partner entry is a second tenant, team and key."""
-    path = _example_with_real_paths(tmp_path, _uncommented_partner(EXAMPLE.read_text()))
+    path = _example_with_real_paths(tmp_path, _uncommented_partner(EXAMPLE_CONFIG.read_text()))
     settings = config.load(Overrides(config=str(path)), {})
     assert len(settings.connections) == 2
     first, second = settings.connections
@@ -671,7 +679,7 @@ def test_example_partner_entry_loads_once_uncommented(tmp_path: Path) -> None:
 def test_example_is_valid_toml_with_only_known_keys() -> None:
     """The example as shipped fails only on its placeholder paths, not on its keys or syntax."""
     with pytest.raises(ConfigError) as info:
-        config.load(Overrides(config=str(EXAMPLE)), {})
+        config.load(Overrides(config=str(EXAMPLE_CONFIG)), {})
     assert "does not exist" in str(info.value)
     assert "unknown key" not in str(info.value)
 

@@ -33,7 +33,7 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import ANY_PORT, ROOT
+from conftest import ANY_PORT, KUBERNETES, ROOT
 
 import rotator
 from rotator import config, environment
@@ -41,7 +41,6 @@ from rotator.emulator import Emulator
 from rotator.secret import generate_throwaway_key
 
 DEPLOY = ROOT / "deploy"
-KUBERNETES = DEPLOY / "kubernetes"
 SYSTEMD = DEPLOY / "systemd"
 CRONTAB = DEPLOY / "cron" / "rotator.crontab"
 FAILURE_TEMPLATE = "rotator-failure@.service"

@@ -15,14 +15,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, variables_read
+from conftest import EXAMPLE_CONFIG, ROOT, variables_read
 
 from rotator import config, environment
 
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "deploy" / "README.md",
                 *(ROOT / "docs").glob("*.md")])
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-EXAMPLE = ROOT / "config" / "rotator.example.toml"
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$", re.M)
@@ -135,7 +134,7 @@ def loader_keys() -> set[str]:
 
 def example_keys() -> set[str]:
     """Every key of the example file, its commented-out lines included, as the table writes it."""
-    text = EXAMPLE.read_text(encoding="utf-8")
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
     found: set[str] = set()
     section = ""
     for line in text.splitlines():

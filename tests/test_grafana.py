@@ -14,10 +14,8 @@ import re
 from typing import Any
 
 import yaml
-from conftest import ROOT
+from conftest import DASHBOARD, RULES
 
-DASHBOARD = ROOT / "deploy" / "grafana" / "rotator-dashboard.json"
-RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 
 

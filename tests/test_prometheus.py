@@ -35,7 +35,7 @@ import httpx
 import pytest
 import yaml
 from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
-from conftest import ANY_PORT, ROOT, bound_listen, wait_for
+from conftest import ANY_PORT, DASHBOARD, RULES, bound_listen, wait_for
 
 from rotator import secret
 from rotator.emulator import Emulator, Fault
@@ -43,8 +43,6 @@ from rotator.secret import generate_throwaway_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prometheus")]
 
-RULES = ROOT / "deploy" / "prometheus" / "rotator-rules.yaml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "rotator-dashboard.json"
 HOOKED_KEY_ID = "HOOKED0KEY"
 HOOKED_SERVICES_ID = "com.example.ios"
 DAY = 86400
