@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
+from rotator.environment import PREFIXES
 from rotator.secret import AppleKey, generate_throwaway_key, load_key
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
-_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 #: Kept from the test's environment by run_rotator: the `lock_dir` fixture sets it.
 LOCK_DIR = "ROTATOR_LOCK_DIR"
 #: The repository's root, and the shipped artefacts more than one test file reads.
@@ -49,7 +49,7 @@ KUBERNETES = ROOT / "deploy" / "kubernetes"
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No stray AUTH0_/APPLE_/ROTATOR_ variable or CA override leaks into a test."""
     for name in list(os.environ):
-        if name.startswith(_PREFIXES) or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if name.startswith(PREFIXES) or name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
             monkeypatch.delenv(name)
 
 
@@ -131,7 +131,7 @@ def run_rotator(
     of interpreter start-up per call. ``process=True`` runs ``python -m rotator``
     as a child process, for tests where the process boundary is the point.
     """
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES) or k == LOCK_DIR}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES) or k == LOCK_DIR}
     base.pop("SSL_CERT_FILE", None)
     if not process:
         return _in_process(args, {**base, **(env or {})}, cwd)
@@ -223,7 +223,7 @@ class Terminal:
 def at_terminal(*args: str) -> Iterator[Terminal]:
     """``python -m rotator ARGS`` with stderr on a pty and stdout on a pipe."""
     master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
     env.pop("SSL_CERT_FILE", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "rotator", *args], stdin=subprocess.DEVNULL,

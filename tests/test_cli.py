@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from auth0_env import EmulatedTenant
 from conftest import (
-    _PREFIXES,
     HEAVY,
     KEY_ID,
     PROBE,
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
-from rotator import __version__
+from rotator import __version__, environment
 from rotator.emulator import Fault
 
 COMMANDS = {
@@ -420,7 +419,7 @@ def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: EmulatedTenant) -> No
     process = subprocess.Popen(
         [sys.executable, "-m", "rotator", "run-now", "--config", str(tenant.write_config())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)},
+        env={k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)},
     )
     try:
         wait_for(lambda: ("POST", "/auth/token") in tenant.emu.in_flight(), 30,

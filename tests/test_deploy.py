@@ -57,7 +57,6 @@ SERVICES_ID = "com.example.webapp"
 ROTATOR_ENV = {n for n in environment.NAMES if n.startswith(environment.PREFIXES)}
 # What the image may set besides rotator's own: the interpreter's switches and PATH.
 IMAGE_ENV = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
-_CLEAN_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 
 # The oldest Kubernetes the manifests promise (CronJob timeZone is GA from 1.27)
 # and the newest whose schemas kubernetes-validate ships.
@@ -227,7 +226,7 @@ def _get(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_CLEAN_PREFIXES)}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)}
     base.pop("SSL_CERT_FILE", None)
     return {**base, **extra}
 
@@ -959,10 +958,10 @@ def test_recipes_use_only_variables_rotator_reads() -> None:
         found[unit] = {e.split("=", 1)[0] for e in env}
     found["crontab"] = {
         v for v in re.findall(r"\b[A-Z][A-Z0-9_]+\b", _cron_job()[1])
-        if v.startswith(_CLEAN_PREFIXES)
+        if v.startswith(environment.PREFIXES)
     }
     for recipe, names in found.items():
-        ours = {n for n in names if n.startswith(_CLEAN_PREFIXES)}
+        ours = {n for n in names if n.startswith(environment.PREFIXES)}
         assert ours <= ROTATOR_ENV, f"{recipe} sets {sorted(ours - ROTATOR_ENV)}"
         if recipe != "Dockerfile":
             assert names <= ROTATOR_ENV, f"{recipe} sets {sorted(names - ROTATOR_ENV)}"

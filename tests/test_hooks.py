@@ -34,7 +34,6 @@ OPTIONS: dict[str, Any] = {
 EXP = 1_800_000_000
 EXP_ISO = datetime.fromtimestamp(EXP, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 SECRET = "eyJhbGciOiJFUzI1NiJ9.a-stand-in-for-the-new-secret.c2lnbmF0dXJl"
-_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 
 # Appends what the hook received (stdin, argv, environment) as one JSON line.
 _DUMP = """\

@@ -37,7 +37,7 @@ import yaml
 from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
 from conftest import ANY_PORT, DASHBOARD, RULES, bound_listen, wait_for
 
-from rotator import secret
+from rotator import environment, secret
 from rotator.emulator import Emulator, Fault
 from rotator.secret import generate_throwaway_key
 
@@ -215,7 +215,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         flag = stack_dir / "hook-fails"
         config = _config(stack_dir, a, b, hooked_key, ANY_PORT, flag)
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AUTH0_", "APPLE_", "ROTATOR_"))}
+               if not k.startswith(environment.PREFIXES)}
         env.pop("SSL_CERT_FILE", None)
         rotator_log = stack_dir / "rotator.log"
         with rotator_log.open("wb") as log:

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 import rotator
-from rotator import cli, config, logs, runner, secret
+from rotator import cli, config, environment, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
 from rotator.reload import Reloader
@@ -50,7 +50,6 @@ OPTIONS: dict[str, Any] = {
 }
 HOUR = 3600
 SCHEDULE = {"secret_lifetime": "1d", "rotate_every": "1h", "check_every": "1m"}
-_PREFIXES = ("AUTH0_", "APPLE_", "ROTATOR_")
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -199,7 +198,7 @@ class Started:
 def rotator_start(config_path: Path, tmp_path: Path) -> Iterator[Started]:
     """`rotator start --log-format json` in the background, once it serves; killed at exit."""
     log_path = tmp_path / "rotator-start.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)}
     env.pop("SSL_CERT_FILE", None)
     with log_path.open("wb") as stderr:
         proc = subprocess.Popen(
