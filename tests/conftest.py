@@ -108,6 +108,15 @@ def apple_env(key_path: Path) -> dict[str, str]:
     }
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a rotator the test starts: this process's, without rotator's
+    variables (but for :data:`LOCK_DIR`, the test's own lock folder) nor SSL_CERT_FILE;
+    then ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES) or k == LOCK_DIR}
+    base.pop("SSL_CERT_FILE", None)
+    return {**base, **extra}
+
+
 class Run(NamedTuple):
     """A finished `rotator` run (unpacks as code, stdout, stderr)."""
 
@@ -131,13 +140,12 @@ def run_rotator(
     of interpreter start-up per call. ``process=True`` runs ``python -m rotator``
     as a child process, for tests where the process boundary is the point.
     """
-    base = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES) or k == LOCK_DIR}
-    base.pop("SSL_CERT_FILE", None)
+    environ = child_env(**(env or {}))
     if not process:
-        return _in_process(args, {**base, **(env or {})}, cwd)
+        return _in_process(args, environ, cwd)
     proc = subprocess.run(
         [sys.executable, "-m", "rotator", *args],
-        env={**base, **(env or {})},
+        env=environ,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -223,11 +231,9 @@ class Terminal:
 def at_terminal(*args: str) -> Iterator[Terminal]:
     """``python -m rotator ARGS`` with stderr on a pty and stdout on a pipe."""
     master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
-    env.pop("SSL_CERT_FILE", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "rotator", *args], stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=slave, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=slave, env=child_env(), text=True,
     )
     os.close(slave)
     terminal = Terminal(process, master)

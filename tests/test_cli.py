@@ -21,6 +21,7 @@ from conftest import (
     SERVICES_ID,
     TEAM_ID,
     at_terminal,
+    child_env,
     finish,
     probe,
     run_rotator,
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey
 
-from rotator import __version__, environment
+from rotator import __version__
 from rotator.emulator import Fault
 
 COMMANDS = {
@@ -172,8 +173,7 @@ def test_mint_prints_one_verifiable_secret(apple_env: dict[str, str], key_path: 
 def _console_script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The installed `rotator` console script (what users run), output piped."""
     script = Path(sys.executable).with_name("rotator")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
-    return subprocess.run([str(script), *args], env={**base, **env}, capture_output=True,
+    return subprocess.run([str(script), *args], env=child_env(**env), capture_output=True,
                           text=True, timeout=60, check=False)
 
 
@@ -419,7 +419,7 @@ def test_ctrl_c_off_a_terminal_prints_no_such_line(tenant: EmulatedTenant) -> No
     process = subprocess.Popen(
         [sys.executable, "-m", "rotator", "run-now", "--config", str(tenant.write_config())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)},
+        env=child_env(),
     )
     try:
         wait_for(lambda: ("POST", "/auth/token") in tenant.emu.in_flight(), 30,

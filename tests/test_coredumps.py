@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import ANY_PORT, wait_for
+from conftest import ANY_PORT, child_env, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -33,7 +33,7 @@ def test_a_running_rotator_start_has_core_dumps_off(tenant: EmulatedTenant, tmp_
     """`rotator start`: RLIMIT_CORE is 0 (soft and hard) while it runs."""
     tenant.add()
     config = tenant.write_config(extra=f'[server]\nlisten = "{ANY_PORT}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    env = child_env()
     log = tmp_path / "start.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(

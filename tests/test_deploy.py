@@ -33,7 +33,7 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import ANY_PORT, KUBERNETES, ROOT
+from conftest import ANY_PORT, KUBERNETES, ROOT, child_env
 
 import rotator
 from rotator import config, environment
@@ -223,12 +223,6 @@ def _unit(path: Path) -> dict[str, list[tuple[str, str]]]:
 
 def _get(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
     return [v for k, v in unit.get(section, []) if k == key]
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)}
-    base.pop("SSL_CERT_FILE", None)
-    return {**base, **extra}
 
 
 # -- Dockerfile and .dockerignore -------------------------------------------
@@ -732,7 +726,7 @@ def _run_cron_job(
         command = command.replace(old, new)
     proc = subprocess.run(
         [shell or env["SHELL"], "-c", command],
-        env=_clean_env(PATH=f"{bin_dir}:{env['PATH']}"),
+        env=child_env(PATH=f"{bin_dir}:{env['PATH']}"),
         capture_output=True, text=True, timeout=120, check=False,
     )
     return proc.returncode, proc.stdout, log.read_text() if log.exists() else ""
@@ -1034,7 +1028,7 @@ def _build_image_venv(work: Path) -> Path:
     assert any(s.startswith("pip wheel") and "--no-deps" in s for s in steps)
     assert "python -m venv --without-pip /opt/venv" in steps
     assert any(s.startswith("pip --python /opt/venv/bin/python install") for s in steps)
-    env = _clean_env(**_env(builder))
+    env = child_env(**_env(builder))
     for step in steps:
         argv = _replay(step, src=src, wheels=wheels, venv=venv)
         proc = subprocess.run(argv, cwd=src, capture_output=True, text=True, timeout=600,
@@ -1052,7 +1046,7 @@ def _image_env(venv: Path, **extra: str) -> dict[str, str]:
     env["PATH"] = env["PATH"].replace("/opt/venv", str(venv)).replace(
         "${PATH}", os.environ["PATH"]
     )
-    return _clean_env(**env, **extra)
+    return child_env(**env, **extra)
 
 
 def _entrypoint(venv: Path) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import ANY_PORT, assert_refused, run_rotator, wait_for
+from conftest import ANY_PORT, assert_refused, child_env, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
@@ -49,7 +49,7 @@ def _runs(n: int, args: list[str], tmp_path: Path) -> Iterator[list[tuple[subpro
 
     They outlive the block (see :func:`_finish`) unless it fails: then they are killed.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    env = child_env()
     procs = []
     try:
         for i in range(n):

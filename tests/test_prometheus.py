@@ -21,7 +21,6 @@ the last test stops rotator.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -35,9 +34,9 @@ import httpx
 import pytest
 import yaml
 from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
-from conftest import ANY_PORT, DASHBOARD, RULES, bound_listen, wait_for
+from conftest import ANY_PORT, DASHBOARD, RULES, bound_listen, child_env, wait_for
 
-from rotator import environment, secret
+from rotator import secret
 from rotator.emulator import Emulator, Fault
 from rotator.secret import generate_throwaway_key
 
@@ -214,9 +213,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         b.add("apple")
         flag = stack_dir / "hook-fails"
         config = _config(stack_dir, a, b, hooked_key, ANY_PORT, flag)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(environment.PREFIXES)}
-        env.pop("SSL_CERT_FILE", None)
+        env = child_env()
         rotator_log = stack_dir / "rotator.log"
         with rotator_log.open("wb") as log:
             rotator = subprocess.Popen(

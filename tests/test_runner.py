@@ -11,7 +11,6 @@ them, or a second M2M application of the same tenant. Neither is written.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from conftest import (
     KEY_ID,
     TEAM_ID,
     assert_refused,
+    child_env,
     named,
     run_cli,
     run_rotator,
@@ -197,7 +197,7 @@ def test_the_network_sides_are_imported_before_the_deadline_starts(tenant: Emula
     proc = subprocess.run(
         [sys.executable, "-c", _IMPORTED_WHEN_THE_DEADLINE_STARTS, str(tenant.write_config())],
         capture_output=True, text=True, timeout=60, check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))})
+        env=child_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[True, True] None", proc.stdout + proc.stderr
 

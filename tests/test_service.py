@@ -23,13 +23,13 @@ import jwt
 import pytest
 import structlog
 from auth0_env import register_apple
-from conftest import ANY_PORT, KEY_ID, SERVICES_ID, TEAM_ID, bound_listen, wait_for
+from conftest import ANY_PORT, KEY_ID, SERVICES_ID, TEAM_ID, bound_listen, child_env, wait_for
 from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 import rotator
-from rotator import cli, config, environment, logs, runner, secret
+from rotator import cli, config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
 from rotator.reload import Reloader
@@ -198,8 +198,7 @@ class Started:
 def rotator_start(config_path: Path, tmp_path: Path) -> Iterator[Started]:
     """`rotator start --log-format json` in the background, once it serves; killed at exit."""
     log_path = tmp_path / "rotator-start.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(environment.PREFIXES)}
-    env.pop("SSL_CERT_FILE", None)
+    env = child_env()
     with log_path.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rotator", "start", "--config", str(config_path),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import dump_hook, named, wait_for
+from conftest import child_env, dump_hook, named, wait_for
 
 from rotator import secret, signals
 from rotator.emulator import Fault
@@ -74,7 +74,7 @@ def signalled(tenant: EmulatedTenant, args: list[str], when: Any, what: str, sig
 
     Returns the exit code, stderr, and how long the process took after the signal.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH0_", "APPLE_"))}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-m", "rotator", *args, "--log-format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
