@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -18,10 +19,6 @@ from rotator import secret
 from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
 from rotator.emulator.sample import apple_options
-
-TEAM_ID = "ABCDE12345"
-KEY_ID = "ABC123DEFG"
-SERVICES_ID = "com.example.webapp"
 
 
 @functools.cache

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import KEY_ID, TEAM_ID, EmulatedTenant
-from conftest import named, other_key, run_cli
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, TEAM_ID, named, other_key, run_cli
 
 from rotator import cli, secret
 from rotator.emulator import Emulator, Fault

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import named, run_cli
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, named, run_cli
 
 from rotator import logs
 from rotator.auth0 import Pacer, Tenant

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from auth0_env import EmulatedTenant, realistic_options
 from auth0_oas import description, operation, query_errors, schema_errors, validator
-from conftest import ROOT, run_rotator
+from conftest import KEY_ID, ROOT, SERVICES_ID, run_rotator
 from emulator_helpers import bearer, client_for, get_token
 
 from rotator.emulator import Emulator, Fault, Request
@@ -59,7 +59,7 @@ def _management(journal: list[Request]) -> list[Request]:
 def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
     """Run-once, status, check-config --online and a dry run against one emulated tenant."""
     tmp = tmp_path_factory.mktemp("contract")
-    key_path = tmp / "AuthKey_ABC123DEFG.p8"
+    key_path = tmp / f"AuthKey_{KEY_ID}.p8"
     generate_throwaway_key(key_path)
     with Emulator() as emu:
         tenant = EmulatedTenant(emu, tmp, key_path)
@@ -70,7 +70,7 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
         # An older connection without display_name, and no secret yet: due.
         emu.add_connection({"name": "bare", "strategy": "oauth2",
                             "options": realistic_options(None, "com.example.other")})
-        config = tenant.write_config([("apple", "com.example.webapp"),
+        config = tenant.write_config([("apple", SERVICES_ID),
                                       (ios["id"], "com.example.ios"),
                                       ("bare", "com.example.other")])
         emu.inject(Fault(method="PATCH", path="/api/v2/connections/", status=429, retry_after=0))
@@ -88,7 +88,7 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flows]:
         emu.set_rate_limit(None, None)
         # A native apple connection: looked up among oauth2, then by name alone, refused.
         emu.add_connection({"name": "native", "strategy": "apple", "options": {}})
-        native = tenant.write_config([("native", "com.example.webapp")])  # over config
+        native = tenant.write_config([("native", SERVICES_ID)])  # over config
         refused = run_rotator("status", "--config", str(native))
         assert refused.code == 1, refused.output
         ended = time.time()

@@ -10,8 +10,8 @@ from typing import Any
 
 import jwt
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import named, run_cli, run_rotator
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, named, run_cli, run_rotator
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import secret
@@ -21,8 +21,7 @@ from rotator.errors import RefusedError, VerificationError
 from rotator.modes import Mode
 from rotator.seams import Connection
 
-SID = "com.example.webapp"
-OPTIONS = {"client_id": SID, "client_secret": "old", "scope": "name email", "flag": False}
+OPTIONS = {"client_id": SERVICES_ID, "client_secret": "old", "scope": "name email", "flag": False}
 
 
 def conn(**changes: object) -> Connection:
@@ -40,8 +39,8 @@ def conn(**changes: object) -> Connection:
 def test_refuses_what_must_not_be_written(changes: dict[str, object], words: str) -> None:
     """Another strategy, hidden options or another Services ID: RefusedError saying why."""
     with pytest.raises(RefusedError, match=words):
-        refuse(conn(**changes), SID)
-    refuse(conn(), SID)
+        refuse(conn(**changes), SERVICES_ID)
+    refuse(conn(), SERVICES_ID)
 
 
 def test_the_body_is_the_options_read_with_the_secret_replaced() -> None:

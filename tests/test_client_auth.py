@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import Run, assert_no_piece, assert_refused, run_rotator
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_no_piece, assert_refused, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -242,8 +242,8 @@ def test_a_connections_own_credential_replaces_the_inherited_one(
     path.write_text(
         f'[auth0]\ndomain = "example.eu.auth0.com"\nclient_id = "m2m"\n'
         f'client_secret_file = "{secret}"\n'
-        f'[apple]\nteam_id = "ABCDE12345"\nkey_id = "ABC123DEFG"\nprivate_key_file = "{key_path}"\n'
-        '[[connections]]\nconnection = "apple"\nclient_id = "com.example.webapp"\n'
+        f'[apple]\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\nprivate_key_file = "{key_path}"\n'
+        f'[[connections]]\nconnection = "apple"\nclient_id = "{SERVICES_ID}"\n'
         '[[connections]]\nconnection = "partner"\nclient_id = "com.example.partner"\n'
         f'[connections.auth0]\ndomain = "partner.us.auth0.com"\nclient_id = "partner-m2m"\n'
         f'client_assertion_signing_key_file = "{signing}"\n'

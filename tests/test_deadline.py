@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import named, run_cli
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, named, run_cli
 
 from rotator.apple import Apple
 from rotator.deadline import Deadline

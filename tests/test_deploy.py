@@ -33,7 +33,7 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import ANY_PORT, KUBERNETES, ROOT, child_env
+from conftest import ANY_PORT, KEY_ID, KUBERNETES, ROOT, SERVICES_ID, TEAM_ID, child_env
 
 import rotator
 from rotator import config, environment
@@ -49,9 +49,6 @@ FAILURE_INSTANCE = "rotator-failure@rotator.service.service"
 TEXTFILES = "/var/lib/node_exporter/textfile_collector"
 METRICS_FILE = f"{TEXTFILES}/rotator.prom"
 
-TEAM_ID = "ABCDE12345"
-KEY_ID = "ABC123DEFG"
-SERVICES_ID = "com.example.webapp"
 
 # Every variable of rotator's own that it reads (the table in rotator.environment).
 ROTATOR_ENV = {n for n in environment.NAMES if n.startswith(environment.PREFIXES)}

@@ -298,7 +298,7 @@ def test_run_once_after_run_now_sends_no_patch(
 
 
 def _hs256(tenant: EmulatedTenant) -> str:
-    return jwt.encode({"iss": "ABCDE12345", "sub": SERVICES_ID}, "a-shared-key-32-bytes-long......",
+    return jwt.encode({"iss": TEAM_ID, "sub": SERVICES_ID}, "a-shared-key-32-bytes-long......",
                       algorithm="HS256")
 
 
@@ -306,7 +306,7 @@ def _other_key(tenant: EmulatedTenant, tmp_path: Path) -> str:
     path = tmp_path / "other.p8"
     secret.generate_throwaway_key(path)
     other = secret.load_key(path.read_bytes(), "other")
-    return secret.mint(other, team_id="ABCDE12345", key_id="ABC123DEFG",
+    return secret.mint(other, team_id=TEAM_ID, key_id=KEY_ID,
                        services_id=SERVICES_ID, lifetime=86400 * 180, now=int(time.time()))
 
 

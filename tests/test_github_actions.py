@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
-from conftest import ROOT
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, ROOT, SERVICES_ID, TEAM_ID
 
 import rotator
 

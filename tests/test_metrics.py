@@ -14,8 +14,8 @@ from pathlib import Path
 
 import jwt
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import break_services_id, one, promtool, run_cli, samples
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, break_services_id, one, promtool, run_cli, samples
 from prometheus_client.parser import text_string_to_metric_families
 
 import rotator

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from auth0_env import KEY_ID, SERVICES_ID, TEAM_ID, EmulatedTenant
-from conftest import assert_refused, run_rotator
+from auth0_env import EmulatedTenant
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, run_rotator
 
 from rotator.paths import resolve
 

@@ -33,8 +33,18 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from auth0_env import SERVICES_ID, EmulatedTenant, register_apple
-from conftest import ANY_PORT, DASHBOARD, RULES, bound_listen, child_env, wait_for
+from auth0_env import EmulatedTenant, register_apple
+from conftest import (
+    ANY_PORT,
+    DASHBOARD,
+    KEY_ID,
+    RULES,
+    SERVICES_ID,
+    TEAM_ID,
+    bound_listen,
+    child_env,
+    wait_for,
+)
 
 from rotator import secret
 from rotator.emulator import Emulator, Fault
@@ -208,7 +218,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         a.add("apple", client_secret=a.mint(age=40 * DAY))  # due: rotated at start-up
         hooked = secret.load_key(hooked_key.read_bytes(), "hooked key")
         a.add("hooked", services_id=HOOKED_SERVICES_ID, client_secret=secret.mint(
-            hooked, team_id="ABCDE12345", key_id=HOOKED_KEY_ID,
+            hooked, team_id=TEAM_ID, key_id=HOOKED_KEY_ID,
             services_id=HOOKED_SERVICES_ID, lifetime=180 * DAY, now=int(time.time())))
         b.add("apple")
         flag = stack_dir / "hook-fails"
@@ -305,7 +315,7 @@ def _trouble(stack: Stack) -> None:
         return
     stack.troubled = True
     a, b = stack.a, stack.b
-    a.emu.apple_revoke_key("ABC123DEFG")
+    a.emu.apple_revoke_key(KEY_ID)
     short = a.mint(lifetime=2 * DAY)
     options = a.stored("apple")["options"] | {"client_secret": short}
     a.emu.set_connection_options("apple", options)

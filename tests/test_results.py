@@ -15,15 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import (
-    KEY_ID,
-    SERVICES_ID,
-    TEAM_ID,
-    EmulatedTenant,
-    tenants_on_emulators,
-    two_tenants,
-)
-from conftest import run_cli
+from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli
 
 from rotator import words
 from rotator.emulator import Fault

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import dump_hook, named, run_cli
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, dump_hook, named, run_cli
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret

@@ -21,9 +21,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
+from auth0_env import EmulatedTenant
 from conftest import (
     KEY_ID,
+    SERVICES_ID,
     TEAM_ID,
     assert_refused,
     child_env,
@@ -416,8 +417,8 @@ def test_two_tenants_three_connections_one_failing(
         config = tmp_path / "rotator.toml"
         config.write_text(
             first.auth0_toml() + "\n" + first.apple_toml() + "\n"
-            '[[connections]]\nconnection = "apple-web"\nclient_id = "com.example.webapp"\n\n'
-            '[[connections]]\nconnection = "apple-broken"\nclient_id = "com.example.webapp"\n\n'
+            f'[[connections]]\nconnection = "apple-web"\nclient_id = "{SERVICES_ID}"\n\n'
+            f'[[connections]]\nconnection = "apple-broken"\nclient_id = "{SERVICES_ID}"\n\n'
             '[[connections]]\nconnection = "apple-ios"\nclient_id = "com.example.ios"\n'
             f'domain = "{second_emu.domain}"\nclient_secret_file = "{second.secret_file}"\n'
             f'ca_bundle = "{second_emu.ca_pem_path}"\n'

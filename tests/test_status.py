@@ -17,8 +17,8 @@ from typing import Any
 
 import jwt
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant, tenants_on_emulators, two_tenants
-from conftest import Run, assert_refused, run_cli
+from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
+from conftest import KEY_ID, SERVICES_ID, Run, assert_refused, run_cli
 
 from rotator.emulator import Fault
 
@@ -46,7 +46,7 @@ def two(tenant: EmulatedTenant) -> str:
     """A tenant with `apple` expiring in 10 days and `apple-ios` in about 180; its config."""
     tenant.add("apple", client_secret=tenant.mint(lifetime=10 * DAY))
     tenant.add("apple-ios", services_id="com.example.ios")
-    return str(tenant.write_config([("apple", "com.example.webapp"),
+    return str(tenant.write_config([("apple", SERVICES_ID),
                                     ("apple-ios", "com.example.ios")]))
 
 
@@ -263,7 +263,7 @@ def test_status_json_reports_the_live_secret(
     assert code == 0
     [row] = json.loads(out)
     claims = jwt.decode(live, options={"verify_signature": False})
-    assert row["kid"] == "ABC123DEFG"
+    assert row["kid"] == KEY_ID
     assert row["sub"] == SERVICES_ID
     assert (row["issued_at"], row["expires_at"]) == (claims["iat"], claims["exp"])
     assert row["due"] is False

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth0_env import SERVICES_ID, EmulatedTenant
-from conftest import named, run_cli
+from auth0_env import EmulatedTenant
+from conftest import SERVICES_ID, named, run_cli
 
 from rotator import config, logs, net
 from rotator.deadline import Deadline
