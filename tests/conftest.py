@@ -447,12 +447,16 @@ def assert_no_piece(output: str, *secrets: str) -> None:
         assert not leaked, leaked[:3]
 
 
-def dump_hook(tmp_path: Path, body: str) -> Path:
-    """An executable ``/bin/sh`` script ``hook.sh`` in ``tmp_path`` running ``body``."""
-    path = tmp_path / "hook.sh"
-    path.write_text("#!/bin/sh\n" + body)
+def script(path: Path, body: str, interpreter: str = "/bin/sh") -> Path:
+    """An executable script at ``path`` running ``body`` with ``interpreter``."""
+    path.write_text(f"#!{interpreter}\n{body}")
     path.chmod(0o755)
     return path
+
+
+def dump_hook(tmp_path: Path, body: str) -> Path:
+    """An executable ``/bin/sh`` script ``hook.sh`` in ``tmp_path`` running ``body``."""
+    return script(tmp_path / "hook.sh", body)
 
 
 @pytest.fixture

@@ -18,7 +18,16 @@ import httpx
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_no_piece, assert_refused, run_rotator
+from conftest import (
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    Run,
+    assert_no_piece,
+    assert_refused,
+    dump_hook,
+    run_rotator,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -212,9 +221,7 @@ def test_the_key_from_the_environment_in_pkcs1_on_one_line_works_and_hooks_never
     pkcs1 = write_key(tmp_path / "pkcs1.pem", key, serialization.PrivateFormat.TraditionalOpenSSL)
     flat = pkcs1.read_text().strip().replace("\n", "\\n")
     conn = pkjwt.add(client_secret=None)
-    hook = tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\nenv > {tmp_path / 'hook.env'}\n")
-    hook.chmod(0o755)
+    hook = dump_hook(tmp_path, f"env > {tmp_path / 'hook.env'}\n")
     toml = pkjwt.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n').read_text()
     path = tmp_path / "env-key.toml"
     path.write_text(toml.replace(key_file_line(pkjwt), ""))

@@ -17,7 +17,7 @@ import conftest
 import jwt
 import pytest
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli, wait_for
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, pieces, run_cli, script, wait_for
 from structlog.testing import capture_logs
 
 from rotator import config, hooks, secret
@@ -44,20 +44,13 @@ with open(os.path.join(os.path.dirname(sys.argv[0]), "calls.jsonl"), "a") as out
 """
 
 
-def script(path: Path, body: str, interpreter: str = "/bin/sh") -> Path:
-    """An executable script."""
-    path.write_text(f"#!{interpreter}\n{body}")
-    path.chmod(0o755)
-    return path
-
-
-def dump_hook(tmp_path: Path) -> Path:
+def recording_hook(tmp_path: Path) -> Path:
     """A hook that records its stdin, argv and environment in calls.jsonl beside it."""
     return script(tmp_path / "dump-hook", _DUMP, interpreter=sys.executable)
 
 
 def calls(hook: Path) -> list[dict[str, Any]]:
-    """What each run of a dump hook received."""
+    """What each run of a recording hook received."""
     path = hook.parent / "calls.jsonl"
     if not path.exists():
         return []
@@ -176,7 +169,7 @@ def test_hook_gets_the_secret_on_stdin_and_context_in_its_environment(
     """stdin carries the secret; ROTATOR_* carry the context; argv and env never the secret."""
     monkeypatch.setenv("AUTH0_CLIENT_SECRET", M2M_SECRET)
     monkeypatch.setenv("APPLE_PRIVATE_KEY", key_path.read_text())  # a throwaway key, made now
-    hook = dump_hook(tmp_path)
+    hook = recording_hook(tmp_path)
     with capture_logs() as events:
         ok = hooks.Hook([str(hook), "--from-rotator"], timeout=10)(conn, SECRET, EXP)
 
@@ -255,7 +248,7 @@ def test_run_now_hands_the_new_secret_to_the_hook(
     emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
 ) -> None:
     """run-now pipes the secret it wrote to the hook, and no rotator secret leaks to it."""
-    hook = dump_hook(tmp_path)
+    hook = recording_hook(tmp_path)
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url,
@@ -314,7 +307,7 @@ def test_run_now_dry_run_does_not_call_the_hook(
     emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
 ) -> None:
     """--dry-run writes nothing, so there is nothing to hand to the hook."""
-    hook = dump_hook(tmp_path)
+    hook = recording_hook(tmp_path)
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, hook=[str(hook)]
@@ -355,7 +348,7 @@ def test_on_failure_gets_the_failure_in_its_environment_and_no_secret(
     not in its environment, its argv or its standard input.
     """
     live = refuse_at_read(emu, key_path)
-    page = dump_hook(tmp_path)
+    page = recording_hook(tmp_path)
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, on_failure=[str(page), "--page"], secrets_in_files=False,
@@ -395,7 +388,7 @@ def test_on_failure_runs_when_the_post_rotate_hook_fails(
     """A failing post_rotate: the rotation stands, on_failure gets ROTATOR_STEP=hook, exit 1."""
     failing = script(tmp_path / "fail.sh", "cat >/dev/null\nexit 3\n")
     (tmp_path / "pager").mkdir()
-    page = dump_hook(tmp_path / "pager")
+    page = recording_hook(tmp_path / "pager")
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, hook=[str(failing)], on_failure=[str(page)],
@@ -423,7 +416,7 @@ def test_on_failure_does_not_run_when_all_is_well(
     """A rotation that succeeds (its post_rotate too) and a run with nothing due: no on_failure."""
     true = shutil.which("true")
     assert true is not None
-    page = dump_hook(tmp_path)
+    page = recording_hook(tmp_path)
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, hook=[true], on_failure=[str(page)],
@@ -472,7 +465,7 @@ def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
         f'touch "{done}"\nexit 1\n'
     ))
     (tmp_path / "pager").mkdir()
-    page = dump_hook(tmp_path / "pager")
+    page = recording_hook(tmp_path / "pager")
     cfg = write_config(
         tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
         token_url=emu.apple_token_url, hook=[str(slow)], on_failure=[str(page)],
@@ -495,11 +488,6 @@ def test_on_failure_runs_once_for_a_connection_the_deadline_cut_short(
 # -- fragments of a secret in text rotator did not write ---------------------------------
 
 
-def pieces(value: str, size: int = 16) -> set[str]:
-    """Every ``size``-character run of a secret."""
-    return {value[i:i + size] for i in range(len(value) - size + 1)}
-
-
 def test_a_hook_printing_part_of_the_new_secrets_signature_is_redacted(
     emu: Emulator, key_path: Path, tmp_path: Path, rotator: Any
 ) -> None:
@@ -515,7 +503,7 @@ def test_a_hook_printing_part_of_the_new_secrets_signature_is_redacted(
     assert failed["stderr"].startswith("bad signature ")
     assert "[redacted]" in failed["stderr"]
     new = live_secret(emu)
-    assert not [p for p in pieces(new) if p in run.output]
+    assert not [p for p in pieces(new, 16) if p in run.output]
 
 
 def test_an_auth0_error_quoting_the_client_secret_in_escaped_json_is_redacted(
@@ -531,7 +519,7 @@ def test_an_auth0_error_quoting_the_client_secret_in_escaped_json_is_redacted(
     assert '\\"client_secret\\":\\"m2m-secret' in description
     body = json.dumps({"error": "access_denied", "error_description": description})
     emu.inject(Fault(path="/oauth/token", status=401, body=body.encode(), times=None))
-    page = dump_hook(tmp_path)
+    page = recording_hook(tmp_path)
     cfg = write_config(tmp_path, key_path, domain=emu.domain, ca_bundle=emu.ca_pem_path,
                        token_url=emu.apple_token_url, on_failure=[str(page)])
     run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
@@ -541,5 +529,5 @@ def test_an_auth0_error_quoting_the_client_secret_in_escaped_json_is_redacted(
     [call] = calls(page)
     for text in (failed["error"], call["env"]["ROTATOR_ERROR"]):
         assert "Unauthorized" in text
-        assert not [p for p in pieces(M2M_SECRET) if p in text], text
-    assert not [p for p in pieces(M2M_SECRET) if p in run.output]
+        assert not [p for p in pieces(M2M_SECRET, 16) if p in text], text
+    assert not [p for p in pieces(M2M_SECRET, 16) if p in run.output]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import ANY_PORT, assert_refused, child_env, run_rotator, wait_for
+from conftest import ANY_PORT, assert_refused, child_env, dump_hook, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
@@ -28,17 +28,10 @@ def _events(text: str, event: str) -> list[dict[str, Any]]:
             if e.get("event") == event]
 
 
-def _hook(tmp_path: Path, body: str) -> Path:
-    hook = tmp_path / "hook.sh"
-    hook.write_text("#!/bin/sh\n" + body)
-    hook.chmod(0o755)
-    return hook
-
-
 def _recording_config(tenant: EmulatedTenant, tmp_path: Path) -> tuple[Path, Path]:
     """A config whose post_rotate hook appends each secret it is given to a file."""
     got = tmp_path / "hooked"
-    hook = _hook(tmp_path, f'cat >> "{got}"\n')
+    hook = dump_hook(tmp_path, f'cat >> "{got}"\n')
     return tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n'), got
 
 
@@ -159,7 +152,8 @@ def test_a_run_killed_while_holding_the_lock_leaves_none_behind(
     """SIGKILL during the hook (the lock held): the next run takes the lock without waiting."""
     conn = tenant.add()
     marker = tmp_path / "hook-pid"
-    hook = _hook(tmp_path, f'[ -e "{marker}" ] && exit 0\necho $$ > "{marker}"\nexec sleep 60\n')
+    hook = dump_hook(tmp_path,
+                     f'[ -e "{marker}" ] && exit 0\necho $$ > "{marker}"\nexec sleep 60\n')
     config = tenant.write_config(extra=f'[hooks]\npost_rotate = ["{hook}"]\n')
     with _runs(1, ["run-now", "--config", str(config)], tmp_path) as runs:
         wait_for(lambda: marker.exists() and marker.read_text().strip(), 60, "the hook to run")

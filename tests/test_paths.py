@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, run_rotator
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, dump_hook, run_rotator
 
 from rotator.paths import resolve
 
@@ -22,9 +22,7 @@ def _relative_setup(tenant: EmulatedTenant, tmp_path: Path) -> tuple[Path, Path]
     shutil.copy(tenant.secret_file, home / "secrets" / "m2m")
     shutil.copy(tenant.emu.ca_pem_path, home / "ca.pem")
     got = home / "hooked"
-    hook = home / "hook.sh"
-    hook.write_text(f'#!/bin/sh\ncat > "{got}"\n')
-    hook.chmod(0o755)
+    dump_hook(home, f'cat > "{got}"\n')
     config = home / "rotator.toml"
     config.write_text(
         f'[auth0]\ndomain = "{tenant.emu.domain}"\nclient_id = "{tenant.client_id}"\n'

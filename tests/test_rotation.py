@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import SERVICES_ID, dump_hook, named, run_cli
+from conftest import SERVICES_ID, dump_hook, named, pieces, run_cli
 from fakes import AlteringTenant, FakeTenant
 
 from rotator import cli, secret
@@ -101,7 +101,7 @@ def test_a_write_error_quoting_the_new_secret_is_redacted_after_the_secret_is_fo
     [failed] = named(stream.getvalue(), "rotation.failed")
     assert "Payload validation" in failed["error"]
     for text in (failed["error"], outcome.error or "", *seen):
-        assert not [new[i:i + 16] for i in range(len(new) - 15) if new[i:i + 16] in text], text
+        assert not [p for p in pieces(new, 16) if p in text], text
 
 
 # -- the truth about a write ---------------------------------------------------------

@@ -23,7 +23,16 @@ import jwt
 import pytest
 import structlog
 from auth0_env import register_apple
-from conftest import ANY_PORT, KEY_ID, SERVICES_ID, TEAM_ID, bound_listen, child_env, wait_for
+from conftest import (
+    ANY_PORT,
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    bound_listen,
+    child_env,
+    dump_hook,
+    wait_for,
+)
 from fakes import FakeApple, FakeTenant
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
@@ -115,13 +124,6 @@ def assert_options_intact(emu: Emulator) -> None:
     kept = {k: v for k, v in stored["options"].items() if k != "client_secret"}
     assert kept == {k: v for k, v in OPTIONS.items() if k != "client_secret"}
     assert stored["display_name"] == DISPLAY_NAME
-
-
-def write_script(path: Path, body: str) -> Path:
-    """An executable shell script."""
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return path
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
@@ -425,7 +427,7 @@ def test_failing_hook_neither_stops_checks_nor_undoes_the_rotation(
     body: str, timeout: str, error: str,
 ) -> None:
     """A hook that fails or hangs is hook.failed and counted; rotations go on and stand."""
-    hook = write_script(tmp_path / "hook.sh", body)
+    hook = dump_hook(tmp_path, body)
     cfg = write_config(tmp_path, emu, key_path, listen=ANY_PORT,
                        hook=[str(hook)], hook_timeout=timeout)
     clock = Clock(emu)
