@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -283,16 +284,19 @@ def probe(args: list[str]) -> tuple[int, set[str]]:
     return found["code"], set(found["modules"])
 
 
-def promtool_path() -> str:
-    """promtool from the project's venv (next to this Python) or PATH; fail if missing."""
-    import shutil
-
-    beside = Path(sys.executable).with_name("promtool")
-    found = str(beside) if beside.is_file() else shutil.which("promtool")
+def tool(name: str, how: str = "pip install -e '.[test]' brings it") -> str:
+    """A test tool from the project's venv (next to this Python) or PATH; if missing, fail
+    saying ``how`` to install it."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.is_file() else shutil.which(name)
     if found is None:
-        pytest.fail("promtool is not installed: run `make test`, which puts it at "
-                    ".venv/bin/promtool (scripts/install-promtool)")
+        pytest.fail(f"{name} is not installed: {how}")
     return found
+
+
+def made_tool(name: str, installer: str, targets: str = "`make test`") -> str:
+    """:func:`tool` for a binary the Makefile downloads to .venv/bin with ``installer``."""
+    return tool(name, f"run {targets}, which puts it at .venv/bin/{name} (scripts/{installer})")
 
 
 # -- metrics files (--metrics-file) -------------------------------------------------------
@@ -314,9 +318,9 @@ def one(found: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str) -
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``promtool ARGS`` (see :func:`promtool_path`), ``stdin`` fed to it; never raises on exit."""
-    return subprocess.run([promtool_path(), *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, check=False)
+    """``promtool ARGS``, ``stdin`` fed to it; never raises on exit."""
+    return subprocess.run([made_tool("promtool", "install-promtool"), *args], input=stdin,
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def break_services_id(tenant: EmulatedTenant, connection: str) -> None:

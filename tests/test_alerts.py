@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from conftest import (
     break_services_id,
     one,
     promtool,
-    promtool_path,
     run_cli,
     samples,
 )
@@ -82,15 +80,6 @@ OPERATOR_DURATION = re.compile(
 )
 
 
-def _promtool() -> str:
-    return promtool_path()
-
-
-def _run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_promtool(), *args], capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
 def _load(path: Path) -> dict[str, Any]:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(doc, dict), f"{path.name}: not a mapping"
@@ -113,7 +102,7 @@ def _metric_names(expr: str) -> set[str]:
 
 def test_promtool_checks_the_rule_file() -> None:
     """promtool check rules accepts rotator-rules.yaml and counts every alert in it."""
-    proc = _run_promtool("check", "rules", str(RULES))
+    proc = promtool("check", "rules", str(RULES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(_alerts())} rules found" in proc.stdout
 
@@ -121,7 +110,7 @@ def test_promtool_checks_the_rule_file() -> None:
 @pytest.mark.slow
 def test_promtool_unit_tests_pass() -> None:
     """promtool test rules passes every case in rotator-rules.test.yaml."""
-    proc = _run_promtool("test", "rules", str(RULE_TESTS))
+    proc = promtool("test", "rules", str(RULE_TESTS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
@@ -151,7 +140,7 @@ def test_promtool_unit_tests_catch_a_changed_rule(
     ]
     (tmp_path / RULE_TESTS.name).write_text(yaml.safe_dump(tests), encoding="utf-8")
 
-    proc = _run_promtool("test", "rules", str(tmp_path / RULE_TESTS.name))
+    proc = promtool("test", "rules", str(tmp_path / RULE_TESTS.name))
 
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"the tests did not notice {alert} changed\n{output}"

@@ -33,7 +33,17 @@ import jwt
 import kubernetes_validate.utils as kubernetes_validate
 import pytest
 import yaml
-from conftest import ANY_PORT, KEY_ID, KUBERNETES, ROOT, SERVICES_ID, TEAM_ID, child_env
+from conftest import (
+    ANY_PORT,
+    KEY_ID,
+    KUBERNETES,
+    ROOT,
+    SERVICES_ID,
+    TEAM_ID,
+    child_env,
+    promtool,
+    tool,
+)
 
 import rotator
 from rotator import config, environment
@@ -65,15 +75,6 @@ NOT_IN_KUBERNETES_SCHEMAS = {"ServiceMonitor", "PrometheusRule"}
 
 
 # -- helpers ---------------------------------------------------------------
-
-
-def _tool(name: str) -> str:
-    """A test tool from the project's venv (next to this Python) or PATH; fail if missing."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.is_file() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: pip install -e '.[test]' brings it")
-    return found
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def _get(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list
 def test_hadolint_passes() -> None:
     """hadolint finds nothing to complain about in the Dockerfile."""
     proc = subprocess.run(
-        [_tool("hadolint"), "--no-color", str(ROOT / "Dockerfile")],
+        [tool("hadolint"), "--no-color", str(ROOT / "Dockerfile")],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -617,7 +618,7 @@ def _units_for_systemd_analyze(tmp_path: Path) -> list[Path]:
     The failure template runs no rotator; an instance of it (the one
     rotator.service's OnFailure= starts) is added, so its ExecStart= is checked too.
     """
-    executable = _tool("rotator")
+    executable = tool("rotator")
     out = []
     for path in sorted(SYSTEMD.iterdir()):
         text = path.read_text(encoding="utf-8")
@@ -924,8 +925,7 @@ def test_readme_cronjob_alerts_are_valid_prometheus_rules(tmp_path: Path) -> Non
     assert {r["alert"] for r in rules} == {"RotatorCronJobNotSucceeding", "RotatorCronJobFailed"}
     path = tmp_path / "cronjob-rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "rotator-cronjob", "rules": rules}]}))
-    proc = subprocess.run([_tool("promtool"), "check", "rules", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = promtool("check", "rules", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

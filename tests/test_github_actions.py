@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, ROOT, SERVICES_ID, TEAM_ID
+from conftest import KEY_ID, ROOT, SERVICES_ID, TEAM_ID, made_tool
 
 import rotator
 
@@ -35,11 +34,8 @@ def _job() -> dict[str, Any]:
 
 
 def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
-    tool = Path(sys.executable).with_name("actionlint")
-    if not tool.is_file():
-        pytest.fail("actionlint is not installed: run `make test` or `make lint`, which put it "
-                    "at .venv/bin/actionlint (scripts/install-actionlint)")
-    return subprocess.run([str(tool), *map(str, files)], capture_output=True, text=True,
+    actionlint = made_tool("actionlint", "install-actionlint", "`make test` or `make lint`")
+    return subprocess.run([actionlint, *map(str, files)], capture_output=True, text=True,
                           timeout=300, check=False)
 
 

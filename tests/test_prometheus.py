@@ -43,6 +43,7 @@ from conftest import (
     TEAM_ID,
     bound_listen,
     child_env,
+    made_tool,
     wait_for,
 )
 
@@ -86,14 +87,6 @@ FIRING = {
 ONLY_WHEN_ROTATOR_IS_GONE = {"RotatorMetricsAbsent"}
 NOT_RAISED_BY_START = {"RotatorRunsStopped", "RotatorRunFailed", "RotatorLogWriteErrors",
                        "RotatorConfigReloadFailed"}
-
-
-def _binary(name: str) -> str:
-    beside = Path(sys.executable).with_name(name)
-    if not beside.is_file():
-        pytest.fail(f"{name} is not installed: run `make test`, which puts it at "
-                    f".venv/bin/{name} (scripts/install-promtool)")
-    return str(beside)
 
 
 @dataclass
@@ -171,7 +164,7 @@ def _start_prometheus(stack_dir: Path, config: Path) -> tuple[subprocess.Popen[b
     log_path = stack_dir / "prometheus.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={config}",
+            [made_tool("prometheus", "install-promtool"), f"--config.file={config}",
              f"--storage.tsdb.path={stack_dir / 'data'}",
              f"--web.listen-address={ANY_PORT}", "--log.level=info"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
