@@ -25,7 +25,6 @@ from emulator_helpers import elsewhere, emulator, sample_emulator, stop
 
 from rotator import secret as rotator_secret
 from rotator.emulator import Emulator, cli
-from rotator.emulator import cli as emulator_cli
 
 TEAM, KID, SID = "CLITEAM001", "CLIKEY0001", "com.example.webapp"
 CUSTOM_AUDIENCE = "https://tenant.emulated.auth0.com/api/v2/"
@@ -109,7 +108,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
         assert proc.wait(timeout=10) == 0
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
     """`python -m rotator.emulator ARGS` from another shell, to completion."""
     return subprocess.run([sys.executable, "-m", "rotator.emulator", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=30, check=False)
@@ -152,12 +151,12 @@ def test_register_and_revoke_from_another_shell(
     private = write_key(tmp_path / "new.p8")
     shown = mint(private, "NEWTEAM001", "NEWKEY0001", "com.example.new")
     assert ask_apple(info, shown, "com.example.new").json() == {"error": "invalid_client"}
-    registered = run_cli("apple-register", "--admin-file", info["admin file"], "NEWTEAM001",
+    registered = run_module("apple-register", "--admin-file", info["admin file"], "NEWTEAM001",
                          "NEWKEY0001", str(private), "--services-id", "com.example.new")
     assert registered.returncode == 0, registered.stderr
     assert "registered key NEWKEY0001 of team NEWTEAM001" in registered.stdout
     assert ask_apple(info, shown, "com.example.new").json() == {"error": "invalid_grant"}
-    revoked = run_cli("apple-revoke", "NEWKEY0001", "--admin-file", info["admin file"])
+    revoked = run_module("apple-revoke", "NEWKEY0001", "--admin-file", info["admin file"])
     assert (revoked.returncode, revoked.stdout) == (0, "revoked key NEWKEY0001\n")
     refused = ask_apple(info, shown, "com.example.new")
     assert refused.json() == {"error": "invalid_client"}
@@ -188,7 +187,7 @@ def test_cli_errors(
 
 def test_help_does_not_start_a_server() -> None:
     """`python -m rotator.emulator --help` prints the commands and exits without serving."""
-    helped = run_cli("--help")
+    helped = run_module("--help")
     assert helped.returncode == 0
     assert helped.stdout.startswith("usage: python -m rotator.emulator")
     for command in cli.COMMANDS:
@@ -292,7 +291,7 @@ def test_native_apple_fails_as_documented(tmp_path: Path) -> None:
         assert checked.code == 1, checked.output
         assert "has strategy 'apple'" in checked.output
         fixed = config.read_text(encoding="utf-8").replace(
-            'connection = "apple"', f'connection = "{emulator_cli.CUSTOM_BESIDE_NATIVE}"')
+            'connection = "apple"', f'connection = "{cli.CUSTOM_BESIDE_NATIVE}"')
         config.write_text(fixed, encoding="utf-8")
         again = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
         assert again.code == 0, again.output
@@ -303,7 +302,7 @@ def test_custom_domain_fails_as_documented(tmp_path: Path) -> None:
     """--custom-domain: the token request is refused until auth0.audience is set."""
     config = tmp_path / "rotator.toml"
     with emulator(tmp_path, "--write-config", str(config), "--custom-domain") as (proc, printed):
-        assert emulator_cli.CUSTOM_DOMAIN_AUDIENCE in printed
+        assert cli.CUSTOM_DOMAIN_AUDIENCE in printed
         checked = elsewhere(tmp_path, "check-config", "--online", "--config", str(config))
         assert checked.code == 1, checked.output
         assert "looks like a custom domain" in checked.output
@@ -341,7 +340,7 @@ def test_emulator_help_describes_its_flags_and_imports_nothing_heavy() -> None:
 
 def test_every_serve_flag_of_the_emulator_is_a_flag_of_rotator_emulator() -> None:
     """`rotator emulator` is the emulator's own serve: each of its flags is in the help too."""
-    parser = emulator_cli.build_parser()
+    parser = cli.build_parser()
     [commands] = [a for a in parser._actions if a.dest == "command"]
     serve = commands.choices["serve"]  # type: ignore[index]
     flags = [s for a in serve._actions for s in a.option_strings if s.startswith("--")]
