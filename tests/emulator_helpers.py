@@ -111,11 +111,10 @@ def assert_auth0_error(response: httpx.Response, status: int, code: str) -> dict
 
 
 @contextmanager
-def emulator(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`rotator emulator ARGS` started in ``folder``; its output up to "Ctrl-C to stop."."""
-    folder.mkdir(parents=True, exist_ok=True)
+def serving(argv: list[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """An emulator started by ``argv`` in ``cwd``; the lines it printed up to "Ctrl-C to stop."."""
     with subprocess.Popen(
-        [sys.executable, "-m", "rotator", "emulator", *args], cwd=folder,
+        argv, cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     ) as proc:
         try:
@@ -127,10 +126,18 @@ def emulator(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], 
                 line = proc.stdout.readline()
                 assert line, "".join(lines) + (proc.stderr.read() if proc.stderr else "")
                 lines.append(line)
-            yield proc, "".join(lines)
+            yield proc, lines
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@contextmanager
+def emulator(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`rotator emulator ARGS` started in ``folder``; its output up to "Ctrl-C to stop."."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with serving([sys.executable, "-m", "rotator", "emulator", *args], folder) as (proc, lines):
+        yield proc, "".join(lines)
 
 
 def stop(proc: subprocess.Popen[str], signum: int) -> int:

@@ -21,7 +21,7 @@ import pytest
 from conftest import HEAVY, ROOT, probe, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from emulator_helpers import elsewhere, emulator, sample_emulator, stop
+from emulator_helpers import elsewhere, emulator, sample_emulator, serving, stop
 
 from rotator import secret as rotator_secret
 from rotator.emulator import Emulator, cli
@@ -32,28 +32,10 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+def module_serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """`python -m rotator.emulator ARGS` and the lines it printed up to "Ctrl-C to stop."."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "rotator.emulator", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            lines: list[str] = []
-            deadline = time.monotonic() + 30
-            while not lines or not lines[-1].startswith("Ctrl-C"):
-                assert time.monotonic() < deadline, lines
-                line = proc.stdout.readline()
-                assert line, proc.stderr.read() if proc.stderr else ""
-                lines.append(line)
-            yield proc, lines
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with serving([sys.executable, "-m", "rotator.emulator", *args], ROOT) as started:
+        yield started
 
 
 def printed(lines: list[str]) -> dict[str, str]:
@@ -102,7 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     public = write_key(private, public=True)
     args = ["serve", "--apple-key", f"{TEAM}:{KID}:{public}", "--services-id", SID,
             "--audience", CUSTOM_AUDIENCE]
-    with serving(*args) as (proc, lines):
+    with module_serving(*args) as (proc, lines):
         yield printed(lines), private
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
@@ -116,7 +98,7 @@ def run_module(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_module_main_serves_until_interrupted() -> None:
     """`python -m rotator.emulator` prints how to reach it and exits 0 on Ctrl-C."""
-    with serving() as (proc, lines):
+    with module_serving() as (proc, lines):
         assert lines[0].startswith("domain:        localhost:")
         info = printed(lines)
         key_path = key_path_of(info["apple key"])
@@ -233,9 +215,8 @@ def test_admin_endpoints_need_the_token() -> None:
 
 def test_serve_with_a_client_that_has_only_a_public_key(tmp_path: Path) -> None:
     """--client-auth private-key-jwt: no secret printed, a 0600 key file rotator can use."""
-    from conftest import run_rotator
-
-    with serving("--client-auth", "private-key-jwt", "--client-alg", "PS256") as (proc, lines):
+    args = ("--client-auth", "private-key-jwt", "--client-alg", "PS256")
+    with module_serving(*args) as (proc, lines):
         info = printed(lines)
         assert "client secret" not in info
         key = Path(info["signing key"])
