@@ -444,6 +444,13 @@ def pieces(value: str, size: int = 20) -> set[str]:
     return {value[i:i + size] for i in range(max(1, len(value) - size + 1))}
 
 
+def pem_lines(pem: Path | bytes) -> list[str]:
+    """The lines of a PEM file (or its bytes) that would betray it: all but the ----- ones."""
+    text = (pem.read_bytes() if isinstance(pem, Path) else pem).decode(errors="replace")
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.startswith("-----")]
+
+
 def assert_no_piece(output: str, *secrets: str) -> None:
     """No secret, nor any 20-character piece of one, anywhere in ``output``."""
     for value in secrets:

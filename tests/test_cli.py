@@ -23,6 +23,7 @@ from conftest import (
     at_terminal,
     child_env,
     finish,
+    pem_lines,
     probe,
     run_rotator,
     wait_for,
@@ -45,11 +46,6 @@ COMMANDS = {
     "demo": "the whole flow on this machine",
 }
 M2M_SECRET = "m2m-Secret-Value-7f3a9c"  # distinctive, so a leak is easy to spot
-
-
-def pem_lines(path: Path) -> list[str]:
-    """Each base64 line of a PEM file's body."""
-    return [line for line in path.read_text().splitlines() if line and not line.startswith("---")]
 
 
 def decode(token: str, key_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

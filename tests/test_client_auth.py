@@ -26,6 +26,7 @@ from conftest import (
     assert_no_piece,
     assert_refused,
     dump_hook,
+    pem_lines,
     run_rotator,
 )
 from cryptography.hazmat.primitives import serialization
@@ -71,7 +72,7 @@ def refused_run(tenant: EmulatedTenant, toml: str, env: dict[str, str] | None = 
     path = tenant.tmp / "refused.toml"
     path.write_text(toml)
     run = run_rotator("run-once", "--config", str(path), env=env)
-    key_lines = [x for x in tenant.signing_key_file.read_text().splitlines() if "-----" not in x]
+    key_lines = pem_lines(tenant.signing_key_file)
     assert_refused(run, *needles, secrets=[*key_lines, tenant.client_secret])
     assert tenant.emu.journal == []
 
@@ -415,7 +416,7 @@ def test_whole_runs_leak_neither_the_rsa_key_nor_any_assertion(
     assert len(sent) == 6
     everything = "".join(r.output for r in runs + refused)
     assert "Private Key JWT was refused" in everything
-    key_lines = [x for x in tenant.signing_key_file.read_text().splitlines() if "-----" not in x]
+    key_lines = pem_lines(tenant.signing_key_file)
     assert_no_piece(everything, *sent, *key_lines, *tenant.access_tokens())
 
 
@@ -434,7 +435,7 @@ def test_the_key_and_the_assertion_sent_are_redacted_while_the_tenant_is_in_use(
     side = Auth0Tenant(Auth0Settings(domain=emu.domain, client_id=tenant.client_id, auth=auth,
                                      trust=Trust(Path(emu.ca_pem_path))))
     side.serve(Deadline(30))
-    key_lines = [x for x in tenant.signing_key_file.read_text().splitlines() if "-----" not in x]
+    key_lines = pem_lines(tenant.signing_key_file)
     try:
         assert side.granted_scopes()
         [sent] = assertions(tenant)

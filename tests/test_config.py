@@ -21,6 +21,7 @@ from conftest import (
     TEAM_ID,
     Run,
     assert_refused,
+    pem_lines,
     run_cli,
     run_rotator,
 )
@@ -53,15 +54,6 @@ def render_toml(doc: dict[str, Any]) -> str:
             lines.append(f"[connections.{sub}]")
             lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"
-
-
-def key_lines(path: Path) -> list[str]:
-    """Every line of a file that could betray its content (PEM body lines and the like)."""
-    return [
-        line.strip()
-        for line in path.read_text(errors="replace").splitlines()
-        if line.strip() and not line.startswith("-----")
-    ]
 
 
 @pytest.fixture
@@ -106,7 +98,7 @@ def secrets_fixture(key_path: Path) -> tuple[str, ...]:
     Registered as ``secrets``; the function ``secrets(tenant)`` below says the same for an
     emulated tenant, for the tests that refuse a tenant's configuration.
     """
-    return (M2M_SECRET, *key_lines(key_path))
+    return (M2M_SECRET, *pem_lines(key_path))
 
 
 def load_file(path: Path, environ: dict[str, str] | None = None, **kw: Any) -> config.Settings:
@@ -282,7 +274,7 @@ def test_secrets_stay_out_of_repr(doc: dict[str, Any], write: Any, key_path: Pat
     """repr(Settings) shows neither the M2M secret nor any part of the key."""
     text = repr(load_file(write(doc)))
     assert "m2m-client-id" in text
-    for secret in (M2M_SECRET, *key_lines(key_path)):
+    for secret in (M2M_SECRET, *pem_lines(key_path)):
         assert secret not in text
 
 
@@ -513,7 +505,7 @@ def test_invalid_toml_is_refused(write: Any, secrets: tuple[str, ...]) -> None:
 def test_key_file_given_as_config_is_refused_without_showing_it(key_path: Path) -> None:
     """Pointing --config at the .p8 key exits 2 without echoing any of it."""
     assert_refused(check_config(key_path), "is not valid TOML",
-                   secrets=tuple(key_lines(key_path)))
+                   secrets=tuple(pem_lines(key_path)))
 
 
 @pytest.mark.parametrize("domain", ["https://example.eu.auth0.com", "http://example.eu.auth0.com",
@@ -582,7 +574,7 @@ def test_lifetime_over_apple_limit_is_refused_by_the_cli(
     else:
         run = run_rotator("mint", "--secret-lifetime", "15777001", env=apple_env)
     assert_refused(run, needle, "over Apple's limit of 15777000 s", "use 180d or less",
-                   secrets=tuple(key_lines(key_path)))
+                   secrets=tuple(pem_lines(key_path)))
 
 
 # --- the example file -------------------------------------------------------------

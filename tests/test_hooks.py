@@ -17,7 +17,7 @@ import conftest
 import jwt
 import pytest
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, pieces, run_cli, script, wait_for
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, pem_lines, pieces, run_cli, script, wait_for
 from structlog.testing import capture_logs
 
 from rotator import config, hooks, secret
@@ -371,8 +371,7 @@ def test_on_failure_gets_the_failure_in_its_environment_and_no_secret(
     assert call["stdin"] == ""
     assert "AUTH0_CLIENT_SECRET" not in env
     assert "APPLE_PRIVATE_KEY" not in env
-    pem_lines = [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")]
-    for value in (M2M_SECRET, live, *pem_lines):
+    for value in (M2M_SECRET, live, *pem_lines(key_path)):
         assert not [k for k, v in env.items() if value in v], "a secret in on_failure's env"
         assert not [a for a in call["argv"] if value in a]
         assert value not in call["stdin"]

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 import structlog
 from auth0_env import EmulatedTenant
-from conftest import assert_no_piece, at_terminal, dump_hook, finish, named, run_cli, run_rotator
+from conftest import (
+    assert_no_piece,
+    at_terminal,
+    dump_hook,
+    finish,
+    named,
+    pem_lines,
+    run_cli,
+    run_rotator,
+)
 
 from rotator import cli, logs, secret
 from rotator.emulator import Fault
@@ -228,9 +237,8 @@ def test_debug_runs_leak_nothing_from_unparseable_answers_hooks_or_echoed_errors
     everything = "".join(r.output for r in outputs)
     assert "hook.failed" in everything
     assert "[redacted]" in everything
-    key_lines = [x for x in key_path.read_text().splitlines() if "-----" not in x]
     assert_no_piece(everything, old, new, tenant.client_secret, *tenant.access_tokens(),
-                    *key_lines)
+                    *pem_lines(key_path))
 
 
 def test_a_ten_megabyte_error_message_becomes_a_short_log_line(

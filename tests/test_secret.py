@@ -12,7 +12,16 @@ from pathlib import Path
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, Run, assert_refused, run_cli, run_rotator
+from conftest import (
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    Run,
+    assert_refused,
+    pem_lines,
+    run_cli,
+    run_rotator,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -99,15 +108,6 @@ BAD_KEYS: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "certificate": (certificate_pem, ("holds a certificate, not a private key",)),
     "corrupt body": (corrupt_pem, ("is not a readable PEM private key",)),
 }
-
-
-def pem_lines(pem: bytes) -> list[str]:
-    """Each line of a PEM file that would betray its content (base64 body, text)."""
-    return [
-        line.strip()
-        for line in pem.decode(errors="replace").splitlines()
-        if line.strip() and not line.startswith("-----")
-    ]
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_key_repr_hides_the_key(apple_key: secret.AppleKey, key_path: Path) -> N
     """repr(AppleKey) names its source but shows no key material."""
     text = repr(apple_key)
     assert "test key" in text
-    for line in pem_lines(key_path.read_bytes()):
+    for line in pem_lines(key_path):
         assert line not in text
 
 
@@ -332,7 +332,7 @@ def test_directory_as_key_file_is_refused(
     assert key_path.parent == tmp_path  # a real key sits in that directory
     refused(with_key(APPLE_PRIVATE_KEY_FILE=str(tmp_path)),
             f"APPLE_PRIVATE_KEY_FILE: {tmp_path} is a directory",
-            secrets=pem_lines(key_path.read_bytes()))
+            secrets=pem_lines(key_path))
 
 
 def test_key_path_through_a_file_is_refused(
@@ -342,7 +342,7 @@ def test_key_path_through_a_file_is_refused(
     path = key_path / "AuthKey.p8"
     refused(with_key(APPLE_PRIVATE_KEY_FILE=str(path)),
             f"APPLE_PRIVATE_KEY_FILE: {path} cannot be read (Not a directory)",
-            secrets=pem_lines(key_path.read_bytes()))
+            secrets=pem_lines(key_path))
 
 
 @pytest.fixture
@@ -384,7 +384,7 @@ def test_group_readable_key_works_with_a_warning(
     assert "chmod 600" in run.stderr
     assert str(key_path) in run.stderr
     assert run.stdout.count(".") == 2
-    for line in pem_lines(key_path.read_bytes()):
+    for line in pem_lines(key_path):
         assert line not in run.output
 
 
