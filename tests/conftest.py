@@ -176,6 +176,16 @@ def named(stderr: str, event: str) -> list[dict[str, Any]]:
     return [e for e in events(stderr) if e["event"] == event]
 
 
+def strict_events(stderr: str) -> list[dict[str, Any]]:
+    """Every line of ``stderr`` as a JSON log event: a line that is not one raises."""
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def strict_named(stderr: str, event: str) -> list[dict[str, Any]]:
+    """The log events called ``event``, from a ``stderr`` that holds nothing else."""
+    return [e for e in strict_events(stderr) if e["event"] == event]
+
+
 def _in_process(args: tuple[str, ...], environ: dict[str, str], cwd: Path | None) -> Run:
     from rotator import cli, logs
 

@@ -8,11 +8,9 @@ token request, what the redactor hides, the rollover runbook.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
@@ -26,6 +24,7 @@ from conftest import (
     assert_no_piece,
     assert_refused,
     dump_hook,
+    named,
     pem_lines,
     run_rotator,
 )
@@ -284,11 +283,6 @@ def test_check_config_says_how_the_client_authenticates_and_warns_of_a_0644_key(
 # -- Private Key JWT to Auth0, end to end over TLS against the emulator ---------------------
 
 
-def events(run: Run, event: str) -> list[dict[str, Any]]:
-    found = [json.loads(x) for x in run.stderr.splitlines() if x.startswith("{")]
-    return [e for e in found if e["event"] == event]
-
-
 def rotate(tenant: EmulatedTenant, *args: str, command: str = "run-now") -> Run:
     return run_rotator(command, "--config", str(tenant.write_config()), "--log-format", "json",
                        *args)
@@ -367,7 +361,7 @@ def test_an_unregistered_key_fails_at_the_token_step_naming_what_to_check(
     write_rsa_key(tenant.signing_key_file)  # a new key: its public half is registered nowhere
     run = rotate(tenant, command="run-once")
     assert run.code == 1, run.output
-    [failed] = events(run, "rotation.failed")
+    [failed] = named(run.stderr, "rotation.failed")
     assert failed["step"] == "token"
     assert "answered 401 invalid_client" in failed["error"]
     assert "Private Key JWT was refused" in failed["error"]

@@ -17,7 +17,18 @@ import conftest
 import jwt
 import pytest
 from auth0_env import register_apple
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, pem_lines, pieces, run_cli, script, wait_for
+from conftest import (
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    pem_lines,
+    pieces,
+    run_cli,
+    script,
+    strict_events,
+    strict_named,
+    wait_for,
+)
 from structlog.testing import capture_logs
 
 from rotator import config, hooks, secret
@@ -293,7 +304,7 @@ def test_run_now_keeps_the_rotation_when_the_hook_fails(
     run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
 
     assert run.code == 1, run.output
-    events = [json.loads(line) for line in run.stderr.splitlines()]
+    events = strict_events(run.stderr)
     names = [e["event"] for e in events]
     assert names.count("secret.rotated") == 1
     assert names.count("hook.failed") == 1
@@ -375,7 +386,7 @@ def test_on_failure_gets_the_failure_in_its_environment_and_no_secret(
         assert not [k for k, v in env.items() if value in v], "a secret in on_failure's env"
         assert not [a for a in call["argv"] if value in a]
         assert value not in call["stdin"]
-    events = [json.loads(line) for line in run.stderr.splitlines()]
+    events = strict_events(run.stderr)
     [succeeded] = [e for e in events if e["event"] == "hook.succeeded"]
     assert succeeded["hook"] == "on_failure"
     assert live_secret(emu) == live, "nothing was written"
@@ -498,7 +509,7 @@ def test_a_hook_printing_part_of_the_new_secrets_signature_is_redacted(
                        token_url=emu.apple_token_url, hook=[str(hook)])
     run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
     assert run.code == 1, run.output
-    [failed] = [e for e in map(json.loads, run.stderr.splitlines()) if e["event"] == "hook.failed"]
+    [failed] = strict_named(run.stderr, "hook.failed")
     assert failed["stderr"].startswith("bad signature ")
     assert "[redacted]" in failed["stderr"]
     new = live_secret(emu)
@@ -523,8 +534,7 @@ def test_an_auth0_error_quoting_the_client_secret_in_escaped_json_is_redacted(
                        token_url=emu.apple_token_url, on_failure=[str(page)])
     run = rotator("run-now", "--config", str(cfg), "--log-format", "json")
     assert run.code == 1, run.output
-    [failed] = [e for e in map(json.loads, run.stderr.splitlines())
-                if e["event"] == "rotation.failed"]
+    [failed] = strict_named(run.stderr, "rotation.failed")
     [call] = calls(page)
     for text in (failed["error"], call["env"]["ROTATOR_ERROR"]):
         assert "Unauthorized" in text

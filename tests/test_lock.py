@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -12,20 +11,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import ANY_PORT, assert_refused, child_env, dump_hook, run_rotator, wait_for
+from conftest import ANY_PORT, assert_refused, child_env, dump_hook, named, run_rotator, wait_for
 
 from rotator import lock, logs
 from rotator.deadline import Deadline
 from rotator.errors import ConfigError
-
-
-def _events(text: str, event: str) -> list[dict[str, Any]]:
-    return [e for e in (json.loads(x) for x in text.splitlines() if x.startswith("{"))
-            if e.get("event") == event]
 
 
 def _recording_config(tenant: EmulatedTenant, tmp_path: Path) -> tuple[Path, Path]:
@@ -69,7 +62,7 @@ def _held(lock_dir: Path, tenant: EmulatedTenant, ref: str = "apple") -> Iterato
 
 
 def _all_waiting(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> bool:
-    return all(_events(err.read_text(), "lock.waiting") for _, err in procs)
+    return all(named(err.read_text(), "lock.waiting") for _, err in procs)
 
 
 def _finish(procs: list[tuple[subprocess.Popen[bytes], Path]]) -> list[tuple[int, str]]:
@@ -85,7 +78,7 @@ def test_three_concurrent_run_once_write_once_and_hook_the_live_secret(
     with _held(lock_dir, tenant), _runs(3, ["run-once", "--config", str(config)], tmp_path) as runs:
         wait_for(lambda: _all_waiting(runs), 60, "all three runs to wait for the lock")
         for _, err in runs:
-            [waiting] = _events(err.read_text(), "lock.waiting")
+            [waiting] = named(err.read_text(), "lock.waiting")
             assert waiting["holder_pid"] == str(os.getpid()), "it names who holds the lock"
     results = _finish(runs)
 
@@ -93,7 +86,7 @@ def test_three_concurrent_run_once_write_once_and_hook_the_live_secret(
     assert len(tenant.patches()) == 1
     live = tenant.stored(conn["id"])["options"]["client_secret"]
     assert got.read_text().splitlines() == [live], "one hook run, with the secret that is live"
-    assert sum(len(_events(err, "secret.rotated")) for _, err in results) == 1
+    assert sum(len(named(err, "secret.rotated")) for _, err in results) == 1
 
 
 def _by_run(tenant: EmulatedTenant) -> list[tuple[str, str]]:
@@ -135,7 +128,7 @@ def test_a_connection_named_by_name_and_by_id_shares_one_lock(
             _runs(1, ["run-once", "--config", str(config)], tmp_path) as runs:
         wait_for(lambda: _all_waiting(runs), 60, "the run to wait for the con_ id's lock")
         [(_, err)] = runs
-        assert _events(err.read_text(), "lock.waiting")[0]["connection_ref"] == conn["id"]
+        assert named(err.read_text(), "lock.waiting")[0]["connection_ref"] == conn["id"]
         assert tenant.patches() == [], "nothing written while another run holds the id"
         fresh = tenant.mint()  # what "the other run" writes before it lets go
         tenant.emu.set_connection_options(conn["id"], {**tenant.stored(conn["id"])["options"],
@@ -166,7 +159,7 @@ def test_a_run_killed_while_holding_the_lock_leaves_none_behind(
     finally:
         os.kill(int(marker.read_text()), signal.SIGKILL)  # the orphaned hook holds no lock
     assert again.code == 0, again.output
-    assert not _events(again.stderr, "lock.waiting")
+    assert not named(again.stderr, "lock.waiting")
     assert len(tenant.patches()) == 2
     assert tenant.stored(conn["id"])["options"]["client_secret"]
 
@@ -182,9 +175,9 @@ def test_a_wait_ends_at_the_deadline_naming_the_holder(
         run = run_rotator("run-once", "--config", str(config), "--deadline", "2s",
                           "--log-format", "json")
     assert run.code == 1, run.output
-    [waiting] = _events(run.stderr, "lock.waiting")
+    [waiting] = named(run.stderr, "lock.waiting")
     assert waiting["holder_pid"] == str(os.getpid())
-    failed = _events(run.stderr, "rotation.failed")[0]
+    failed = named(run.stderr, "rotation.failed")[0]
     assert failed["step"] == "lock"
     assert "deadline" in failed["error"]
     assert tenant.patches() == []
@@ -204,7 +197,7 @@ def test_sigterm_cuts_a_lock_wait_short(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 143, err.read_text()
         assert time.monotonic() - asked < 5
-    assert _events(err.read_text(), "rotation.abandoned")
+    assert named(err.read_text(), "rotation.abandoned")
     assert tenant.patches() == []
 
 

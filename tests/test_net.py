@@ -7,7 +7,6 @@ and TLS, transport and proxy failures called what they are.
 
 from __future__ import annotations
 
-import json
 import socketserver
 import ssl
 import threading
@@ -31,8 +30,7 @@ from rotator.settings import Trust
 def failed_errors(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[Any]]:
     code = cli.main([*args, "--log-format", "json"])
     _, err = capsys.readouterr()
-    events = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
-    return code, [e["error"] for e in events if e["event"] == "rotation.failed"]
+    return code, [e["error"] for e in named(err, "rotation.failed")]
 
 
 @pytest.mark.parametrize("path", ["/api/v2/", "/auth/token", "/oauth/token"])

@@ -12,26 +12,16 @@ import re
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli
+from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli, strict_events, strict_named
 
 from rotator import words
 from rotator.emulator import Fault
 
 DAY = 86400
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
-
-
-def events(stderr: str) -> list[dict[str, Any]]:
-    """Every stderr line is one JSON event."""
-    return [json.loads(line) for line in stderr.splitlines()]
-
-
-def named(stderr: str, event: str) -> list[dict[str, Any]]:
-    return [e for e in events(stderr) if e["event"] == event]
 
 
 def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
@@ -43,11 +33,11 @@ def test_run_now_prints_the_new_expiry_and_apples_verdict_then_a_count(
 
     assert run.code == 0, run.output
     line, count = run.stdout.splitlines()
-    [rotated] = named(run.stderr, "secret.rotated")
+    [rotated] = strict_named(run.stderr, "secret.rotated")
     assert line == (f"apple: rotated (run-now replaces it, due or not); the new secret expires "
                     f"{words.iso(rotated['exp'])} (in 180 days); Apple accepted it")
     assert count == "1 connection: 1 rotated, 0 failed"
-    assert events(run.stderr)  # the log stays on stderr, every line JSON
+    assert strict_events(run.stderr)  # the log stays on stderr, every line JSON
     assert "{" not in run.stdout
 
 
@@ -92,7 +82,7 @@ def test_dry_run_says_what_would_be_written_with_iso_times(
 
     assert run.code == 0, run.output
     assert tenant.stored(conn["id"]) == before
-    [dry] = named(run.stderr, "rotation.dry_run")
+    [dry] = strict_named(run.stderr, "rotation.dry_run")
     assert dry["issued_at"] == words.iso(dry["iat"])
     assert dry["expires_at"] == words.iso(dry["exp"])
     assert re.fullmatch(ISO, dry["expires_at"])
@@ -152,7 +142,7 @@ def test_a_retry_wait_is_logged_when_it_starts_with_what_and_how_long(
 
     assert run.code == 0, run.output
     assert time.monotonic() - started >= 2
-    log = events(run.stderr)
+    log = strict_events(run.stderr)
     [wait] = [e for e in log if e["event"] == "wait.started"]
     assert wait["level"] == "warning"
     assert wait["seconds"] == 2
@@ -175,7 +165,7 @@ def test_a_management_api_retry_wait_is_logged_when_it_starts(
     run = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
 
     assert run.code == 0, run.output
-    [wait] = named(run.stderr, "wait.started")
+    [wait] = strict_named(run.stderr, "wait.started")
     assert wait["seconds"] == 2
     assert wait["awaited"].startswith("the retry of GET ")
     assert "429 with Retry-After" in wait["because"]
@@ -190,7 +180,7 @@ def test_a_wait_of_a_second_or_less_is_not_announced(
     run = run_cli("run-once", "--config", str(tenant.write_config()), capsys=capsys)
 
     assert run.code == 0, run.output
-    assert named(run.stderr, "wait.started") == []
+    assert strict_named(run.stderr, "wait.started") == []
 
 
 def test_apple_refusing_the_live_secret_is_logged_at_error(
@@ -202,9 +192,9 @@ def test_apple_refusing_the_live_secret_is_logged_at_error(
     run = run_cli("status", "--config", str(tenant.write_config()), capsys=capsys)
 
     assert run.code == 1, run.output
-    [checked] = named(run.stderr, "rotation.checked")
+    [checked] = strict_named(run.stderr, "rotation.checked")
     assert (checked["reason"], checked["level"]) == ("apple_refused", "error")
-    [apple] = named(run.stderr, "apple.checked")
+    [apple] = strict_named(run.stderr, "apple.checked")
     assert (apple["verdict"], apple["level"]) == ("refused", "error")
 
 
@@ -216,8 +206,8 @@ def test_a_live_secret_apple_accepts_is_checked_at_info(
     run = run_cli("status", "--config", str(tenant.write_config()), capsys=capsys)
 
     assert run.code == 0, run.output
-    assert {e["level"] for e in named(run.stderr, "rotation.checked")} == {"info"}
-    assert {e["level"] for e in named(run.stderr, "apple.checked")} == {"info"}
+    assert {e["level"] for e in strict_named(run.stderr, "rotation.checked")} == {"info"}
+    assert {e["level"] for e in strict_named(run.stderr, "apple.checked")} == {"info"}
 
 
 @pytest.mark.parametrize("claim", ["iss", "kid", "sub"])
@@ -238,5 +228,5 @@ def test_a_mismatch_names_the_live_and_the_configured_value(
 
     [row] = json.loads(run.stdout)
     assert row["why"] == f"the secret's {claim} {live} differs from {setting} {configured}"
-    [checked] = named(run.stderr, "rotation.checked")
+    [checked] = strict_named(run.stderr, "rotation.checked")
     assert checked["why"] == row["why"]
