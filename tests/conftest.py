@@ -33,11 +33,14 @@ from rotator.secret import AppleKey, generate_throwaway_key, load_key
 if TYPE_CHECKING:
     from auth0_env import EmulatedTenant
 
+#: The Apple identities of the test key (``key_path`` is AuthKey_KEY_ID.p8) and its app.
 TEAM_ID = "ABCDE12345"
 KEY_ID = "ABC123DEFG"
 SERVICES_ID = "com.example.webapp"
-#: Kept from the test's environment by run_rotator: the `lock_dir` fixture sets it.
+#: Kept in a child rotator's environment by child_env: the `lock_dir` fixture sets it.
 LOCK_DIR = "ROTATOR_LOCK_DIR"
+#: A day in seconds.
+DAY = 86400
 #: The repository's root, and the shipped artefacts more than one test file reads.
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "config" / "rotator.example.toml"

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from auth0_env import EmulatedTenant, realistic_options
 from auth0_oas import description, operation, query_errors, schema_errors, validator
-from conftest import KEY_ID, ROOT, SERVICES_ID, run_rotator
+from conftest import DAY, KEY_ID, ROOT, SERVICES_ID, run_rotator
 from emulator_helpers import bearer, client_for, get_token
 
 from rotator.emulator import Emulator, Fault, Request
@@ -37,7 +37,6 @@ from rotator.secret import generate_throwaway_key
 pytestmark = pytest.mark.xdist_group("auth0_contract")
 
 EXTRACTOR = ROOT / "scripts" / "extract-auth0-oas"
-DAY = 86400
 FILLERS = 55  # more oauth2 connections than one page of 50 holds
 
 

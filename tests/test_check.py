@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from conftest import DAY, KEY_ID, SERVICES_ID, TEAM_ID
 from fakes import FakeApple, FakeTenant
 
 from rotator import check, config, due, secret
@@ -16,7 +16,6 @@ from rotator.outcome import Step
 from rotator.seams import AppleAnswer
 
 NOW = 1_700_000_000
-DAY = 86400
 SCHEDULE = config.Schedule(secret_lifetime=180 * DAY, rotate_every=30 * DAY, check_every=3600)
 
 

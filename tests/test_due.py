@@ -15,14 +15,13 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, named, run_cli
+from conftest import DAY, KEY_ID, SERVICES_ID, TEAM_ID, named, run_cli
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rotator import due, secret
 from rotator.config import Schedule
 
 NOW = 1_700_000_000
-DAY = 86400
 SCHEDULE = Schedule(secret_lifetime=180 * DAY, rotate_every=30 * DAY, check_every=3600)
 AUDIENCE = "https://appleid.apple.com"
 

@@ -37,6 +37,7 @@ from auth0_env import EmulatedTenant, register_apple
 from conftest import (
     ANY_PORT,
     DASHBOARD,
+    DAY,
     KEY_ID,
     RULES,
     SERVICES_ID,
@@ -55,7 +56,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prometheus")]
 
 HOOKED_KEY_ID = "HOOKED0KEY"
 HOOKED_SERVICES_ID = "com.example.ios"
-DAY = 86400
 # Seconds any awaited condition may take: generous, for a loaded machine (a
 # deadline, not a wait: all is well within a few seconds on an idle one).
 WITHIN = 90.0

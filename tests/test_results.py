@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, run_cli, strict_events, strict_named
+from conftest import DAY, KEY_ID, SERVICES_ID, TEAM_ID, run_cli, strict_events, strict_named
 
 from rotator import words
 from rotator.emulator import Fault
 
-DAY = 86400
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 

@@ -18,11 +18,10 @@ from typing import Any
 import jwt
 import pytest
 from auth0_env import EmulatedTenant, tenants_on_emulators, two_tenants
-from conftest import KEY_ID, SERVICES_ID, Run, assert_refused, run_cli
+from conftest import DAY, KEY_ID, SERVICES_ID, Run, assert_refused, run_cli
 
 from rotator.emulator import Fault
 
-DAY = 86400
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
