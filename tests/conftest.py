@@ -121,6 +121,28 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**base, **extra}
 
 
+def offline_config(tmp_path: Path, key_path: Path, names: tuple[str, ...] = ("apple",),
+                   apple: str = "") -> Path:
+    """``tmp_path``/rotator.toml: connections ``names`` on a tenant nobody serves.
+
+    Its M2M client ``m2m`` has its secret in ``tmp_path``/m2m_secret (written unless
+    there); ``apple`` is a line added to the [apple] section. For tests that load the
+    settings and contact no server.
+    """
+    secret_file = tmp_path / "m2m_secret"
+    if not secret_file.exists():
+        secret_file.write_text("m2m-secret")
+    lines = ["[auth0]", 'domain = "example.eu.auth0.com"', 'client_id = "m2m"',
+             f"client_secret_file = {json.dumps(str(secret_file))}",
+             "[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"',
+             f"private_key_file = {json.dumps(str(key_path))}", *([apple] if apple else [])]
+    for name in names:
+        lines += ["[[connections]]", f'connection = "{name}"', f'client_id = "{SERVICES_ID}"']
+    path = tmp_path / "rotator.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 class Run(NamedTuple):
     """A finished `rotator` run (unpacks as code, stdout, stderr)."""
 

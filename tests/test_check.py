@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
-from conftest import DAY, KEY_ID, SERVICES_ID, TEAM_ID
+from conftest import DAY, KEY_ID, SERVICES_ID, TEAM_ID, offline_config
 from fakes import FakeApple, FakeTenant
 
 from rotator import check, config, due, secret
@@ -22,16 +21,7 @@ SCHEDULE = config.Schedule(secret_lifetime=180 * DAY, rotate_every=30 * DAY, che
 @pytest.fixture
 def conn(tmp_path: Path, key_path: Path) -> config.ConnectionSettings:
     """One connection's settings, loaded from a config file as every command loads them."""
-    secret_file = tmp_path / "m2m_secret"
-    secret_file.write_text("m2m-secret")
-    path = tmp_path / "rotator.toml"
-    path.write_text("\n".join([
-        "[auth0]", 'domain = "example.eu.auth0.com"', 'client_id = "m2m"',
-        f"client_secret_file = {json.dumps(str(secret_file))}",
-        "[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"',
-        f"private_key_file = {json.dumps(str(key_path))}",
-        "[[connections]]", 'connection = "apple"', f'client_id = "{SERVICES_ID}"',
-    ]) + "\n")
+    path = offline_config(tmp_path, key_path)
     return config.load(config.Overrides(config=str(path)), environ={}).connections[0]
 
 

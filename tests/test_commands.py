@@ -8,13 +8,21 @@ one, nothing written).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jwt
 import pytest
 from auth0_env import EmulatedTenant
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID, assert_refused, other_key, run_cli, run_rotator
+from conftest import (
+    KEY_ID,
+    SERVICES_ID,
+    TEAM_ID,
+    assert_refused,
+    offline_config,
+    other_key,
+    run_cli,
+    run_rotator,
+)
 
 from rotator import commands, config
 from rotator.auth0_rules import SCOPES
@@ -27,16 +35,7 @@ NOW = 1_700_000_000
 
 def load(tmp_path: Path, key_path: Path, names: tuple[str, ...] = ("apple",)) -> config.Settings:
     """Settings for connections ``names`` on one tenant, loaded from a config file."""
-    secret_file = tmp_path / "m2m_secret"
-    secret_file.write_text("m2m-secret")
-    lines = ["[auth0]", 'domain = "example.eu.auth0.com"', 'client_id = "m2m"',
-             f"client_secret_file = {json.dumps(str(secret_file))}",
-             "[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"',
-             f"private_key_file = {json.dumps(str(key_path))}"]
-    for name in names:
-        lines += ["[[connections]]", f'connection = "{name}"', f'client_id = "{SERVICES_ID}"']
-    path = tmp_path / "rotator.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path = offline_config(tmp_path, key_path, names)
     return config.load(config.Overrides(config=str(path)), environ={})
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ID, SERVICES_ID, TEAM_ID
+from conftest import offline_config
 
 from rotator import config
 from rotator.errors import ConfigError
@@ -15,18 +14,7 @@ from rotator.reload import Reloader
 
 def write(tmp_path: Path, key_path: Path, check: str = "true") -> tuple[Path, Path]:
     """A config file and its M2M secret file; ``check`` is apple.check as written."""
-    secret_file = tmp_path / "m2m_secret"
-    if not secret_file.exists():
-        secret_file.write_text("m2m-secret")
-    path = tmp_path / "rotator.toml"
-    path.write_text("\n".join([
-        "[auth0]", 'domain = "example.eu.auth0.com"', 'client_id = "m2m"',
-        f"client_secret_file = {json.dumps(str(secret_file))}",
-        "[apple]", f'team_id = "{TEAM_ID}"', f'key_id = "{KEY_ID}"',
-        f"private_key_file = {json.dumps(str(key_path))}", f"check = {check}",
-        "[[connections]]", 'connection = "apple"', f'client_id = "{SERVICES_ID}"',
-    ]) + "\n")
-    return path, secret_file
+    return offline_config(tmp_path, key_path, apple=f"check = {check}"), tmp_path / "m2m_secret"
 
 
 def reloader(path: Path) -> Reloader:
