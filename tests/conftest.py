@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 import structlog
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from prometheus_client.parser import text_string_to_metric_families
 
 from rotator.environment import PREFIXES
@@ -87,11 +87,22 @@ def key_path(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def apple_key(key_path: Path) -> AppleKey:
+    """The key at ``key_path``, loaded."""
+    return load_key(key_path.read_bytes(), "test key")
+
+
 def other_key(tmp_path: Path, name: str = "other.p8") -> tuple[Path, AppleKey]:
     """Another real Apple key (a .p8 file in ``tmp_path``): its path and the key loaded."""
     path = tmp_path / name
     generate_throwaway_key(path)
     return path, load_key(path.read_bytes(), name)
+
+
+def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    """A fresh RSA key (for a client authenticating to Auth0 with Private Key JWT)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 @pytest.fixture

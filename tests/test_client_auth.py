@@ -26,6 +26,7 @@ from conftest import (
     dump_hook,
     named,
     pem_lines,
+    rsa_key,
     run_rotator,
 )
 from cryptography.hazmat.primitives import serialization
@@ -48,10 +49,6 @@ def write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     path.write_bytes(key.private_bytes(PEM, fmt, encryption or serialization.NoEncryption()))
     path.chmod(0o600)
     return path
-
-
-def rsa_key(bits: int) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 @pytest.fixture

@@ -27,12 +27,6 @@ AUDIENCE = "https://appleid.apple.com"
 
 
 @pytest.fixture
-def apple_key(key_path: Path) -> secret.AppleKey:
-    """The fixture .p8 key, loaded."""
-    return secret.load_key(key_path.read_bytes(), "test key")
-
-
-@pytest.fixture
 def expected(apple_key: secret.AppleKey) -> due.Expected:
     """What the configuration says a live secret must look like."""
     return due.Expected(team_id=TEAM_ID, key_id=KEY_ID, services_id=SERVICES_ID,

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from conftest import rsa_key
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from emulator_helpers import client_for, sample_emulator
 
@@ -18,10 +19,6 @@ from rotator.emulator import Emulator
 from rotator.emulator.assertion import JWT_BEARER
 
 CLIENT = "pkjwt-client"
-
-
-def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 @pytest.fixture(scope="module")

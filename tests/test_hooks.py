@@ -113,10 +113,10 @@ def conn(tmp_path: Path, key_path: Path) -> config.ConnectionSettings:
 
 
 @pytest.fixture
-def emu(key_path: Path) -> Iterator[Emulator]:
+def emu(apple_key: secret.AppleKey) -> Iterator[Emulator]:
     """An emulator with the M2M client, one oauth2 connection with no secret yet, Apple's keys."""
     with Emulator() as emulator:
-        register_apple(emulator, secret.load_key(key_path.read_bytes(), "test key"))
+        register_apple(emulator, apple_key)
         emulator.add_client(M2M_ID, M2M_SECRET)
         emulator.add_connection({"name": "apple", "display_name": "Apple", "options": OPTIONS})
         yield emulator

@@ -110,12 +110,6 @@ BAD_KEYS: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
 }
 
 
-@pytest.fixture
-def apple_key(key_path: Path) -> secret.AppleKey:
-    """The fixture .p8 key, loaded."""
-    return secret.load_key(key_path.read_bytes(), "test key")
-
-
 def jose_public_key(key: secret.AppleKey) -> ECKey:
     """The key's public half as a joserfc key (an independent JOSE implementation)."""
     return ECKey.import_key(key.public_key.public_bytes(

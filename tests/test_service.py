@@ -216,13 +216,13 @@ def rotator_start(config_path: Path, tmp_path: Path) -> Iterator[Started]:
 
 
 @pytest.fixture
-def emu(key_path: Path) -> Iterator[Emulator]:
+def emu(apple_key: secret.AppleKey) -> Iterator[Emulator]:
     """An emulator with the M2M client, one oauth2 connection with no secret yet, Apple's key."""
     with Emulator() as emulator:
         emulator.add_client(M2M_ID, M2M_SECRET)
         emulator.add_connection({"name": "apple", "display_name": DISPLAY_NAME,
                                  "options": OPTIONS})
-        register_apple(emulator, secret.load_key(key_path.read_bytes(), "test key"))
+        register_apple(emulator, apple_key)
         yield emulator
 
 
