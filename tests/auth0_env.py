@@ -56,6 +56,11 @@ def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID)
     return options
 
 
+def live_secret(emu: Emulator, connection: str = "apple") -> str:
+    """The client secret stored in the emulator's ``connection``."""
+    return str(emu.connection(connection)["options"]["client_secret"])
+
+
 def register_apple(emu: Emulator, key: secret.AppleKey, team_id: str = TEAM_ID,
                    key_id: str = KEY_ID, services_ids: tuple[str, ...] = ()) -> None:
     """Make the emulated Apple know the team's key and Services IDs (as the portal would)."""

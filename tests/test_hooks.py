@@ -16,7 +16,7 @@ from typing import Any
 import conftest
 import jwt
 import pytest
-from auth0_env import register_apple
+from auth0_env import live_secret, register_apple
 from conftest import (
     KEY_ID,
     SERVICES_ID,
@@ -120,11 +120,6 @@ def emu(apple_key: secret.AppleKey) -> Iterator[Emulator]:
         emulator.add_client(M2M_ID, M2M_SECRET)
         emulator.add_connection({"name": "apple", "display_name": "Apple", "options": OPTIONS})
         yield emulator
-
-
-def live_secret(emu: Emulator) -> str:
-    """The client secret stored in the emulator's connection."""
-    return str(emu.connection("apple")["options"]["client_secret"])
 
 
 # -- validate ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import httpx
 import jwt
 import pytest
 import structlog
-from auth0_env import register_apple
+from auth0_env import live_secret, register_apple
 from conftest import (
     ANY_PORT,
     KEY_ID,
@@ -106,11 +106,6 @@ def load(path: Path) -> config.Settings:
     """The settings of ``path``, listening on a port the system picks when it binds."""
     settings = config.load(config.Overrides(config=str(path)), environ={})
     return dataclasses.replace(settings, listen=Listen("127.0.0.1", 0))
-
-
-def live_secret(emu: Emulator) -> str:
-    """The client secret stored in the emulator's connection."""
-    return str(emu.connection("apple")["options"]["client_secret"])
 
 
 def claims(token: str) -> dict[str, Any]:
