@@ -21,16 +21,14 @@ import trustme
 from auth0_env import EmulatedTenant
 from conftest import named, run_cli
 
-from rotator import cli
 from rotator.emulator import Fault
 from rotator.net import describe, ssl_context
 from rotator.settings import Trust
 
 
 def failed_errors(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[Any]]:
-    code = cli.main([*args, "--log-format", "json"])
-    _, err = capsys.readouterr()
-    return code, [e["error"] for e in named(err, "rotation.failed")]
+    run = run_cli(*args, capsys=capsys)
+    return run.code, [e["error"] for e in named(run.stderr, "rotation.failed")]
 
 
 @pytest.mark.parametrize("path", ["/api/v2/", "/auth/token", "/oauth/token"])

@@ -28,9 +28,11 @@ from conftest import (
     KEY_ID,
     SERVICES_ID,
     TEAM_ID,
+    Run,
     bound_listen,
     child_env,
     dump_hook,
+    run_cli,
     wait_for,
 )
 from fakes import FakeApple, FakeTenant
@@ -38,7 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 import rotator
-from rotator import cli, config, logs, runner, secret
+from rotator import config, logs, runner, secret
 from rotator.emulator import Emulator, Fault
 from rotator.outcome import Report
 from rotator.reload import Reloader
@@ -808,11 +810,9 @@ def test_listen_on_port_0_serves_on_a_free_port_named_in_scheduler_started(
 # -- bad configuration: exit 2 before anything is contacted -------------------------
 
 
-def start_cli(cfg: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def start_cli(cfg: Path, capsys: pytest.CaptureFixture[str]) -> Run:
     """`rotator start` in this process (it must refuse before it starts anything)."""
-    code = cli.main(["start", "--config", str(cfg), "--log-format", "json"])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli("start", "--config", str(cfg), capsys=capsys)
 
 
 @pytest.mark.parametrize(
