@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import ssl
 import time
 
 import httpx
@@ -362,8 +361,7 @@ def test_rate_limit_burst_from_constructor() -> None:
     """The constructor's burst 2 at 2/s eventually answers 429, and the bucket refills."""
     with Emulator(rate_limit_burst=2, rate_limit_per_second=2) as limited:
         limited.add_client("full", SECRET)
-        context = ssl.create_default_context(cafile=limited.ca_pem_path)
-        with httpx.Client(base_url=limited.base_url, verify=context) as client:
+        with client_for(limited) as client:
             headers = bearer(get_token(client, limited))
             statuses = [
                 client.get("/api/v2/connections", headers=headers).status_code for _ in range(20)

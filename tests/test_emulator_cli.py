@@ -21,7 +21,7 @@ import pytest
 from conftest import HEAVY, ROOT, probe, run_rotator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from emulator_helpers import elsewhere, emulator, sample_emulator, serving, stop
+from emulator_helpers import client_for, elsewhere, emulator, sample_emulator, serving, stop
 
 from rotator import secret as rotator_secret
 from rotator.emulator import Emulator, cli
@@ -196,8 +196,7 @@ def test_every_help_works_offline(
 def test_admin_endpoints_need_the_token() -> None:
     """The admin endpoints answer 401 without the token, and 400/404/201 with it."""
     with sample_emulator() as emu:
-        context = ssl.create_default_context(cafile=emu.ca_pem_path)
-        with httpx.Client(base_url=emu.base_url, verify=context) as http:
+        with client_for(emu) as http:
             keys = "/_emulator/apple/keys"
             assert http.post(keys, json={}).status_code == 401
             auth = {"Authorization": f"Bearer {emu.admin_token}"}
