@@ -55,7 +55,7 @@ def test_every_error_is_a_rotator_error_with_a_one_line_docstring() -> None:
     """One root: each class derives from RotatorError and says in one line what failed."""
     for name, cls in CLASSES.items():
         assert issubclass(cls, RotatorError), name
-        assert len((cls.__doc__ or "\n").splitlines()) == 1, name  # its own, not inherited
+        assert len((cls.__doc__ or "").splitlines()) == 1, name  # its own, not inherited
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
