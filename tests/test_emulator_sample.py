@@ -3,6 +3,8 @@ and that rotator writes it keeping every option it never heard of."""
 
 from __future__ import annotations
 
+import copy
+
 from fakes import FakeTenant
 
 from rotator.emulator.sample import FETCH_USER_PROFILE, apple_connection, apple_options
@@ -37,17 +39,13 @@ def test_no_client_secret_key_without_a_secret() -> None:
 
 def test_each_call_gives_a_fresh_copy() -> None:
     """Changing what one call returned, however deep, changes nothing for the next."""
+    pristine = copy.deepcopy(apple_connection(SID))
     first = apple_connection(SID)
     first["options"]["scripts"]["fetchUserProfile"] = "changed"
+    first["options"]["upstream_params"]["response_mode"]["value"] = "changed"
     first["options"]["non_persistent_attrs"].append("changed")
     first["enabled_clients"].append("changed")
-    assert apple_connection(SID) == {
-        "name": "apple",
-        "display_name": "Sign in with Apple",
-        "strategy": "oauth2",
-        "enabled_clients": ["sampleAppClientId0000000000000001"],
-        "options": apple_options(SID),
-    }
+    assert apple_connection(SID) == pristine
 
 
 def test_the_connection_takes_its_name_and_display_name() -> None:
