@@ -14,9 +14,7 @@ import httpx
 import pytest
 from emulator_helpers import (
     OPTIONS,
-    SECRET,
     bearer,
-    conn_id,
     get_token,
     sample_emu,
     sample_http,
@@ -28,51 +26,6 @@ FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here
 
 
 # -- journal, state helpers, transport ------------------------------------------------------------
-
-
-def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
-    """The journal keeps method, path, query, headers, body, status and answer, in order."""
-    token = get_token(http, emu)
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
-    first, second = emu.journal
-    assert (first.method, first.path, first.status) == ("POST", "/oauth/token", 200)
-    assert isinstance(first.body, dict)
-    assert first.body["grant_type"] == "client_credentials"
-    assert (second.method, second.path, second.query, second.status) == (
-        "PATCH",
-        path,
-        {"x": ["1"]},
-        400,  # x is no query parameter of the operation
-    )
-    assert second.answer is not None
-    assert second.answer.status == 400
-    assert isinstance(second.answer.body, dict)
-    assert second.answer.body["errorCode"] == "invalid_query_string"
-    assert second.headers["authorization"] == f"Bearer {token}"
-    assert second.body == {"display_name": "Apple"}
-    assert first.time <= second.time
-    assert SECRET not in repr(first)
-    assert token not in repr(second)
-    emu.clear_journal()
-    assert emu.journal == []
-
-
-def test_state_helpers(emu: Emulator) -> None:
-    """add_connection stores a deep copy with defaults; the helpers take id or name."""
-    source: dict[str, Any] = {"name": "extra", "options": {"nested": {"a": 1}}}
-    stored = emu.add_connection(source)
-    source["options"]["nested"]["a"] = 2
-    assert stored["id"].startswith("con_")
-    assert len(stored["id"]) == 20
-    assert stored["strategy"] == "oauth2"
-    assert emu.connection(stored["id"])["options"] == {"nested": {"a": 1}}
-    emu.set_connection_options(stored["id"], {"client_secret": "s"})
-    assert emu.connection("extra")["options"] == {"client_secret": "s"}
-    with pytest.raises(ValueError, match="already exists"):
-        emu.add_connection({"name": "extra"})
-    with pytest.raises(KeyError):
-        emu.connection("missing")
 
 
 def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
