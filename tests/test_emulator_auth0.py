@@ -413,11 +413,6 @@ def test_custom_audience_refuses_the_default_one() -> None:
         assert http.post("/oauth/token", data=token_request(emu)).status_code == 200
 
 
-def test_default_audience_is_the_emulator_address(emu: Emulator) -> None:
-    """Without audience, the Management API identifier is https://localhost:PORT/api/v2/."""
-    assert emu.audience == f"https://localhost:{emu.port}/api/v2/"
-
-
 def test_auth0_in_process_without_a_socket() -> None:
     """Auth0.handle answers tokens, reads and PATCHes as plain Python, no server involved."""
     tenant = Auth0(audience="https://t.example/api/v2/")

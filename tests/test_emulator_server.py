@@ -1,4 +1,5 @@
-"""Tests for the emulator's server: journal, state helpers, TLS, keep-alive, stop."""
+"""Tests for rotator.emulator.server: keep-alive, concurrency, a prompt stop, auth0-python's
+client against it, and a light import."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from rotator.emulator import Emulator
 FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here by those names
 
 
-# -- journal, state helpers, transport ------------------------------------------------------------
+# -- transport ------------------------------------------------------------------------------------
 
 
 def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
@@ -46,22 +47,6 @@ def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert results == [200] * 50
-
-
-def test_tls_requires_the_ca(emu: Emulator) -> None:
-    """A client that does not load the emulator's CA fails certificate verification."""
-    with (
-        httpx.Client(verify=ssl.create_default_context()) as client,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-    ):
-        client.get(f"{emu.base_url}/api/v2/connections")
-
-
-def test_certificate_valid_for_ip(emu: Emulator) -> None:
-    """The certificate also covers 127.0.0.1, and client_ssl_context() trusts it."""
-    with httpx.Client(verify=emu.client_ssl_context()) as client:
-        response = client.get(f"https://127.0.0.1:{emu.port}/api/v2/connections")
-    assert response.status_code == 401
 
 
 def test_stop_is_prompt_with_idle_keep_alive() -> None:
