@@ -126,8 +126,7 @@ def test_a_dropped_request_is_journalled_with_no_answer() -> None:
 
 
 def test_a_delayed_request_is_in_flight_and_journalled_where_it_arrived() -> None:
-    """A request held by a delay fault is in flight; once answered it is listed before a
-    request that arrived after it but was answered first."""
+    """Held by a delay, a request is in flight, then listed before a later one answered first."""
     backend = Backend(audience=AUDIENCE)
     backend.inject(Fault(path="/slow", delay=0.3))
     held = threading.Thread(target=backend.exchange, args=("GET", "/slow", {}, {}, b""))
