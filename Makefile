@@ -44,10 +44,10 @@ WORKERS ?= 6
 test: $(VENV)/.test $(BIN)/promtool $(BIN)/prometheus $(BIN)/actionlint
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
-## lint: ruff and mypy (strict), promtool on the alert rules, actionlint on the workflow
+## lint: ruff and mypy (strict: rotator, tests, bench), promtool on the alert rules, actionlint on the workflow
 lint: $(VENV)/.test $(BIN)/promtool $(BIN)/actionlint
 	$(BIN)/ruff check .
-	$(BIN)/mypy rotator tests
+	$(BIN)/mypy rotator tests bench
 	$(BIN)/promtool check rules deploy/prometheus/rotator-rules.yaml
 	$(BIN)/actionlint deploy/github-actions/*.yml
 

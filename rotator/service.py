@@ -340,11 +340,11 @@ def serve(settings: Settings, reloader: Reloader | None = None) -> bool:
     service = Service(settings, reloader=reloader)
     with signals.caught(hangup=True) as caught:
         service.start()
+        reloaded = 0  # SIGHUPs answered
         while not caught.stop.is_set():
-            caught.wake.wait(3600)
-            caught.wake.clear()
-            if caught.hangup.is_set() and not caught.stop.is_set():
-                caught.hangup.clear()
+            caught.wait(3600)
+            if caught.hangups != reloaded and not caught.stop.is_set():
+                reloaded = caught.hangups
                 if service.reload(force=True, trigger="SIGHUP"):
                     service.check_now()
         return service.stop(caught.first or "requested")

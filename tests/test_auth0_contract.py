@@ -8,7 +8,7 @@ check-config --online, a dry run) go through the emulator over TLS; its
 journal then holds every request rotator made and every answer it got.
 Auth0's documented behaviour beyond the schemas (a PATCH without display_name
 resets it to the name; ``options`` is replaced whole) is tested in
-tests/test_emulator_auth0.py and tests/test_rotation.py.
+tests/test_emulator_management.py and tests/test_rotation.py.
 """
 
 from __future__ import annotations

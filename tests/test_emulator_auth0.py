@@ -1,4 +1,5 @@
-"""Tests for rotator.emulator.auth0: Auth0's behaviour, driven over real HTTPS."""
+"""Tests for rotator.emulator.auth0: tokens, the rate limit and the audience, over real HTTPS
+and in-process (the connections endpoints: test_emulator_management.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import httpx
 import pytest
 from conftest import wait_for
 from emulator_helpers import (
-    OPTIONS,
     SECRET,
     assert_auth0_error,
     bearer,
     client_for,
-    conn_id,
     get_token,
     sample_emu,
     sample_emulator,
@@ -105,231 +104,6 @@ def test_expire_tokens(http: httpx.Client, emu: Emulator) -> None:
     assert http.get("/api/v2/connections", headers=bearer(get_token(http, emu))).status_code == 200
 
 
-# -- reading connections --------------------------------------------------------------
-
-
-def test_list_plain_array_with_filters(http: httpx.Client, emu: Emulator) -> None:
-    """Without pagination parameters the list is a plain array filtered by name and strategy."""
-    emu.add_connection({"name": "google", "strategy": "google-oauth2"})
-    emu.add_connection({"name": "native-apple", "strategy": "apple"})
-    headers = bearer(get_token(http, emu))
-    everything = http.get("/api/v2/connections", headers=headers).json()
-    assert [c["name"] for c in everything] == ["apple", "google", "native-apple"]
-    by_name = http.get("/api/v2/connections", headers=headers, params={"name": "apple"}).json()
-    assert [c["name"] for c in by_name] == ["apple"]
-    assert set(by_name[0]) == {
-        "id",
-        "name",
-        "display_name",
-        "strategy",
-        "options",
-        "realms",
-        "is_domain_connection",
-    }  # no enabled_clients: Auth0's ConnectionForList has none
-    repeated = http.get(
-        "/api/v2/connections",
-        headers=headers,
-        params=[("strategy", "oauth2"), ("strategy", "apple")],
-    ).json()
-    assert [c["name"] for c in repeated] == ["apple", "native-apple"]
-    comma = http.get(
-        "/api/v2/connections", headers=headers, params={"strategy": "apple,google-oauth2"}
-    )
-    assert [c["name"] for c in comma.json()] == ["google", "native-apple"]
-
-
-def test_list_include_totals(http: httpx.Client, emu: Emulator) -> None:
-    """page/per_page with include_totals=true wraps the page in total, start and limit."""
-    emu.add_connection({"name": "second"})
-    params = {"page": "1", "per_page": "1", "include_totals": "true"}
-    body = http.get(
-        "/api/v2/connections", headers=bearer(get_token(http, emu)), params=params
-    ).json()
-    assert body["total"] == 2
-    assert body["start"] == 1
-    assert body["limit"] == 1
-    assert [c["name"] for c in body["connections"]] == ["second"]
-
-
-def test_list_checkpoint_pagination(http: httpx.Client, emu: Emulator) -> None:
-    """from/take pagination returns pages with an opaque next cursor, left out on the last page."""
-    for name in ("b", "c"):
-        emu.add_connection({"name": name})
-    headers = bearer(get_token(http, emu))
-    names: list[str] = []
-    params: dict[str, str] = {"take": "2", "include_totals": "true"}
-    pages = 0
-    while True:
-        body = http.get("/api/v2/connections", headers=headers, params=params).json()
-        pages += 1
-        assert set(body) <= {"connections", "next"}
-        names += [c["name"] for c in body["connections"]]
-        if "next" not in body:
-            break
-        params = {"take": "2", "from": body["next"]}
-    assert names == ["apple", "b", "c"]
-    assert pages == 2
-    only_names = {"take": "1", "fields": "name"}
-    first = http.get("/api/v2/connections", headers=headers, params=only_names).json()
-    assert first["connections"] == [{"name": "apple"}]
-    assert "next" in first
-    too_many = http.get("/api/v2/connections", headers=headers, params={"take": "101"})
-    assert_auth0_error(too_many, 400, "invalid_query_string")
-
-
-def test_fields_include_and_exclude(http: httpx.Client, emu: Emulator) -> None:
-    """fields keeps only the listed fields, or drops them with include_fields=false."""
-    headers = bearer(get_token(http, emu))
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    kept = http.get(path, headers=headers, params={"fields": "id,name"}).json()
-    assert set(kept) == {"id", "name"}
-    dropped = http.get(
-        path, headers=headers, params={"fields": "options", "include_fields": "false"}
-    ).json()
-    assert "options" not in dropped
-    assert dropped["name"] == "apple"
-
-
-def test_get_by_id(http: httpx.Client, emu: Emulator) -> None:
-    """GET by id returns the stored connection with its options."""
-    body = http.get(
-        f"/api/v2/connections/{conn_id(emu)}", headers=bearer(get_token(http, emu))
-    ).json()
-    assert body["options"] == OPTIONS
-    assert body["display_name"] == "Apple"
-    assert body["strategy"] == "oauth2"
-
-
-def test_get_unknown_connection(http: httpx.Client, emu: Emulator) -> None:
-    """An unknown connection id answers Auth0's 404 inexistent_connection."""
-    response = http.get(
-        "/api/v2/connections/con_0000000000000000", headers=bearer(get_token(http, emu))
-    )
-    assert assert_auth0_error(response, 404, "inexistent_connection") == {
-        "statusCode": 404,
-        "error": "Not Found",
-        "message": "The connection does not exist.",
-        "errorCode": "inexistent_connection",
-    }
-
-
-def test_get_by_name_is_not_an_id(http: httpx.Client, emu: Emulator) -> None:
-    """A connection name in the id position is refused with 400 invalid_uri, as Auth0 does."""
-    response = http.get("/api/v2/connections/apple", headers=bearer(get_token(http, emu)))
-    assert_auth0_error(response, 400, "invalid_uri")
-
-
-def test_unknown_route(http: httpx.Client, emu: Emulator) -> None:
-    """Unknown routes answer an Auth0-shaped 404 as JSON."""
-    headers = bearer(get_token(http, emu))
-    assert_auth0_error(http.get("/api/v2/users", headers=headers), 404, "not_found")
-    assert_auth0_error(http.get("/nowhere"), 404, "not_found")
-    assert_auth0_error(
-        http.delete(f"/api/v2/connections/{conn_id(emu)}", headers=headers), 404, "not_found"
-    )
-
-
-def test_read_scope_required(http: httpx.Client, emu: Emulator) -> None:
-    """Reading connections without read:connections is 403 insufficient_scope."""
-    token = get_token(http, emu, "readonly", "readonly-secret")
-    response = http.get("/api/v2/connections", headers=bearer(token))
-    body = assert_auth0_error(response, 403, "insufficient_scope")
-    assert body["message"] == "Insufficient scope, expected any of: read:connections"
-
-
-def test_options_hidden_without_read_options_scope(http: httpx.Client, emu: Emulator) -> None:
-    """Without read:connections_options, list, get and PATCH answers leave options out."""
-    headers = bearer(get_token(http, emu, "noopts", "noopts-secret"))
-    listed = http.get("/api/v2/connections", headers=headers).json()
-    assert "options" not in listed[0]
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    assert "options" not in http.get(path, headers=headers).json()
-    patched = http.patch(path, headers=headers, json={"display_name": "Apple"})
-    assert patched.status_code == 200
-    assert "options" not in patched.json()
-    assert emu.connection("apple")["options"] == OPTIONS
-
-
-# -- writing connections ---------------------------------------------------------------
-
-
-def test_patch_options_needs_update_options_scope(http: httpx.Client, emu: Emulator) -> None:
-    """A PATCH carrying options without update:connections_options is 403 and changes nothing."""
-    headers = bearer(get_token(http, emu, "noopts", "noopts-secret"))
-    response = http.patch(
-        f"/api/v2/connections/{conn_id(emu)}",
-        headers=headers,
-        json={"options": {"client_secret": "new"}, "display_name": "Apple"},
-    )
-    body = assert_auth0_error(response, 403, "insufficient_scope")
-    assert "update:connections_options" in body["message"]
-    assert emu.connection("apple")["options"] == OPTIONS
-
-
-def test_patch_replaces_options_and_resets_display_name(http: httpx.Client, emu: Emulator) -> None:
-    """PATCH options replaces the whole object, and a left-out display_name becomes the name."""
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    response = http.patch(
-        path, headers=bearer(get_token(http, emu)), json={"options": {"client_secret": "new"}}
-    )
-    assert response.status_code == 200
-    assert response.json()["options"] == {"client_secret": "new"}
-    stored = emu.connection("apple")
-    assert stored["options"] == {"client_secret": "new"}
-    assert stored["display_name"] == "apple"
-
-
-def test_patch_keeps_given_display_name(http: httpx.Client, emu: Emulator) -> None:
-    """A PATCH with options and display_name stores both and answers the result."""
-    new_options = OPTIONS | {"client_secret": "new"}
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    response = http.patch(
-        path,
-        headers=bearer(get_token(http, emu)),
-        json={"options": new_options, "display_name": "Apple"},
-    )
-    assert response.status_code == 200
-    assert response.json()["options"] == new_options
-    assert response.json()["display_name"] == "Apple"
-    assert emu.connection("apple")["options"] == new_options
-
-
-@pytest.mark.parametrize("key", ["name", "id", "strategy"])
-def test_patch_unknown_key_refused(http: httpx.Client, emu: Emulator, key: str) -> None:
-    """A PATCH body with a key Auth0 does not accept is 400 invalid_body and changes nothing."""
-    response = http.patch(
-        f"/api/v2/connections/{conn_id(emu)}",
-        headers=bearer(get_token(http, emu)),
-        json={"options": {"client_secret": "new"}, key: "x"},
-    )
-    body = assert_auth0_error(response, 400, "invalid_body")
-    assert (
-        body["message"] == f"Payload validation error: 'Additional properties not allowed: {key}'."
-    )
-    assert emu.connection("apple")["options"] == OPTIONS
-
-
-def test_patch_bad_payloads(http: httpx.Client, emu: Emulator) -> None:
-    """Non-JSON bodies, non-object bodies and mistyped fields are 400 invalid_body."""
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    headers = bearer(get_token(http, emu)) | {"Content-Type": "application/json"}
-    assert_auth0_error(http.patch(path, headers=headers, content=b"{not json"), 400, "invalid_body")
-    assert_auth0_error(http.patch(path, headers=headers, json=[1]), 400, "invalid_body")
-    typed = http.patch(path, headers=headers, json={"options": "secret"})
-    assert "Expected type object" in assert_auth0_error(typed, 400, "invalid_body")["message"]
-    assert emu.connection("apple")["options"] == OPTIONS
-
-
-def test_patch_unknown_connection(http: httpx.Client, emu: Emulator) -> None:
-    """PATCH of an unknown id is 404 inexistent_connection."""
-    response = http.patch(
-        "/api/v2/connections/con_0000000000000000",
-        headers=bearer(get_token(http, emu)),
-        json={"display_name": "x"},
-    )
-    assert_auth0_error(response, 404, "inexistent_connection")
-
-
 # -- rate limit --------------------------------------------------------------------------
 
 
@@ -410,11 +184,6 @@ def test_custom_audience_refuses_the_default_one() -> None:
             "error_description": f"Service not enabled within domain: {default}",
         }
         assert http.post("/oauth/token", data=token_request(emu)).status_code == 200
-
-
-def test_default_audience_is_the_emulator_address(emu: Emulator) -> None:
-    """Without audience, the Management API identifier is https://localhost:PORT/api/v2/."""
-    assert emu.audience == f"https://localhost:{emu.port}/api/v2/"
 
 
 def test_auth0_in_process_without_a_socket() -> None:

@@ -1,4 +1,5 @@
-"""Tests for the emulator's server: journal, state helpers, TLS, keep-alive, stop."""
+"""Tests for rotator.emulator.server: keep-alive, concurrency, a prompt stop, auth0-python's
+client against it, and a light import."""
 
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ import pytest
 from conftest import ROOT
 from emulator_helpers import (
     OPTIONS,
-    SECRET,
     bearer,
-    conn_id,
     get_token,
     sample_emu,
     sample_http,
@@ -28,52 +27,7 @@ from rotator.emulator import Emulator
 FIXTURES = (sample_emu, sample_http)  # the `emu` and `http` fixtures, used here by those names
 
 
-# -- journal, state helpers, transport ------------------------------------------------------------
-
-
-def test_journal_records_requests(http: httpx.Client, emu: Emulator) -> None:
-    """The journal keeps method, path, query, headers, body, status and answer, in order."""
-    token = get_token(http, emu)
-    path = f"/api/v2/connections/{conn_id(emu)}"
-    http.patch(path, headers=bearer(token), params={"x": "1"}, json={"display_name": "Apple"})
-    first, second = emu.journal
-    assert (first.method, first.path, first.status) == ("POST", "/oauth/token", 200)
-    assert isinstance(first.body, dict)
-    assert first.body["grant_type"] == "client_credentials"
-    assert (second.method, second.path, second.query, second.status) == (
-        "PATCH",
-        path,
-        {"x": ["1"]},
-        400,  # x is no query parameter of the operation
-    )
-    assert second.answer is not None
-    assert second.answer.status == 400
-    assert isinstance(second.answer.body, dict)
-    assert second.answer.body["errorCode"] == "invalid_query_string"
-    assert second.headers["authorization"] == f"Bearer {token}"
-    assert second.body == {"display_name": "Apple"}
-    assert first.time <= second.time
-    assert SECRET not in repr(first)
-    assert token not in repr(second)
-    emu.clear_journal()
-    assert emu.journal == []
-
-
-def test_state_helpers(emu: Emulator) -> None:
-    """add_connection stores a deep copy with defaults; the helpers take id or name."""
-    source: dict[str, Any] = {"name": "extra", "options": {"nested": {"a": 1}}}
-    stored = emu.add_connection(source)
-    source["options"]["nested"]["a"] = 2
-    assert stored["id"].startswith("con_")
-    assert len(stored["id"]) == 20
-    assert stored["strategy"] == "oauth2"
-    assert emu.connection(stored["id"])["options"] == {"nested": {"a": 1}}
-    emu.set_connection_options(stored["id"], {"client_secret": "s"})
-    assert emu.connection("extra")["options"] == {"client_secret": "s"}
-    with pytest.raises(ValueError, match="already exists"):
-        emu.add_connection({"name": "extra"})
-    with pytest.raises(KeyError):
-        emu.connection("missing")
+# -- transport ------------------------------------------------------------------------------------
 
 
 def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
@@ -94,22 +48,6 @@ def test_keep_alive_and_concurrency(http: httpx.Client, emu: Emulator) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert results == [200] * 50
-
-
-def test_tls_requires_the_ca(emu: Emulator) -> None:
-    """A client that does not load the emulator's CA fails certificate verification."""
-    with (
-        httpx.Client(verify=ssl.create_default_context()) as client,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-    ):
-        client.get(f"{emu.base_url}/api/v2/connections")
-
-
-def test_certificate_valid_for_ip(emu: Emulator) -> None:
-    """The certificate also covers 127.0.0.1, and client_ssl_context() trusts it."""
-    with httpx.Client(verify=emu.client_ssl_context()) as client:
-        response = client.get(f"https://127.0.0.1:{emu.port}/api/v2/connections")
-    assert response.status_code == 401
 
 
 def test_stop_is_prompt_with_idle_keep_alive() -> None:

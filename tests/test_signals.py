@@ -29,7 +29,8 @@ def test_a_signal_sets_stop_and_is_recorded() -> None:
     with signals.caught() as caught:
         assert not caught.stop.is_set()
         os.kill(os.getpid(), signal.SIGTERM)
-        assert caught.stop.wait(5)
+        caught.wait(5)
+        assert caught.stop.is_set()
         os.kill(os.getpid(), signal.SIGTERM)
     assert caught.received == ["SIGTERM", "SIGTERM"]
     assert caught.first == "SIGTERM"
@@ -39,7 +40,8 @@ def test_a_second_sigint_insists() -> None:
     """The first SIGINT asks to stop; the second raises KeyboardInterrupt at once."""
     with signals.caught() as caught:
         os.kill(os.getpid(), signal.SIGINT)
-        assert caught.stop.wait(5)
+        caught.wait(5)
+        assert caught.stop.is_set()
         with pytest.raises(KeyboardInterrupt):
             _send_and_wait(signal.SIGINT)
     assert caught.received == ["SIGINT", "SIGINT"]
@@ -54,15 +56,98 @@ def test_the_previous_handlers_come_back() -> None:
 
 
 def test_sighup_asks_for_a_reload_not_a_stop_when_hangup_is_caught() -> None:
-    """With hangup=True, SIGHUP sets hangup and wake, not stop; its handler is put back after."""
+    """With hangup=True, SIGHUP counts a reload and ends a wait, not stop; its handler is put
+    back after."""
     before = signal.getsignal(signal.SIGHUP)
     with signals.caught(hangup=True) as caught:
         os.kill(os.getpid(), signal.SIGHUP)
-        assert caught.wake.wait(5)
-        assert caught.hangup.is_set()
+        began = time.monotonic()
+        caught.wait(30)
+        assert time.monotonic() - began < 10  # ended by the signal, not the timeout
+        assert caught.hangups == 1
         assert not caught.stop.is_set()
         assert caught.received == []
     assert signal.getsignal(signal.SIGHUP) == before
+
+
+def test_a_wait_ends_at_its_timeout_when_no_signal_comes() -> None:
+    """Caught.wait sleeps no longer than its timeout, and no shorter, with no signal."""
+    with signals.caught() as caught:
+        began = time.monotonic()
+        caught.wait(0.2)
+        assert 0.2 <= time.monotonic() - began < 5
+        assert not caught.stop.is_set()
+
+
+_TO_ANOTHER_THREAD = """
+import signal, threading, time
+from rotator import signals
+
+main = threading.get_native_id()
+
+def asleep() -> bool:  # the main thread's state in /proc: S while it sleeps in its wait
+    with open(f"/proc/self/task/{main}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "S"
+
+def worker() -> None:
+    deadline = time.monotonic() + 20
+    while not asleep() and time.monotonic() < deadline:
+        pass
+    # The kernel may hand a process's signal to any of its threads: here, this one.
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+with signals.caught() as caught:
+    threading.Thread(target=worker).start()
+    while not caught.stop.is_set():
+        caught.wait(60)
+print("stopped by", caught.first, flush=True)
+"""
+
+
+def test_a_signal_another_thread_receives_still_ends_the_main_threads_wait() -> None:
+    """SIGTERM delivered to a worker thread ends the main thread's wait at once, not at its
+    60 s timeout: the interpreter's wakeup fd, not the main thread's own interruption."""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _TO_ANOTHER_THREAD], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (0, "stopped by SIGTERM\n"), done.stderr
+    assert time.monotonic() - began < 20
+
+
+_WAITER = """
+import sys
+from rotator import signals
+with signals.caught(hangup=True) as caught:
+    print("ready", flush=True)
+    answered = 0
+    while not caught.stop.is_set():
+        caught.wait(0.001)  # waits begin and end all the time: a signal lands anywhere
+        answered = caught.hangups
+print("stopped after", answered, "SIGHUPs", flush=True)
+"""
+
+
+def test_a_burst_of_signals_never_hangs_the_waiting_main_thread() -> None:
+    """SIGHUPs for 1.5 s, then SIGTERM, at a main thread waiting for them: it stops.
+
+    A handler that takes a lock the main thread holds (setting an Event the main
+    thread waits on or clears) hangs the process for good when a signal lands
+    at the wrong moment; a burst makes that moment come.
+    """
+    with subprocess.Popen([sys.executable, "-c", _WAITER], stdout=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            barrage = time.monotonic() + 1.5  # a burst, not a wait: signals all along
+            while time.monotonic() < barrage:
+                os.kill(proc.pid, signal.SIGHUP)
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            assert proc.stdout.read().startswith("stopped after")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 # -- whole runs, as processes ------------------------------------------------------------

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import signal
 import sys
 import tempfile
 import textwrap
-import threading
 from pathlib import Path
 
+from rotator import signals
 from rotator.emulator import admin, tryout
 from rotator.emulator.auth0 import DEFAULT_SCOPES
 from rotator.emulator.sample import apple_connection
@@ -176,19 +175,23 @@ def register(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``serve``: an emulator with sample state until Ctrl-C or SIGTERM."""
-    from rotator.emulator.loopback import Emulator
-    from rotator.secret import generate_throwaway_key
-
+    """``serve``: an emulator with sample state until Ctrl-C or SIGTERM (a second Ctrl-C
+    stops it at once)."""
     config: Path | None = None
     if args.write_config:
         try:
             config = tryout.target(args.write_config, SAMPLE_KEY)
         except tryout.Refused as exc:
             parser.error(str(exc))
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    with signals.caught() as caught:
+        return _serve(parser, args, config, caught)
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Path | None,
+           caught: signals.Caught) -> int:
+    from rotator.emulator.loopback import Emulator
+    from rotator.secret import generate_throwaway_key
+
     services_ids: list[str] = args.services_id or [SAMPLE_SERVICES_ID]
     audience = args.audience or (CUSTOM_DOMAIN_AUDIENCE if args.custom_domain else None)
     with tempfile.TemporaryDirectory(prefix="rotator-emulator-key-") as tmp:
@@ -251,8 +254,8 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 _say("config", f"{config}  (secrets beside it, mode 0600)")
                 print(f"Try, from any folder: rotator check-config --online --config {config}")
             print("Ctrl-C to stop.", flush=True)
-            while not stop.wait(0.5):
-                pass
+            while not caught.stop.is_set():
+                caught.wait(3600)
     return 0
 
 
