@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import wait_for
 from emulator_helpers import (
     SECRET,
     bearer,
@@ -15,7 +16,6 @@ from emulator_helpers import (
     get_token,
     sample_emu,
     sample_http,
-    wait_for,
 )
 
 from rotator.emulator import Emulator, Fault
@@ -131,7 +131,7 @@ def test_a_delayed_request_is_in_flight_and_journalled_where_it_arrived() -> Non
     backend.inject(Fault(path="/slow", delay=0.3))
     held = threading.Thread(target=backend.exchange, args=("GET", "/slow", {}, {}, b""))
     held.start()
-    wait_for(lambda: backend.in_flight() == [("GET", "/slow")])
+    wait_for(lambda: backend.in_flight() == [("GET", "/slow")], 10, "the request in flight")
     backend.exchange("GET", "/quick", {}, {}, b"")
     assert [r.path for r in backend.journal] == ["/quick"]
     held.join(timeout=5)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from emulator_helpers import client_for, sample_emu, wait_for
+from conftest import wait_for
+from emulator_helpers import client_for, sample_emu
 
 from rotator.emulator import Emulator, Fault
 
@@ -145,7 +146,7 @@ def test_stop_cuts_a_delayed_request_short() -> None:
 
     asking = threading.Thread(target=ask)
     asking.start()
-    wait_for(lambda: emu.in_flight() == [("GET", "/nowhere")])
+    wait_for(lambda: emu.in_flight() == [("GET", "/nowhere")], 10, "the request in flight")
     started = time.monotonic()
     emu.stop()
     asking.join(timeout=5)

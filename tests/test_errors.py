@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import rotator.errors
 from rotator import cli
 from rotator.errors import RotatorError, unexpected
 
-ROOT = Path(__file__).resolve().parents[1]
 #: Every exception class rotator.errors defines, by name.
 CLASSES = {
     name: value for name, value in vars(rotator.errors).items()
