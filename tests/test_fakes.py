@@ -9,10 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fakes import FakeApple, FakeTenant
 
-from rotator.deadline import Deadline
 from rotator.emulator import Fault
 from rotator.errors import Auth0ReadError, Auth0WriteError, TokenError
-from rotator.seams import AppleAnswer, AppleSide, Connection, Destination
+from rotator.seams import AppleAnswer, Connection
 
 OPTIONS = {"client_id": "com.example.webapp", "client_secret": "old", "scope": "name email"}
 TEAM, KID, SID = "FAKETEAM01", "FAKEKEY001", "com.example.webapp"
@@ -25,16 +24,6 @@ def tenant() -> FakeTenant:
     fake.backend.add_connection({"name": "apple", "display_name": "Apple", "options": OPTIONS})
     fake.backend.add_connection({"name": "native", "strategy": "apple"})
     return fake
-
-
-def test_fakes_satisfy_the_seams() -> None:
-    """FakeTenant is an Destination and FakeApple an AppleSide (checked by mypy too)."""
-    auth0: Destination = FakeTenant(name="t.example")
-    apple: AppleSide = FakeApple()
-    assert auth0.name == "t.example"
-    auth0.serve(Deadline(10))
-    auth0.close()
-    apple.close()
 
 
 def test_read_by_id_and_by_name(tenant: FakeTenant) -> None:
