@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import secrets
 import time
 from contextlib import ExitStack
@@ -12,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from conftest import KEY_ID, SERVICES_ID, TEAM_ID
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from rotator import secret
 from rotator.auth0_rules import SCOPES
 from rotator.emulator import Emulator
+from rotator.emulator.cli import write_rsa_key
 from rotator.emulator.sample import apple_options
 
 
@@ -33,13 +32,8 @@ def write_signing_key(path: Path) -> rsa.RSAPublicKey:
 
     A test that needs a key no client knows makes one with ``write_rsa_key``.
     """
-    key = _signing_key()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    return key.public_key()
+    public: rsa.RSAPublicKey = write_rsa_key(path, key=_signing_key())
+    return public
 
 
 def realistic_options(client_secret: str | None, services_id: str = SERVICES_ID) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from rotator import signals
 from rotator.emulator import admin, tryout
@@ -270,8 +271,9 @@ def _native_apple() -> dict[str, object]:
                         "kid": SAMPLE_KEY, "scope": "name email"}}
 
 
-def write_rsa_key(path: Path, bits: int = 2048) -> object:
-    """Write a fresh unencrypted RSA private key (PKCS#8 PEM) to ``path``, mode 0600.
+def write_rsa_key(path: Path, bits: int = 2048, key: Any = None) -> Any:
+    """Write ``key``, or a fresh RSA private key, unencrypted (PKCS#8 PEM) to ``path``,
+    mode 0600.
 
     Returns its public key, to register as the client's credential.
     """
@@ -280,7 +282,7 @@ def write_rsa_key(path: Path, bits: int = 2048) -> object:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
